@@ -1,0 +1,316 @@
+//! One simulated Iterable project (one per data centre): keys, limits, generated data and the
+//! writes made through the API, plus the gate every API request passes.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use axum::{
+    body::Bytes,
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sim_core::{Control, Rate, RateLimiter};
+use tokio::task::JoinHandle;
+
+use crate::{
+    Region,
+    data::{Gen, TemplateRec},
+    errors,
+    keys::{self, ApiKey, JwtError, KeyTable},
+    limits::{self, Scope},
+};
+
+/// Project-level switches taken from [`crate::Options`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub unpaginated_allowed: bool,
+    pub rate_limits: bool,
+    pub webhook_on_send: bool,
+}
+
+/// A user profile written through the API (or a generated one that was written to).
+#[derive(Clone, Debug)]
+pub struct StoredUser {
+    pub email: String,
+    pub user_id: Option<String>,
+    pub fields: Map<String, Value>,
+    pub updated_ms: i64,
+}
+
+/// An event stored by `events/track`, `trackBulk` or a target send, exported by `dataTypeName`.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub data_type: String,
+    pub at_ms: i64,
+    pub id: String,
+    pub row: Map<String, Value>,
+}
+
+/// A system webhook as configured in the Iterable UI (`/_sim/webhooks` stands in for the UI).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    #[serde(default)]
+    pub id: u64,
+    pub endpoint: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "no_auth")]
+    pub auth_type: String,
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<Header>,
+    #[serde(default = "yes")]
+    pub blast_send_enabled: bool,
+    #[serde(default = "yes")]
+    pub triggered_send_enabled: bool,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Header {
+    pub key: String,
+    pub value: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn no_auth() -> String {
+    "NoAuth".into()
+}
+
+/// Data loaded through `/_sim/fixtures`, served verbatim instead of the generated sets.
+#[derive(Debug, Default)]
+pub struct Fixtures {
+    pub campaigns: Option<Vec<Value>>,
+    pub lists: Option<Vec<Value>>,
+    pub channels: Option<Vec<Value>>,
+    pub message_types: Option<Vec<Value>>,
+    pub templates: Option<Vec<TemplateRec>>,
+    /// When users are loaded, generated users are hidden.
+    pub users_replace_generated: bool,
+}
+
+/// The mutable part of a project.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// By lower-cased email.
+    pub users: HashMap<String, StoredUser>,
+    /// userId → lower-cased email.
+    pub user_ids: HashMap<String, String>,
+    /// Generated users deleted through the API (lower-cased email).
+    pub deleted: HashSet<String>,
+    /// Project-wide user field types (`string`, `long`, `double`, `boolean`, `date`, `object`).
+    pub field_types: BTreeMap<String, String>,
+    pub events: Vec<StoredEvent>,
+    pub sends: Vec<Value>,
+    pub lists_created: Vec<Value>,
+    pub lists_deleted: HashSet<u64>,
+    pub webhooks: Vec<Webhook>,
+    pub deliveries: Vec<Value>,
+    pub fixtures: Fixtures,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        let mut s = Self::default();
+        for (f, t) in [
+            ("email", "string"),
+            ("userId", "string"),
+            ("firstName", "string"),
+            ("lastName", "string"),
+            ("city", "string"),
+            ("phoneNumber", "string"),
+            ("signupDate", "date"),
+            ("signupSource", "string"),
+            ("profileUpdatedAt", "date"),
+            ("emailListIds", "long"),
+            ("unsubscribedChannelIds", "long"),
+            ("unsubscribedMessageTypeIds", "long"),
+        ] {
+            s.field_types.insert(f.into(), t.into());
+        }
+        s
+    }
+}
+
+/// One project: shared by the handlers of its data centre's server.
+pub struct Project {
+    pub region: Region,
+    pub project_id: u64,
+    pub ds: Gen,
+    pub settings: Settings,
+    pub keys: Mutex<KeyTable>,
+    pub limiter: RateLimiter,
+    /// `"METHOD route"` → rate, set through `/_sim/rate-limits`.
+    pub overrides: Mutex<HashMap<String, Rate>>,
+    pub store: Mutex<Store>,
+    pub control: Control,
+    pub http: reqwest::Client,
+    pub pending: Mutex<Vec<JoinHandle<()>>>,
+}
+
+pub type Shared = Arc<Project>;
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Project {
+    /// Back to the state of a fresh start (used by `POST /_sim/reset`).
+    pub fn reset(&self) {
+        *lock(&self.store) = Store::new();
+        *lock(&self.keys) = KeyTable::new(keys::sandbox_keys(self.region));
+        lock(&self.overrides).clear();
+        self.limiter.reset();
+        for h in lock(&self.pending).drain(..) {
+            h.abort();
+        }
+    }
+
+    pub fn now_ms() -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    /// Generated users are visible unless fixtures replaced them.
+    pub fn generated_users(&self) -> u64 {
+        if lock(&self.store).fixtures.users_replace_generated {
+            0
+        } else {
+            self.ds.users
+        }
+    }
+
+    /// The effective profile for an email: written, else generated, else none.
+    pub fn user_by_email(&self, email: &str) -> Option<StoredUser> {
+        crate::users::lookup_email(&lock(&self.store), &self.ds, email)
+    }
+
+    pub fn user_by_id(&self, user_id: &str) -> Option<StoredUser> {
+        crate::users::lookup_user_id(&lock(&self.store), &self.ds, user_id)
+    }
+
+    /// Whether a generated user is hidden by a written copy or a deletion.
+    pub fn generated_shadowed(store: &Store, email: &str) -> bool {
+        let lower = email.to_ascii_lowercase();
+        store.users.contains_key(&lower) || store.deleted.contains(&lower)
+    }
+
+    pub fn campaigns(&self) -> Vec<Value> {
+        if let Some(c) = &lock(&self.store).fixtures.campaigns {
+            return c.clone();
+        }
+        (0..self.ds.campaigns)
+            .map(|i| self.ds.campaign(i))
+            .collect()
+    }
+
+    pub fn templates(&self) -> Vec<TemplateRec> {
+        if let Some(t) = &lock(&self.store).fixtures.templates {
+            return t.clone();
+        }
+        (0..self.ds.templates_total())
+            .map(|i| self.ds.template(i))
+            .collect()
+    }
+
+    pub fn lists(&self) -> Vec<Value> {
+        let store = lock(&self.store);
+        let mut out: Vec<Value> = match &store.fixtures.lists {
+            Some(l) => l.clone(),
+            None => (0..self.ds.lists).map(|j| self.ds.list(j)).collect(),
+        };
+        out.extend(store.lists_created.iter().cloned());
+        out.retain(|l| {
+            l.get("id")
+                .and_then(Value::as_u64)
+                .is_none_or(|id| !store.lists_deleted.contains(&id))
+        });
+        out
+    }
+
+    /// The generated index of a list id, when it is a generated list.
+    pub fn generated_list_index(&self, list_id: u64) -> Option<u64> {
+        if lock(&self.store).fixtures.lists.is_some() {
+            return None;
+        }
+        let off = list_id.checked_sub(crate::data::LIST_ID_BASE)?;
+        (off % 3 == 0 && off / 3 < self.ds.lists).then_some(off / 3)
+    }
+}
+
+/// Parses a JSON body, answering Iterable's `BadJsonBody` when it is not JSON of that shape.
+pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|_| errors::bad_json())
+}
+
+/// The gate in front of every API route: the key (present, known, of a kind allowed here, with a
+/// valid JWT when JWT-enabled), then the rate limit of the endpoint. Order as Iterable: auth
+/// before limits (the limit is per project, which the key names).
+pub async fn gate(
+    State(p): State<Shared>,
+    matched: Option<MatchedPath>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let route = matched.map_or_else(|| path.clone(), |m| m.as_str().to_owned());
+    let method = req.method().clone();
+    let key = keys::presented_key(req.headers()).and_then(|v| lock(&p.keys).get(v).cloned());
+    let Some(key) = key else {
+        p.control.incr("auth_rejected");
+        return errors::bad_api_key(&path);
+    };
+    if !keys::allows(key.kind, &method, &route) {
+        p.control.incr("auth_rejected");
+        return errors::bad_api_key(&path);
+    }
+    if let Some(secret) = &key.jwt_secret {
+        match keys::verify_jwt(req.headers(), secret, Project::now_ms() / 1000) {
+            Ok(id) => {
+                req.extensions_mut().insert(Arc::new(id));
+            }
+            Err(e) => {
+                p.control.incr("auth_rejected");
+                let msg = match e {
+                    JwtError::Missing => errors::MSG_JWT_MISSING,
+                    JwtError::Invalid => errors::MSG_JWT_INVALID,
+                    JwtError::Expired => errors::MSG_JWT_EXPIRED,
+                };
+                return errors::bad_jwt(msg, &path);
+            }
+        }
+    }
+    if p.settings.rate_limits {
+        let override_key = format!("{} {route}", method.as_str());
+        let limit = match lock(&p.overrides).get(&override_key) {
+            Some(r) => Some((*r, Scope::Project)),
+            None => limits::limit_for(method.as_str(), &route),
+        };
+        if let Some((rate, scope)) = limit {
+            let owner = match scope {
+                Scope::Project => p.project_id.to_string(),
+                Scope::ApiKey => key.value.clone(),
+            };
+            if p.limiter
+                .check(&format!("{owner}:{override_key}"), rate)
+                .is_err()
+            {
+                return p.control.rate_limited(&path);
+            }
+        }
+    }
+    req.extensions_mut().insert(key_arc(key));
+    next.run(req).await
+}
+
+fn key_arc(key: ApiKey) -> Arc<ApiKey> {
+    Arc::new(key)
+}
