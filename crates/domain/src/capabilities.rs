@@ -156,7 +156,13 @@ impl Platform {
     pub const fn sync_kinds(self) -> &'static [&'static str] {
         match self {
             Platform::Iterable => &["campaigns", "lists", "templates", "users", "events"],
-            Platform::Customerio => &["campaigns", "segments", "broadcasts", "newsletters", "segment_members"],
+            Platform::Customerio => &[
+                "campaigns",
+                "segments",
+                "broadcasts",
+                "newsletters",
+                "segment_members",
+            ],
             Platform::Keap => &["contacts", "tags", "campaigns", "opportunities", "orders"],
         }
     }

@@ -3,8 +3,15 @@
 use serde::Serialize;
 
 /// Words that name routes or platforms and so can never be a publisher id.
-pub const RESERVED_PUBLISHER_IDS: [&str; 7] =
-    ["iterable", "customerio", "keap", "admin", "platforms", "webhooks", "oauth"];
+pub const RESERVED_PUBLISHER_IDS: [&str; 7] = [
+    "iterable",
+    "customerio",
+    "keap",
+    "admin",
+    "platforms",
+    "webhooks",
+    "oauth",
+];
 
 /// A validated publisher id: 1–64 characters of `A-Z a-z 0-9 _ -`, starting with a letter or
 /// digit, not a reserved word.
@@ -36,11 +43,17 @@ impl PublisherId {
         if !first.is_ascii_alphanumeric() {
             return Err(PublisherIdError::BadStart);
         }
-        if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(PublisherIdError::BadCharacter);
         }
         // Reserved words are matched case-insensitively: `Admin` would confuse people as much.
-        if RESERVED_PUBLISHER_IDS.iter().any(|r| r.eq_ignore_ascii_case(s)) {
+        if RESERVED_PUBLISHER_IDS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(s))
+        {
             return Err(PublisherIdError::Reserved(s.to_owned()));
         }
         Ok(Self(s.to_owned()))
@@ -77,15 +90,30 @@ mod tests {
     #[test]
     fn rejects_invalid_ids_with_reason() {
         assert_eq!(PublisherId::parse(""), Err(PublisherIdError::Empty));
-        assert_eq!(PublisherId::parse(&"x".repeat(65)), Err(PublisherIdError::TooLong));
+        assert_eq!(
+            PublisherId::parse(&"x".repeat(65)),
+            Err(PublisherIdError::TooLong)
+        );
         assert_eq!(PublisherId::parse("_x"), Err(PublisherIdError::BadStart));
         assert_eq!(PublisherId::parse("-x"), Err(PublisherIdError::BadStart));
-        assert_eq!(PublisherId::parse("a b"), Err(PublisherIdError::BadCharacter));
-        assert_eq!(PublisherId::parse("a.b"), Err(PublisherIdError::BadCharacter));
+        assert_eq!(
+            PublisherId::parse("a b"),
+            Err(PublisherIdError::BadCharacter)
+        );
+        assert_eq!(
+            PublisherId::parse("a.b"),
+            Err(PublisherIdError::BadCharacter)
+        );
         assert_eq!(PublisherId::parse("é"), Err(PublisherIdError::BadStart));
         for r in RESERVED_PUBLISHER_IDS {
-            assert!(matches!(PublisherId::parse(r), Err(PublisherIdError::Reserved(_))));
+            assert!(matches!(
+                PublisherId::parse(r),
+                Err(PublisherIdError::Reserved(_))
+            ));
         }
-        assert!(matches!(PublisherId::parse("Admin"), Err(PublisherIdError::Reserved(_))));
+        assert!(matches!(
+            PublisherId::parse("Admin"),
+            Err(PublisherIdError::Reserved(_))
+        ));
     }
 }

@@ -36,7 +36,9 @@ impl std::fmt::Debug for MasterKey {
 /// Why a master key or key file could not be used. Messages name the variable or file.
 #[derive(Debug, thiserror::Error)]
 pub enum MasterKeyError {
-    #[error("{origin}: not valid base64 (expected base64 of 32 random bytes, e.g. from `openssl rand -base64 32`)")]
+    #[error(
+        "{origin}: not valid base64 (expected base64 of 32 random bytes, e.g. from `openssl rand -base64 32`)"
+    )]
     NotBase64 { origin: String },
     #[error("{origin}: decodes to {len} bytes; a master key is exactly 32 bytes")]
     WrongLength { origin: String, len: usize },
@@ -56,7 +58,9 @@ impl MasterKey {
         h.update(b"sharpsend master key id v1");
         h.update(bytes);
         let digest = h.finalize();
-        let id = KeyId(u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]));
+        let id = KeyId(u32::from_be_bytes([
+            digest[0], digest[1], digest[2], digest[3],
+        ]));
         Self {
             id,
             material: std::sync::Arc::new(SecretBox::new(Box::new(bytes))),
@@ -77,13 +81,14 @@ impl MasterKey {
             .map_err(|_| MasterKeyError::NotBase64 {
                 origin: origin.to_owned(),
             })?;
-        let bytes: [u8; 32] = decoded
-            .as_slice()
-            .try_into()
-            .map_err(|_| MasterKeyError::WrongLength {
-                origin: origin.to_owned(),
-                len: decoded.len(),
-            })?;
+        let bytes: [u8; 32] =
+            decoded
+                .as_slice()
+                .try_into()
+                .map_err(|_| MasterKeyError::WrongLength {
+                    origin: origin.to_owned(),
+                    len: decoded.len(),
+                })?;
         Ok(Self::from_bytes(bytes))
     }
 
@@ -166,7 +171,8 @@ impl KeySource {
     pub fn load(&self) -> Result<Keyring, MasterKeyError> {
         match self {
             KeySource::Env { active, retired } => {
-                let active = MasterKey::parse_base64(active.expose_secret(), "SHARPSEND_MASTER_KEY")?;
+                let active =
+                    MasterKey::parse_base64(active.expose_secret(), "SHARPSEND_MASTER_KEY")?;
                 let retired = match retired {
                     None => vec![],
                     Some(list) => list
@@ -175,7 +181,10 @@ impl KeySource {
                         .filter(|s| !s.trim().is_empty())
                         .enumerate()
                         .map(|(i, k)| {
-                            MasterKey::parse_base64(k, &format!("SHARPSEND_MASTER_KEY_RETIRED (entry {})", i + 1))
+                            MasterKey::parse_base64(
+                                k,
+                                &format!("SHARPSEND_MASTER_KEY_RETIRED (entry {})", i + 1),
+                            )
                         })
                         .collect::<Result<_, _>>()?,
                 };
@@ -183,7 +192,9 @@ impl KeySource {
             }
             KeySource::File(path) => match read_key_file(path) {
                 Ok(k) => Ok(k),
-                Err(MasterKeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(MasterKeyError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
                     let keyring = Keyring::new(MasterKey::generate(), vec![]);
                     write_key_file(path, &keyring)?;
                     tracing::warn!(
@@ -220,11 +231,9 @@ pub fn read_key_file(path: &Path) -> Result<Keyring, MasterKeyError> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .enumerate()
         .map(|(i, l)| MasterKey::parse_base64(l, &format!("{origin} (key {})", i + 1)));
-    let active = keys
-        .next()
-        .ok_or_else(|| MasterKeyError::EmptyFile {
-            path: origin.clone(),
-        })??;
+    let active = keys.next().ok_or_else(|| MasterKeyError::EmptyFile {
+        path: origin.clone(),
+    })??;
     let retired = keys.collect::<Result<Vec<_>, _>>()?;
     Ok(Keyring::new(active, retired))
 }
@@ -232,10 +241,10 @@ pub fn read_key_file(path: &Path) -> Result<Keyring, MasterKeyError> {
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "master key file is readable by group or others; chmod 600 it");
-        }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "master key file is readable by group or others; chmod 600 it");
     }
 }
 
@@ -245,7 +254,10 @@ fn warn_if_readable_by_others(_path: &Path) {}
 /// Writes a keyring to `path` atomically (temp file, fsync, rename) with mode 0600, creating the
 /// folder if needed.
 pub fn write_key_file(path: &Path, keyring: &Keyring) -> Result<(), MasterKeyError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let tmp = path.with_extension("key.tmp");
     let mut opts = std::fs::OpenOptions::new();
@@ -256,12 +268,15 @@ pub fn write_key_file(path: &Path, keyring: &Keyring) -> Result<(), MasterKeyErr
         opts.mode(0o600);
     }
     let mut file = opts.open(&tmp).map_err(|e| io_err(&tmp, e))?;
-    let mut text = String::from("# SharpSend master keys: the first line seals, the others still open. Keep secret.\n");
+    let mut text = String::from(
+        "# SharpSend master keys: the first line seals, the others still open. Keep secret.\n",
+    );
     for key in std::iter::once(keyring.active()).chain(keyring.retired()) {
         text.push_str(key.to_base64().expose_secret());
         text.push('\n');
     }
-    file.write_all(text.as_bytes()).map_err(|e| io_err(&tmp, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| io_err(&tmp, e))?;
     file.sync_all().map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
     Ok(())

@@ -58,7 +58,9 @@ pub enum VaultError {
     Malformed,
     #[error("stored secret was sealed with master key {0}, which this keyring does not hold")]
     UnknownKey(KeyId),
-    #[error("stored secret failed authentication: wrong master key, tampered data, or moved from another row")]
+    #[error(
+        "stored secret failed authentication: wrong master key, tampered data, or moved from another row"
+    )]
     Tampered,
     #[error("stored secret is not valid UTF-8")]
     NotUtf8,
@@ -200,11 +202,14 @@ mod tests {
     use super::*;
 
     fn vault() -> Vault {
-        Vault::new(Keyring::new(MasterKey::generate(), vec![]), KeySource::Fixed)
+        Vault::new(
+            Keyring::new(MasterKey::generate(), vec![]),
+            KeySource::Fixed,
+        )
     }
 
     fn err(r: Result<SecretString, VaultError>) -> VaultError {
-        r.err().expect("expected an error")
+        r.expect_err("expected an error")
     }
 
     const AAD: Aad<'static> = Aad {
@@ -217,7 +222,10 @@ mod tests {
         let v = vault();
         let sealed = v.seal(AAD, &SecretString::from("s3cret-value")).unwrap();
         assert_eq!(sealed.key_id, v.active_key_id());
-        assert_eq!(v.open(AAD, &sealed.bytes).unwrap().expose_secret(), "s3cret-value");
+        assert_eq!(
+            v.open(AAD, &sealed.bytes).unwrap().expose_secret(),
+            "s3cret-value"
+        );
         assert!(!sealed.bytes.windows(6).any(|w| w == b"s3cret"));
     }
 
@@ -238,7 +246,10 @@ mod tests {
             bad[i] ^= 0x01;
             let err = v.open(AAD, &bad).unwrap_err();
             assert!(
-                matches!(err, VaultError::Tampered | VaultError::Malformed | VaultError::UnknownKey(_)),
+                matches!(
+                    err,
+                    VaultError::Tampered | VaultError::Malformed | VaultError::UnknownKey(_)
+                ),
                 "byte {i}: {err:?}"
             );
         }
@@ -259,7 +270,10 @@ mod tests {
             field: "refreshToken",
         };
         assert_eq!(err(v.open(other_row, &sealed.bytes)), VaultError::Tampered);
-        assert_eq!(err(v.open(other_field, &sealed.bytes)), VaultError::Tampered);
+        assert_eq!(
+            err(v.open(other_field, &sealed.bytes)),
+            VaultError::Tampered
+        );
     }
 
     #[test]
@@ -268,7 +282,8 @@ mod tests {
         let sealed = v.seal(AAD, &SecretString::from("x")).unwrap();
         let other = vault();
         assert_eq!(
-            err(other.open(AAD, &sealed.bytes)), (VaultError::UnknownKey(sealed.key_id))
+            err(other.open(AAD, &sealed.bytes)),
+            (VaultError::UnknownKey(sealed.key_id))
         );
         // Same key id but other material (a forged header) still fails authentication.
         let mut forged = other.seal(AAD, &SecretString::from("x")).unwrap().bytes;
@@ -281,9 +296,15 @@ mod tests {
         let old = MasterKey::generate();
         let old_vault = Vault::new(Keyring::new(old.clone(), vec![]), KeySource::Fixed);
         let sealed = old_vault.seal(AAD, &SecretString::from("kept")).unwrap();
-        let new_vault = Vault::new(Keyring::new(MasterKey::generate(), vec![old]), KeySource::Fixed);
+        let new_vault = Vault::new(
+            Keyring::new(MasterKey::generate(), vec![old]),
+            KeySource::Fixed,
+        );
         assert_ne!(new_vault.active_key_id(), sealed.key_id);
-        assert_eq!(new_vault.open(AAD, &sealed.bytes).unwrap().expose_secret(), "kept");
+        assert_eq!(
+            new_vault.open(AAD, &sealed.bytes).unwrap().expose_secret(),
+            "kept"
+        );
         let resealed = new_vault.seal(AAD, &SecretString::from("kept")).unwrap();
         assert_eq!(resealed.key_id, new_vault.active_key_id());
     }

@@ -1,0 +1,220 @@
+//! SharpSend's storage.
+//!
+//! [`Store`] has use-case-shaped methods and no sqlx types; [`open`] picks the backend from the
+//! URL scheme: SQLite (`sqlite://path`, the single-machine default) or PostgreSQL
+//! (`postgres://…`, for several replicas). Both backends share their SQL where the dialects agree
+//! (see `sql.rs`) and keep their own migrations (`migrations/{sqlite,postgres}`); the conformance
+//! suite in `tests/` runs against both.
+#![forbid(unsafe_code)]
+
+mod models;
+mod postgres;
+mod sql;
+mod sqlite;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::{Platform, PublisherId};
+
+pub use models::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Backend-neutral storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated (`constraint` names it).
+    #[error("conflict on {constraint}")]
+    Conflict { constraint: String },
+    /// The database could not be reached or timed out.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded (a bug or a hand-edited row).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                constraint: db.constraint().unwrap_or("unique").to_owned(),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+/// Everything SharpSend keeps. Implementations: [`SqliteStore`], [`PgStore`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// A trivial query: is the database answering?
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- operator settings ---
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Stores `value` unless `key` is set; answers whether it stored it.
+    async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
+
+    // --- publisher API keys ---
+
+    /// Stores a new key (creating its publisher on first use).
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKeyRecord>;
+    /// The key whose SHA-256 is `key_hash`, revoked or not.
+    async fn find_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, publisher: &PublisherId) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Marks a key revoked; `None` when no such key exists. Revoking twice keeps the first time.
+    async fn revoke_api_key(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+
+    // --- integrations and their sealed credentials ---
+
+    /// Creates the integration `new.id`, or replaces the credentials and config of the publisher's
+    /// existing integration with that platform when it has the same id. An existing integration
+    /// with another id answers `Conflict` (read it and seal again under its id).
+    async fn save_integration(&self, new: NewIntegration) -> StoreResult<SavedIntegration>;
+    async fn get_integration(
+        &self,
+        publisher: &PublisherId,
+        platform: Platform,
+    ) -> StoreResult<Option<IntegrationRecord>>;
+    async fn get_integration_by_webhook(
+        &self,
+        platform: Platform,
+        webhook_id: &str,
+    ) -> StoreResult<Option<IntegrationRecord>>;
+    async fn list_integrations(
+        &self,
+        publisher: &PublisherId,
+    ) -> StoreResult<Vec<IntegrationRecord>>;
+    /// Deletes an integration with its credentials, jobs, checkpoints, records and events.
+    /// Answers the deleted row, or `None` when there was none.
+    async fn delete_integration(
+        &self,
+        publisher: &PublisherId,
+        platform: Platform,
+    ) -> StoreResult<Option<IntegrationRecord>>;
+    async fn set_integration_status(
+        &self,
+        integration_id: &str,
+        status: domain::shapes::IntegrationStatus,
+        reason: Option<&str>,
+    ) -> StoreResult<()>;
+
+    async fn get_credentials(&self, integration_id: &str) -> StoreResult<Option<Credentials>>;
+    /// Replaces the given fields (others are kept) if the credentials are still at
+    /// `expected_version`; answers the new version, or `None` when someone else wrote first.
+    async fn swap_credentials(
+        &self,
+        integration_id: &str,
+        expected_version: i64,
+        fields: Vec<SealedField>,
+    ) -> StoreResult<Option<i64>>;
+
+    /// Up to `limit` sealed fields not under `active_key_id`, for `vault rotate`.
+    async fn credentials_not_under(
+        &self,
+        active_key_id: u32,
+        limit: u32,
+    ) -> StoreResult<Vec<CredentialRow>>;
+    /// Replaces one sealed field if it still holds `old_ciphertext` (so a concurrent token refresh
+    /// is never overwritten with an older value); answers whether it did.
+    async fn reseal_credential(&self, row: &CredentialRow, new: &SealedField) -> StoreResult<bool>;
+    /// How many sealed fields each master key id seals.
+    async fn credential_key_counts(&self) -> StoreResult<Vec<(u32, u64)>>;
+
+    // --- sync jobs ---
+
+    /// The newest job of an integration.
+    async fn latest_sync_job(&self, integration_id: &str) -> StoreResult<Option<SyncJobRecord>>;
+    /// Queues a job (used by the sync engine and tests).
+    async fn insert_sync_job(&self, job: NewSyncJob) -> StoreResult<SyncJobRecord>;
+}
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Reads the scheme: `sqlite:` or `postgres:`/`postgresql:`.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Opens the database a URL names and applies its migrations.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    match Backend::of_url(url) {
+        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::open(url).await?)),
+        Some(Backend::Postgres) => Ok(Arc::new(PgStore::open(url).await?)),
+        None => Err(StoreError::Other(format!(
+            "unsupported database URL scheme in {}: use sqlite://… or postgres://…",
+            redact_url(url)
+        ))),
+    }
+}
+
+/// The URL with any password replaced by `****`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_scheme() {
+        assert_eq!(Backend::of_url("sqlite://data/x.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of_url("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::of_url("postgres://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of_url("postgresql://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::of_url("mysql://u@h/db"), None);
+    }
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:****@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,155 @@
+//! What the store takes and gives. No sqlx types; secrets only as sealed bytes.
+
+use chrono::{DateTime, Utc};
+use domain::{Platform, PublisherId, Region, shapes::IntegrationStatus};
+use serde_json::Value;
+
+/// A publisher API key to store. The key itself is never stored, only its hash.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    pub id: String,
+    pub publisher_id: PublisherId,
+    pub key_hash: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored publisher API key (without the key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub publisher_id: String,
+    pub key_hash: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One credential field sealed by the vault.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedField {
+    pub field: String,
+    pub key_id: u32,
+    pub ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedField")
+            .field("field", &self.field)
+            .field("key_id", &self.key_id)
+            .field("len", &self.ciphertext.len())
+            .finish()
+    }
+}
+
+/// A sealed field with the integration it belongs to (for key rotation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialRow {
+    pub integration_id: String,
+    pub sealed: SealedField,
+}
+
+/// All sealed fields of an integration and their compare-and-swap version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub integration_id: String,
+    pub version: i64,
+    pub fields: Vec<SealedField>,
+}
+
+impl Credentials {
+    pub fn field(&self, name: &str) -> Option<&SealedField> {
+        self.fields.iter().find(|f| f.field == name)
+    }
+}
+
+/// An integration to create or replace.
+#[derive(Clone, Debug)]
+pub struct NewIntegration {
+    pub id: String,
+    pub publisher_id: PublisherId,
+    pub platform: Platform,
+    pub region: Option<Region>,
+    pub config: Value,
+    /// Used only when the integration is created; a replace keeps the existing webhook id so
+    /// that the URL configured on the platform keeps working.
+    pub webhook_id: String,
+    pub credentials: Vec<SealedField>,
+    pub now: DateTime<Utc>,
+}
+
+/// The result of [`crate::Store::save_integration`].
+#[derive(Clone, Debug)]
+pub struct SavedIntegration {
+    pub integration: IntegrationRecord,
+    /// Whether an existing integration was replaced.
+    pub replaced: bool,
+}
+
+/// A stored integration (credentials are fetched separately).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntegrationRecord {
+    pub id: String,
+    pub publisher_id: String,
+    pub platform: Platform,
+    pub status: IntegrationStatus,
+    pub status_reason: Option<String>,
+    pub region: Option<Region>,
+    pub config: Value,
+    pub webhook_id: String,
+    pub credentials_version: i64,
+    pub connected_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A sync job to queue.
+#[derive(Clone, Debug)]
+pub struct NewSyncJob {
+    pub id: String,
+    pub integration_id: String,
+    pub platform: Platform,
+    pub kinds: Vec<String>,
+    pub full: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// A stored sync job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncJobRecord {
+    pub id: String,
+    pub integration_id: String,
+    pub platform: Platform,
+    pub status: domain::shapes::SyncStatus,
+    pub kinds: Vec<String>,
+    pub full: bool,
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub attempts: i32,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl SyncJobRecord {
+    /// The contract's SyncJob shape.
+    pub fn to_shape(&self) -> domain::shapes::SyncJob {
+        domain::shapes::SyncJob {
+            job_id: self.id.clone(),
+            platform: self.platform,
+            status: self.status,
+            kinds: self.kinds.clone(),
+            counts: self.counts.clone(),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            error: match (&self.error_code, &self.error_message) {
+                (Some(code), message) => Some(domain::shapes::JobError {
+                    code: code.clone(),
+                    error: message.clone().unwrap_or_default(),
+                }),
+                _ => None,
+            },
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! SQL shared by both backends.
+//!
+//! SQLite and PostgreSQL agree on everything these queries use (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`), and sqlx decodes the same Rust types from each dialect's column types, so the
+//! [`Store`](crate::Store) methods are written once in [`impl_common_store!`] and instantiated for
+//! each pool type. Dialect-specific work (locking, job claiming) lives in each backend's module.
+
+use chrono::{DateTime, Utc};
+use domain::{Platform, Region, shapes::IntegrationStatus, shapes::SyncStatus};
+
+use crate::{ApiKeyRecord, IntegrationRecord, StoreError, StoreResult, SyncJobRecord};
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: String,
+    publisher_id: String,
+    key_hash: String,
+    prefix: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRow> for ApiKeyRecord {
+    fn from(r: ApiKeyRow) -> Self {
+        ApiKeyRecord {
+            id: r.id,
+            publisher_id: r.publisher_id,
+            key_hash: r.key_hash,
+            prefix: r.prefix,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+pub(crate) const API_KEY_COLUMNS: &str =
+    "id, publisher_id, key_hash, prefix, created_at, revoked_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct IntegrationRow {
+    pub(crate) id: String,
+    publisher_id: String,
+    platform: String,
+    status: String,
+    status_reason: Option<String>,
+    region: Option<String>,
+    config: String,
+    webhook_id: String,
+    credentials_version: i64,
+    connected_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+pub(crate) const INTEGRATION_COLUMNS: &str = "id, publisher_id, platform, status, status_reason, region, config, \
+     webhook_id, credentials_version, connected_at, updated_at";
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {value:?}"))
+}
+
+impl TryFrom<IntegrationRow> for IntegrationRecord {
+    type Error = StoreError;
+
+    fn try_from(r: IntegrationRow) -> StoreResult<Self> {
+        Ok(IntegrationRecord {
+            platform: Platform::parse(&r.platform)
+                .ok_or_else(|| corrupt("platform", &r.platform))?,
+            status: IntegrationStatus::parse(&r.status)
+                .ok_or_else(|| corrupt("status", &r.status))?,
+            region: match r.region {
+                None => None,
+                Some(s) => Some(Region::parse(&s).ok_or_else(|| corrupt("region", &s))?),
+            },
+            config: serde_json::from_str(&r.config).map_err(|_| corrupt("config", &r.config))?,
+            id: r.id,
+            publisher_id: r.publisher_id,
+            status_reason: r.status_reason,
+            webhook_id: r.webhook_id,
+            credentials_version: r.credentials_version,
+            connected_at: r.connected_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CredentialRowDb {
+    pub integration_id: String,
+    pub field: String,
+    pub key_id: i64,
+    pub ciphertext: Vec<u8>,
+}
+
+impl CredentialRowDb {
+    pub fn into_row(self) -> StoreResult<crate::CredentialRow> {
+        Ok(crate::CredentialRow {
+            integration_id: self.integration_id,
+            sealed: crate::SealedField {
+                field: self.field,
+                key_id: u32::try_from(self.key_id)
+                    .map_err(|_| corrupt("key_id", &self.key_id.to_string()))?,
+                ciphertext: self.ciphertext,
+            },
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SyncJobRow {
+    id: String,
+    integration_id: String,
+    platform: String,
+    status: String,
+    kinds: String,
+    full_sync: bool,
+    counts: String,
+    attempts: i32,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) const SYNC_JOB_COLUMNS: &str = "id, integration_id, platform, status, kinds, full_sync, counts, attempts, \
+     error_code, error_message, created_at, started_at, finished_at";
+
+impl TryFrom<SyncJobRow> for SyncJobRecord {
+    type Error = StoreError;
+
+    fn try_from(r: SyncJobRow) -> StoreResult<Self> {
+        Ok(SyncJobRecord {
+            platform: Platform::parse(&r.platform)
+                .ok_or_else(|| corrupt("platform", &r.platform))?,
+            status: SyncStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            kinds: serde_json::from_str(&r.kinds).map_err(|_| corrupt("kinds", &r.kinds))?,
+            counts: serde_json::from_str(&r.counts).map_err(|_| corrupt("counts", &r.counts))?,
+            id: r.id,
+            integration_id: r.integration_id,
+            full: r.full_sync,
+            attempts: r.attempts,
+            error_code: r.error_code,
+            error_message: r.error_message,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+/// Implements the dialect-neutral [`Store`](crate::Store) methods for a store type with a
+/// `pool: sqlx::Pool<$db>` field and a `dialect_*` set of inherent methods.
+macro_rules! impl_common_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> $crate::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn get_setting(&self, key: &str) -> $crate::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn put_setting_if_absent(&self, key: &str, value: &str) -> $crate::StoreResult<bool> {
+                let done = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn create_api_key(&self, key: $crate::NewApiKey) -> $crate::StoreResult<$crate::ApiKeyRecord> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("INSERT INTO publishers (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                    .bind(key.publisher_id.as_str())
+                    .bind(key.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                let row = sqlx::query_as::<_, $crate::sql::ApiKeyRow>(&format!(
+                    "INSERT INTO api_keys (id, publisher_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     RETURNING {}",
+                    $crate::sql::API_KEY_COLUMNS
+                ))
+                .bind(&key.id)
+                .bind(key.publisher_id.as_str())
+                .bind(&key.key_hash)
+                .bind(&key.prefix)
+                .bind(key.created_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(row.into())
+            }
+
+            async fn find_api_key_by_hash(&self, key_hash: &str) -> $crate::StoreResult<Option<$crate::ApiKeyRecord>> {
+                let row = sqlx::query_as::<_, $crate::sql::ApiKeyRow>(&format!(
+                    "SELECT {} FROM api_keys WHERE key_hash = $1",
+                    $crate::sql::API_KEY_COLUMNS
+                ))
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn list_api_keys(&self, publisher: &domain::PublisherId) -> $crate::StoreResult<Vec<$crate::ApiKeyRecord>> {
+                let rows = sqlx::query_as::<_, $crate::sql::ApiKeyRow>(&format!(
+                    "SELECT {} FROM api_keys WHERE publisher_id = $1 ORDER BY created_at, id",
+                    $crate::sql::API_KEY_COLUMNS
+                ))
+                .bind(publisher.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn revoke_api_key(&self, key_id: &str) -> $crate::StoreResult<Option<$crate::ApiKeyRecord>> {
+                let row = sqlx::query_as::<_, $crate::sql::ApiKeyRow>(&format!(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING {}",
+                    $crate::sql::API_KEY_COLUMNS
+                ))
+                .bind(key_id)
+                .bind(chrono::Utc::now())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn save_integration(&self, new: $crate::NewIntegration) -> $crate::StoreResult<$crate::SavedIntegration> {
+                let mut tx = self.pool.begin().await?;
+                // A write first, so SQLite takes its write lock at once rather than upgrading later.
+                sqlx::query("INSERT INTO publishers (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                    .bind(new.publisher_id.as_str())
+                    .bind(new.now)
+                    .execute(&mut *tx)
+                    .await?;
+                let existing = sqlx::query_scalar::<_, String>(
+                    "SELECT id FROM integrations WHERE publisher_id = $1 AND platform = $2",
+                )
+                .bind(new.publisher_id.as_str())
+                .bind(new.platform.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let config = new.config.to_string();
+                let region = new.region.map(|r| r.as_str());
+                let replaced = match existing {
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO integrations (id, publisher_id, platform, status, region, config, webhook_id, \
+                             credentials_version, connected_at, updated_at) \
+                             VALUES ($1, $2, $3, 'connected', $4, $5, $6, 1, $7, $7)",
+                        )
+                        .bind(&new.id)
+                        .bind(new.publisher_id.as_str())
+                        .bind(new.platform.as_str())
+                        .bind(region)
+                        .bind(&config)
+                        .bind(&new.webhook_id)
+                        .bind(new.now)
+                        .execute(&mut *tx)
+                        .await?;
+                        false
+                    }
+                    Some(id) if id == new.id => {
+                        sqlx::query(
+                            "UPDATE integrations SET status = 'connected', status_reason = NULL, region = $2, config = $3, \
+                             credentials_version = credentials_version + 1, connected_at = $4, updated_at = $4 WHERE id = $1",
+                        )
+                        .bind(&new.id)
+                        .bind(region)
+                        .bind(&config)
+                        .bind(new.now)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query("DELETE FROM credentials WHERE integration_id = $1")
+                            .bind(&new.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        true
+                    }
+                    Some(_) => {
+                        return Err($crate::StoreError::Conflict {
+                            constraint: "integrations_publisher_platform".into(),
+                        });
+                    }
+                };
+                for f in &new.credentials {
+                    sqlx::query("INSERT INTO credentials (integration_id, field, key_id, ciphertext) VALUES ($1, $2, $3, $4)")
+                        .bind(&new.id)
+                        .bind(&f.field)
+                        .bind(i64::from(f.key_id))
+                        .bind(&f.ciphertext)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let row = sqlx::query_as::<_, $crate::sql::IntegrationRow>(&format!(
+                    "SELECT {} FROM integrations WHERE id = $1",
+                    $crate::sql::INTEGRATION_COLUMNS
+                ))
+                .bind(&new.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok($crate::SavedIntegration {
+                    integration: row.try_into()?,
+                    replaced,
+                })
+            }
+
+            async fn get_integration(
+                &self,
+                publisher: &domain::PublisherId,
+                platform: domain::Platform,
+            ) -> $crate::StoreResult<Option<$crate::IntegrationRecord>> {
+                sqlx::query_as::<_, $crate::sql::IntegrationRow>(&format!(
+                    "SELECT {} FROM integrations WHERE publisher_id = $1 AND platform = $2",
+                    $crate::sql::INTEGRATION_COLUMNS
+                ))
+                .bind(publisher.as_str())
+                .bind(platform.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TryInto::try_into)
+                .transpose()
+            }
+
+            async fn get_integration_by_webhook(
+                &self,
+                platform: domain::Platform,
+                webhook_id: &str,
+            ) -> $crate::StoreResult<Option<$crate::IntegrationRecord>> {
+                sqlx::query_as::<_, $crate::sql::IntegrationRow>(&format!(
+                    "SELECT {} FROM integrations WHERE webhook_id = $1 AND platform = $2",
+                    $crate::sql::INTEGRATION_COLUMNS
+                ))
+                .bind(webhook_id)
+                .bind(platform.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TryInto::try_into)
+                .transpose()
+            }
+
+            async fn list_integrations(
+                &self,
+                publisher: &domain::PublisherId,
+            ) -> $crate::StoreResult<Vec<$crate::IntegrationRecord>> {
+                sqlx::query_as::<_, $crate::sql::IntegrationRow>(&format!(
+                    "SELECT {} FROM integrations WHERE publisher_id = $1 ORDER BY platform",
+                    $crate::sql::INTEGRATION_COLUMNS
+                ))
+                .bind(publisher.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
+            async fn delete_integration(
+                &self,
+                publisher: &domain::PublisherId,
+                platform: domain::Platform,
+            ) -> $crate::StoreResult<Option<$crate::IntegrationRecord>> {
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query_as::<_, $crate::sql::IntegrationRow>(&format!(
+                    "DELETE FROM integrations WHERE publisher_id = $1 AND platform = $2 RETURNING {}",
+                    $crate::sql::INTEGRATION_COLUMNS
+                ))
+                .bind(publisher.as_str())
+                .bind(platform.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(r) = &row {
+                    // The foreign keys cascade too; deleting explicitly keeps this true even on a
+                    // SQLite connection opened without foreign-key enforcement.
+                    for table in ["credentials", "sync_jobs", "sync_checkpoints", "synced_records", "received_events"] {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE integration_id = $1"))
+                            .bind(&r.id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn set_integration_status(
+                &self,
+                integration_id: &str,
+                status: domain::shapes::IntegrationStatus,
+                reason: Option<&str>,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query("UPDATE integrations SET status = $2, status_reason = $3, updated_at = $4 WHERE id = $1")
+                    .bind(integration_id)
+                    .bind(status.as_str())
+                    .bind(reason)
+                    .bind(chrono::Utc::now())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_credentials(&self, integration_id: &str) -> $crate::StoreResult<Option<$crate::Credentials>> {
+                let mut tx = self.pool.begin().await?;
+                let version = sqlx::query_scalar::<_, i64>("SELECT credentials_version FROM integrations WHERE id = $1")
+                    .bind(integration_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(version) = version else {
+                    return Ok(None);
+                };
+                let rows = sqlx::query_as::<_, $crate::sql::CredentialRowDb>(
+                    "SELECT integration_id, field, key_id, ciphertext FROM credentials WHERE integration_id = $1 ORDER BY field",
+                )
+                .bind(integration_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let fields = rows
+                    .into_iter()
+                    .map(|r| r.into_row().map(|r| r.sealed))
+                    .collect::<$crate::StoreResult<Vec<_>>>()?;
+                Ok(Some($crate::Credentials {
+                    integration_id: integration_id.to_owned(),
+                    version,
+                    fields,
+                }))
+            }
+
+            async fn swap_credentials(
+                &self,
+                integration_id: &str,
+                expected_version: i64,
+                fields: Vec<$crate::SealedField>,
+            ) -> $crate::StoreResult<Option<i64>> {
+                let mut tx = self.pool.begin().await?;
+                let swapped = sqlx::query(
+                    "UPDATE integrations SET credentials_version = credentials_version + 1, updated_at = $3 \
+                     WHERE id = $1 AND credentials_version = $2",
+                )
+                .bind(integration_id)
+                .bind(expected_version)
+                .bind(chrono::Utc::now())
+                .execute(&mut *tx)
+                .await?;
+                if swapped.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                for f in &fields {
+                    sqlx::query(
+                        "INSERT INTO credentials (integration_id, field, key_id, ciphertext) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (integration_id, field) DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext",
+                    )
+                    .bind(integration_id)
+                    .bind(&f.field)
+                    .bind(i64::from(f.key_id))
+                    .bind(&f.ciphertext)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(Some(expected_version + 1))
+            }
+
+            async fn credentials_not_under(
+                &self,
+                active_key_id: u32,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::CredentialRow>> {
+                sqlx::query_as::<_, $crate::sql::CredentialRowDb>(
+                    "SELECT integration_id, field, key_id, ciphertext FROM credentials WHERE key_id <> $1 \
+                     ORDER BY integration_id, field LIMIT $2",
+                )
+                .bind(i64::from(active_key_id))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map($crate::sql::CredentialRowDb::into_row)
+                .collect()
+            }
+
+            async fn reseal_credential(
+                &self,
+                row: &$crate::CredentialRow,
+                new: &$crate::SealedField,
+            ) -> $crate::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE credentials SET key_id = $3, ciphertext = $4 \
+                     WHERE integration_id = $1 AND field = $2 AND ciphertext = $5",
+                )
+                .bind(&row.integration_id)
+                .bind(&row.sealed.field)
+                .bind(i64::from(new.key_id))
+                .bind(&new.ciphertext)
+                .bind(&row.sealed.ciphertext)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn credential_key_counts(&self) -> $crate::StoreResult<Vec<(u32, u64)>> {
+                let rows = sqlx::query_as::<_, (i64, i64)>(
+                    "SELECT key_id, COUNT(*) FROM credentials GROUP BY key_id ORDER BY key_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(k, n)| {
+                        Ok((
+                            u32::try_from(k).map_err(|_| $crate::StoreError::Corrupt(format!("key_id {k}")))?,
+                            u64::try_from(n).unwrap_or(0),
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn latest_sync_job(&self, integration_id: &str) -> $crate::StoreResult<Option<$crate::SyncJobRecord>> {
+                sqlx::query_as::<_, $crate::sql::SyncJobRow>(&format!(
+                    "SELECT {} FROM sync_jobs WHERE integration_id = $1 ORDER BY seq DESC LIMIT 1",
+                    $crate::sql::SYNC_JOB_COLUMNS
+                ))
+                .bind(integration_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TryInto::try_into)
+                .transpose()
+            }
+
+            async fn insert_sync_job(&self, job: $crate::NewSyncJob) -> $crate::StoreResult<$crate::SyncJobRecord> {
+                let kinds = serde_json::to_string(&job.kinds).unwrap_or_else(|_| "[]".into());
+                sqlx::query_as::<_, $crate::sql::SyncJobRow>(&format!(
+                    "INSERT INTO sync_jobs (id, integration_id, platform, status, kinds, full_sync, run_at, created_at) \
+                     VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6) RETURNING {}",
+                    $crate::sql::SYNC_JOB_COLUMNS
+                ))
+                .bind(&job.id)
+                .bind(&job.integration_id)
+                .bind(job.platform.as_str())
+                .bind(kinds)
+                .bind(job.full)
+                .bind(job.now)
+                .fetch_one(&self.pool)
+                .await?
+                .try_into()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_common_store;

@@ -1,0 +1,409 @@
+//! The store conformance suite: every test runs against a fresh SQLite database and, when
+//! `TEST_DATABASE_URL` is set, a fresh PostgreSQL database, and both must behave the same.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use domain::{Platform, PublisherId, Region, shapes::IntegrationStatus, shapes::SyncStatus};
+use store::{
+    NewApiKey, NewIntegration, NewSyncJob, SealedField, Store, StoreError, testing::TestDb,
+};
+
+/// Runs `body` once per backend with a fresh store.
+async fn each_backend<F, Fut>(body: F)
+where
+    F: Fn(Arc<dyn Store>, &'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for db in TestDb::all().await {
+        let store = db.open().await.unwrap();
+        let backend = store.backend();
+        body(store, backend).await;
+        db.cleanup().await;
+    }
+}
+
+fn publisher(id: &str) -> PublisherId {
+    PublisherId::parse(id).unwrap()
+}
+
+fn sealed(field: &str, key_id: u32, bytes: &[u8]) -> SealedField {
+    SealedField {
+        field: field.into(),
+        key_id,
+        ciphertext: bytes.to_vec(),
+    }
+}
+
+fn new_integration(id: &str, pubid: &str, platform: Platform) -> NewIntegration {
+    NewIntegration {
+        id: id.into(),
+        publisher_id: publisher(pubid),
+        platform,
+        region: Some(Region::Eu),
+        config: serde_json::json!({"fromEmail": "a@example.com"}),
+        webhook_id: format!("wh_{id}"),
+        credentials: vec![sealed("apiKey", 7, b"sealed-1")],
+        now: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn settings_are_set_once() {
+    each_backend(|s, b| async move {
+        assert_eq!(s.get_setting("admin").await.unwrap(), None, "{b}");
+        assert!(s.put_setting_if_absent("admin", "h1").await.unwrap(), "{b}");
+        assert!(
+            !s.put_setting_if_absent("admin", "h2").await.unwrap(),
+            "{b}"
+        );
+        assert_eq!(
+            s.get_setting("admin").await.unwrap().as_deref(),
+            Some("h1"),
+            "{b}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_keys_create_find_list_revoke() {
+    each_backend(|s, b| async move {
+        let now = Utc::now();
+        for (id, p) in [("k1", "pub-a"), ("k2", "pub-a"), ("k3", "pub-b")] {
+            s.create_api_key(NewApiKey {
+                id: id.into(),
+                publisher_id: publisher(p),
+                key_hash: format!("hash-{id}"),
+                prefix: "ssk_abcd".into(),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        }
+        let found = s.find_api_key_by_hash("hash-k2").await.unwrap().unwrap();
+        assert_eq!(
+            (found.id.as_str(), found.publisher_id.as_str()),
+            ("k2", "pub-a"),
+            "{b}"
+        );
+        assert!(found.revoked_at.is_none());
+        assert!(
+            s.find_api_key_by_hash("nope").await.unwrap().is_none(),
+            "{b}"
+        );
+
+        let listed: Vec<String> = s
+            .list_api_keys(&publisher("pub-a"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(listed, ["k1", "k2"], "{b}: only pub-a's keys");
+
+        let revoked = s.revoke_api_key("k2").await.unwrap().unwrap();
+        let first_revocation = revoked.revoked_at.unwrap();
+        let again = s.revoke_api_key("k2").await.unwrap().unwrap();
+        assert_eq!(
+            again.revoked_at,
+            Some(first_revocation),
+            "{b}: revoking twice keeps the first time"
+        );
+        assert!(s.revoke_api_key("missing").await.unwrap().is_none(), "{b}");
+        assert!(
+            s.find_api_key_by_hash("hash-k2")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_some()
+        );
+
+        let dup = s
+            .create_api_key(NewApiKey {
+                id: "k4".into(),
+                publisher_id: publisher("pub-a"),
+                key_hash: "hash-k1".into(),
+                prefix: "x".into(),
+                created_at: now,
+            })
+            .await;
+        assert!(
+            matches!(dup, Err(StoreError::Conflict { .. })),
+            "{b}: {dup:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn integrations_save_replace_conflict_and_scope() {
+    each_backend(|s, b| async move {
+        let first = s
+            .save_integration(new_integration("int1", "pub-a", Platform::Iterable))
+            .await
+            .unwrap();
+        assert!(!first.replaced, "{b}");
+        let rec = &first.integration;
+        assert_eq!(rec.status, IntegrationStatus::Connected);
+        assert_eq!(rec.region, Some(Region::Eu));
+        assert_eq!(rec.config["fromEmail"], "a@example.com");
+        assert_eq!(rec.credentials_version, 1);
+
+        // Same id: a replace, new credentials, version bumped, webhook id kept.
+        let mut again = new_integration("int1", "pub-a", Platform::Iterable);
+        again.webhook_id = "wh_other".into();
+        again.credentials = vec![sealed("apiKey", 7, b"sealed-2"), sealed("extra", 7, b"x")];
+        let second = s.save_integration(again).await.unwrap();
+        assert!(second.replaced, "{b}");
+        assert_eq!(
+            second.integration.webhook_id, "wh_int1",
+            "{b}: webhook URL survives a replace"
+        );
+        assert_eq!(second.integration.credentials_version, 2);
+        let creds = s.get_credentials("int1").await.unwrap().unwrap();
+        assert_eq!(creds.fields.len(), 2);
+        assert_eq!(creds.field("apiKey").unwrap().ciphertext, b"sealed-2");
+
+        // Another id for the same (publisher, platform): a conflict, nothing changed.
+        let conflict = s
+            .save_integration(new_integration("int9", "pub-a", Platform::Iterable))
+            .await;
+        assert!(matches!(conflict, Err(StoreError::Conflict { .. })), "{b}");
+
+        s.save_integration(new_integration("int2", "pub-a", Platform::Keap))
+            .await
+            .unwrap();
+        s.save_integration(new_integration("int3", "pub-b", Platform::Iterable))
+            .await
+            .unwrap();
+        let mine: Vec<Platform> = s
+            .list_integrations(&publisher("pub-a"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.platform)
+            .collect();
+        assert_eq!(
+            mine,
+            [Platform::Iterable, Platform::Keap],
+            "{b}: only pub-a's, ordered"
+        );
+        assert!(
+            s.list_integrations(&publisher("pub-z"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let by_hook = s
+            .get_integration_by_webhook(Platform::Keap, "wh_int2")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_hook.id, "int2");
+        assert!(
+            s.get_integration_by_webhook(Platform::Iterable, "wh_int2")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        s.set_integration_status(
+            "int2",
+            IntegrationStatus::ReauthRequired,
+            Some("refresh token revoked"),
+        )
+        .await
+        .unwrap();
+        let keap = s
+            .get_integration(&publisher("pub-a"), Platform::Keap)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(keap.status, IntegrationStatus::ReauthRequired);
+        assert_eq!(keap.status_reason.as_deref(), Some("refresh token revoked"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn credentials_compare_and_swap() {
+    each_backend(|s, b| async move {
+        s.save_integration(new_integration("int1", "pub-a", Platform::Keap))
+            .await
+            .unwrap();
+        let v1 = s.get_credentials("int1").await.unwrap().unwrap().version;
+        let v2 = s
+            .swap_credentials(
+                "int1",
+                v1,
+                vec![sealed("accessToken", 7, b"a2"), sealed("apiKey", 7, b"k2")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v2, Some(v1 + 1), "{b}");
+        // A writer holding the old version loses and changes nothing.
+        let stale = s
+            .swap_credentials("int1", v1, vec![sealed("accessToken", 7, b"stale")])
+            .await
+            .unwrap();
+        assert_eq!(stale, None, "{b}");
+        let creds = s.get_credentials("int1").await.unwrap().unwrap();
+        assert_eq!(creds.version, v1 + 1);
+        assert_eq!(creds.field("accessToken").unwrap().ciphertext, b"a2");
+        assert_eq!(creds.field("apiKey").unwrap().ciphertext, b"k2");
+        assert!(s.get_credentials("nope").await.unwrap().is_none());
+
+        // Concurrent swaps from the same version: exactly one wins.
+        let v = creds.version;
+        let (a, c) = tokio::join!(
+            s.swap_credentials("int1", v, vec![sealed("accessToken", 7, b"A")]),
+            s.swap_credentials("int1", v, vec![sealed("accessToken", 7, b"C")]),
+        );
+        let wins = [a.unwrap(), c.unwrap()]
+            .iter()
+            .filter(|r| r.is_some())
+            .count();
+        assert_eq!(wins, 1, "{b}: exactly one concurrent swap wins");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rotation_queries_and_reseal_cas() {
+    each_backend(|s, b| async move {
+        let mut i = new_integration("int1", "pub-a", Platform::Keap);
+        i.credentials = vec![
+            sealed("a", 1, b"old-a"),
+            sealed("b", 1, b"old-b"),
+            sealed("c", 2, b"new-c"),
+        ];
+        s.save_integration(i).await.unwrap();
+        assert_eq!(
+            s.credential_key_counts().await.unwrap(),
+            [(1, 2), (2, 1)],
+            "{b}"
+        );
+
+        let todo = s.credentials_not_under(2, 100).await.unwrap();
+        assert_eq!(todo.len(), 2, "{b}");
+        assert_eq!(
+            s.credentials_not_under(2, 1).await.unwrap().len(),
+            1,
+            "{b}: limit"
+        );
+
+        assert!(
+            s.reseal_credential(&todo[0], &sealed("a", 2, b"new-a"))
+                .await
+                .unwrap()
+        );
+        // The row changed under us (a token refresh): the stale reseal must not clobber it.
+        s.swap_credentials("int1", 1, vec![sealed("b", 2, b"refreshed-b")])
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !s.reseal_credential(&todo[1], &sealed("b", 2, b"resealed-old-b"))
+                .await
+                .unwrap(),
+            "{b}"
+        );
+        let creds = s.get_credentials("int1").await.unwrap().unwrap();
+        assert_eq!(creds.field("b").unwrap().ciphertext, b"refreshed-b");
+        assert!(s.credentials_not_under(2, 100).await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_removes_integration_and_everything_it_owns() {
+    each_backend(|s, b| async move {
+        s.save_integration(new_integration("int1", "pub-a", Platform::Iterable))
+            .await
+            .unwrap();
+        s.save_integration(new_integration("int2", "pub-b", Platform::Iterable))
+            .await
+            .unwrap();
+        let job = s
+            .insert_sync_job(NewSyncJob {
+                id: "job1".into(),
+                integration_id: "int1".into(),
+                platform: Platform::Iterable,
+                kinds: vec!["campaigns".into()],
+                full: true,
+                now: Utc::now(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(job.status, SyncStatus::Queued);
+        assert!(job.full);
+        assert_eq!(
+            s.latest_sync_job("int1").await.unwrap().unwrap().id,
+            "job1",
+            "{b}"
+        );
+
+        let gone = s
+            .delete_integration(&publisher("pub-a"), Platform::Iterable)
+            .await
+            .unwrap();
+        assert_eq!(gone.map(|g| g.id).as_deref(), Some("int1"), "{b}");
+        assert!(
+            s.get_integration(&publisher("pub-a"), Platform::Iterable)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.get_credentials("int1").await.unwrap().is_none());
+        assert!(
+            s.latest_sync_job("int1").await.unwrap().is_none(),
+            "{b}: jobs go too"
+        );
+        assert!(
+            s.credentials_not_under(999, 100)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.integration_id != "int1")
+        );
+        assert!(
+            s.delete_integration(&publisher("pub-a"), Platform::Iterable)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The other publisher's integration is untouched.
+        assert!(
+            s.get_integration(&publisher("pub-b"), Platform::Iterable)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    for db in TestDb::all().await {
+        {
+            let s = db.open().await.unwrap();
+            s.save_integration(new_integration("int1", "pub-a", Platform::Keap))
+                .await
+                .unwrap();
+            s.put_setting_if_absent("k", "v").await.unwrap();
+        }
+        let s = db.open().await.unwrap();
+        assert!(
+            s.get_integration(&publisher("pub-a"), Platform::Keap)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(s.get_setting("k").await.unwrap().as_deref(), Some("v"));
+        db.cleanup().await;
+    }
+}
