@@ -1,0 +1,29 @@
+//! Customer.io's three APIs: Track (Basic site id + tracking key), App (bearer App API key) and Data Pipelines (Basic CDP key), each with US and EU origins.
+//!
+//! The client, its error mapping and its operations arrive with this platform's issue; the
+//! connector is registered now so that routing, capabilities and tenancy are in place.
+
+use crate::{Connector, Upstreams};
+use domain::Platform;
+
+/// The Customerio connector.
+#[derive(Debug)]
+pub struct CustomerioConnector {
+    #[allow(dead_code)] // read by the platform's operations
+    upstreams: Upstreams,
+}
+
+impl CustomerioConnector {
+    pub fn new(upstreams: &Upstreams) -> Self {
+        Self {
+            upstreams: upstreams.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for CustomerioConnector {
+    fn platform(&self) -> Platform {
+        Platform::Customerio
+    }
+}
