@@ -31,12 +31,18 @@ pub fn router(p: Shared) -> Router {
             "/_sim/rate-limits",
             post(set_rate_limit).delete(clear_rate_limits),
         )
+        .route(
+            "/_sim/limits",
+            post(set_rate_limit).delete(clear_rate_limits),
+        )
         .route("/_sim/fixtures", post(load_fixtures))
         .route("/_sim/users", get(get_user))
         .route("/_sim/events", get(get_events))
         .route("/_sim/sends", get(get_sends))
         .route("/_sim/webhooks", post(create_webhook))
         .route("/_sim/webhooks/emit", post(emit))
+        .route("/_sim/webhooks/fire", post(fire))
+        .route("/_sim/webhooks/schedule", post(set_schedule))
         .route("/_sim/webhooks/flush", post(flush))
         .route("/_sim/webhooks/deliveries", get(deliveries))
         .route("/_sim/jwt", post(mint_jwt))
@@ -80,31 +86,46 @@ async fn remove_key(State(p): State<Shared>, Path(value): Path<String>) -> Statu
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LimitBody {
+    /// Multiplies every refill period (e.g. `0.01`: a 4/min limit refills in 0.6 s).
+    scale: Option<f64>,
     #[serde(default = "get_method")]
     method: String,
     /// The templated route, e.g. `/api/campaigns` or `/api/users/{email}`.
-    endpoint: String,
-    amount: u32,
-    per_ms: u64,
+    endpoint: Option<String>,
+    amount: Option<u32>,
+    per_ms: Option<u64>,
 }
 
 fn get_method() -> String {
     "GET".into()
 }
 
-/// Overrides one endpoint's limit (per project), so tests reach it in a few requests.
+/// `{"scale": f}` scales every limit's window; `{"endpoint", "amount", "perMs", "method"?}`
+/// overrides one endpoint's limit (per project), so tests reach it in a few requests.
 async fn set_rate_limit(State(p): State<Shared>, Json(b): Json<LimitBody>) -> Response {
-    if b.amount == 0 || b.per_ms == 0 {
-        return (StatusCode::BAD_REQUEST, "amount and perMs must be positive").into_response();
+    if let Some(scale) = b.scale {
+        if !(scale.is_finite() && scale > 0.0) {
+            return (StatusCode::BAD_REQUEST, "scale must be positive").into_response();
+        }
+        *lock(&p.time_scale) = scale;
     }
-    let key = format!("{} {}", b.method.to_ascii_uppercase(), b.endpoint);
-    lock(&p.overrides).insert(key, Rate::new(b.amount, Duration::from_millis(b.per_ms)));
+    if let Some(endpoint) = b.endpoint {
+        let (Some(amount), Some(per_ms)) = (b.amount, b.per_ms) else {
+            return (StatusCode::BAD_REQUEST, "amount and perMs are required").into_response();
+        };
+        if amount == 0 || per_ms == 0 {
+            return (StatusCode::BAD_REQUEST, "amount and perMs must be positive").into_response();
+        }
+        let key = format!("{} {endpoint}", b.method.to_ascii_uppercase());
+        lock(&p.overrides).insert(key, Rate::new(amount, Duration::from_millis(per_ms)));
+    }
     p.limiter.reset();
     StatusCode::NO_CONTENT.into_response()
 }
 
 async fn clear_rate_limits(State(p): State<Shared>) -> StatusCode {
     lock(&p.overrides).clear();
+    *lock(&p.time_scale) = 1.0;
     p.limiter.reset();
     StatusCode::NO_CONTENT
 }
@@ -279,6 +300,92 @@ async fn emit(State(p): State<Shared>, Json(b): Json<EmitBody>) -> Json<Value> {
     Json(Value::Array(
         webhooks::deliver(&p, &Value::Object(event), kind).await,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FireBody {
+    /// Deliver here; absent: to every configured webhook that wants the event.
+    url: Option<String>,
+    #[serde(default = "no_auth")]
+    auth_type: String,
+    auth_token: Option<String>,
+    #[serde(default)]
+    headers: Vec<crate::project::Header>,
+    /// Waits between attempts for this call (default: the project's schedule).
+    retry_delays_ms: Option<Vec<u64>>,
+    event_name: String,
+    email: Option<String>,
+    user_id: Option<String>,
+    #[serde(default)]
+    data_fields: serde_json::Map<String, Value>,
+}
+
+fn no_auth() -> String {
+    "NoAuth".into()
+}
+
+/// Fires one Iterable system webhook now (`{email, userId?, eventName, dataFields}`) and answers
+/// with the delivery records (attempts, final status).
+async fn fire(State(p): State<Shared>, Json(b): Json<FireBody>) -> Response {
+    if !webhooks::AUTH_TYPES.contains(&b.auth_type.as_str()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "authType must be NoAuth, Basic or OAuth2",
+        )
+            .into_response();
+    }
+    let mut event = serde_json::Map::new();
+    if let Some(e) = &b.email {
+        event.insert("email".into(), json!(e));
+    }
+    if let Some(u) = &b.user_id {
+        event.insert("userId".into(), json!(u));
+    }
+    event.insert("eventName".into(), json!(b.event_name));
+    event.insert("dataFields".into(), Value::Object(b.data_fields));
+    let event = Value::Object(event);
+    let schedule = b
+        .retry_delays_ms
+        .unwrap_or_else(|| lock(&p.retry_delays).clone());
+    let records = match b.url {
+        Some(url) => {
+            let t = webhooks::Target {
+                webhook_id: None,
+                endpoint: url,
+                auth_type: b.auth_type,
+                auth_token: b.auth_token,
+                headers: b.headers,
+            };
+            vec![webhooks::deliver_to(&p, &t, &event, &schedule).await]
+        }
+        None => {
+            let targets: Vec<webhooks::Target> = lock(&p.store)
+                .webhooks
+                .iter()
+                .filter(|w| w.enabled)
+                .map(webhooks::Target::from)
+                .collect();
+            let mut out = Vec::new();
+            for t in targets {
+                out.push(webhooks::deliver_to(&p, &t, &event, &schedule).await);
+            }
+            out
+        }
+    };
+    Json(Value::Array(records)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScheduleBody {
+    retry_delays_ms: Vec<u64>,
+}
+
+/// Sets the project's webhook retry schedule (attempts = delays + 1).
+async fn set_schedule(State(p): State<Shared>, Json(b): Json<ScheduleBody>) -> StatusCode {
+    *lock(&p.retry_delays) = b.retry_delays_ms;
+    StatusCode::NO_CONTENT
 }
 
 /// Waits for background deliveries (after sends) to finish.

@@ -23,6 +23,9 @@ pub const CHANNELS: &[(u64, &str, &str, &str)] = &[
     (41003, "Push Marketing Channel", "Marketing", "Push"),
     (41004, "Default SMS channel", "Marketing", "SMS"),
     (41005, "Default WebPush channel", "Marketing", "WebPush"),
+    // Inferred: in-app campaigns need a channel; the SPEC's enum omits InApp (and WebPush, which
+    // the recorded channels show).
+    (41006, "In-App Marketing Channel", "Marketing", "InApp"),
 ];
 
 /// `(id, name, channelId, subscriptionPolicy)`.
@@ -33,6 +36,29 @@ pub const MESSAGE_TYPES: &[(u64, &str, u64, &str)] = &[
     (51004, "Default SMS message type", 41004, "OptOut"),
     (51005, "Default WebPush message type", 41005, "OptOut"),
     (51006, "Breaking News Alerts", 41001, "OptIn"),
+    (51007, "In-App Marketing Message", 41006, "OptOut"),
+];
+
+/// The first campaigns cover every type, medium and state, so any seed shows them all:
+/// `(triggered, medium, state)`.
+const COVERAGE: &[(bool, &str, &str)] = &[
+    (true, "Email", "Running"),
+    (true, "SMS", "Running"),
+    (true, "Push", "Running"),
+    (true, "InApp", "Running"),
+    (false, "Email", "Finished"),
+    (false, "Email", "Draft"),
+    (false, "Email", "Ready"),
+    (false, "Email", "Scheduled"),
+    (false, "Email", "Running"),
+    (false, "Email", "Starting"),
+    (false, "Email", "Aborted"),
+    (false, "Email", "Recurring"),
+    (false, "Email", "Archived"),
+    (false, "Push", "Finished"),
+    (false, "SMS", "Finished"),
+    (false, "InApp", "Finished"),
+    (true, "Email", "Draft"),
 ];
 
 const FIRST: &[&str] = &[
@@ -230,21 +256,25 @@ impl Gen {
 
     pub fn campaign_meta(&self, i: u64) -> CampaignMeta {
         let x = h(self.seed, K_CAMPAIGN, i);
-        // Campaign 0 is always a running triggered email campaign, so target sends work.
-        let triggered = i == 0 || x % 10 < 3;
-        let medium = if i == 0 {
-            "Email"
-        } else {
-            match (x >> 8) % 20 {
-                0..=13 => "Email",
-                14..=16 => "Push",
-                _ => "SMS",
-            }
+        if let Some(&(triggered, medium, state)) =
+            usize::try_from(i).ok().and_then(|i| COVERAGE.get(i))
+        {
+            return CampaignMeta {
+                id: self.campaign_id(i),
+                triggered,
+                medium,
+                state,
+            };
+        }
+        let triggered = x % 10 < 3;
+        let medium = match (x >> 8) % 20 {
+            0..=12 => "Email",
+            13..=15 => "Push",
+            16..=17 => "SMS",
+            _ => "InApp",
         };
         let r = (x >> 16) % 100;
-        let state = if i == 0 {
-            "Running"
-        } else if triggered {
+        let state = if triggered {
             match r {
                 0..=69 => "Running",
                 70..=79 => "Ready",
@@ -253,12 +283,14 @@ impl Gen {
             }
         } else {
             match r {
-                0..=59 => "Finished",
-                60..=64 => "Running",
-                65..=74 => "Scheduled",
-                75..=84 => "Draft",
-                85..=89 => "Ready",
-                90..=94 => "Aborted",
+                0..=54 => "Finished",
+                55..=59 => "Running",
+                60..=69 => "Scheduled",
+                70..=79 => "Draft",
+                80..=84 => "Ready",
+                85..=89 => "Aborted",
+                90..=92 => "Starting",
+                93..=95 => "Recurring",
                 _ => "Archived",
             }
         };
@@ -330,7 +362,7 @@ impl Gen {
                     c.insert("endedAt".into(), json!(updated + 300_000));
                     c.insert("sendSize".into(), json!(100 + (x >> 12) % 50_000));
                 }
-                "Running" | "Aborted" => {
+                "Running" | "Aborted" | "Starting" | "Recurring" => {
                     c.insert("startAt".into(), json!(updated));
                 }
                 "Scheduled" => {
@@ -409,6 +441,7 @@ impl Gen {
         let message_type = match medium {
             "Push" => 51003,
             "SMS" => 51004,
+            "InApp" => 51007,
             _ if ttype == "Triggered" => 51002,
             _ => 51001,
         };
@@ -548,11 +581,15 @@ impl Gen {
             ("Push", 0..=59) => "pushSend",
             ("Push", _) => "pushOpen",
             ("SMS", 0..=79) => "smsSend",
-            _ => "smsClick",
+            ("SMS", _) => "smsClick",
+            (_, 0..=49) => "inAppSend",
+            (_, 50..=79) => "inAppOpen",
+            _ => "inAppClick",
         };
         let channel = match m.medium {
             "Push" => 41003,
             "SMS" => 41004,
+            "InApp" => 41006,
             _ if m.triggered => 41002,
             _ => 41001,
         };
@@ -564,6 +601,7 @@ impl Gen {
             json!(match channel {
                 41003 => 51003,
                 41004 => 51004,
+                41006 => 51007,
                 41002 => 51002,
                 _ => 51001,
             }),
@@ -574,7 +612,7 @@ impl Gen {
             json!(format!("{:016x}{:016x}", mix(x), mix(x ^ 1))),
         );
         match kind {
-            "emailOpen" | "emailClick" | "pushOpen" | "smsClick" => {
+            "emailOpen" | "emailClick" | "pushOpen" | "smsClick" | "inAppOpen" | "inAppClick" => {
                 row.insert(
                     "ip".into(),
                     json!(format!("203.0.113.{}", (x >> 32) % 250 + 1)),

@@ -50,6 +50,8 @@ pub const US_MOBILE_KEY: &str = "c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4";
 pub const US_JWT_KEY: &str = "d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9";
 /// HS256 secret of [`US_JWT_KEY`].
 pub const US_JWT_SECRET: &str = "sandbox-iterable-us-jwt-secret-0123456789";
+/// US project, JavaScript (web SDK, client-side) key without JWT.
+pub const US_JS_KEY: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 /// EU project, server-side key (valid only on the EU origin).
 pub const EU_SERVER_KEY: &str = "e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0";
 /// EU project, read-only key.
@@ -82,6 +84,12 @@ pub fn sandbox_keys(region: Region) -> Vec<ApiKey> {
                 KeyKind::Mobile,
                 None,
                 "iterable us mobile API key",
+            ),
+            k(
+                US_JS_KEY,
+                KeyKind::JavaScript,
+                None,
+                "iterable us JavaScript API key",
             ),
             k(
                 US_JWT_KEY,

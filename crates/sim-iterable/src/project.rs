@@ -2,7 +2,7 @@
 //! writes made through the API, plus the gate every API request passes.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -57,6 +57,7 @@ pub struct StoredEvent {
 pub struct Webhook {
     #[serde(default)]
     pub id: u64,
+    #[serde(alias = "url")]
     pub endpoint: String,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -98,6 +99,12 @@ pub struct Fixtures {
     pub users_replace_generated: bool,
 }
 
+/// Bounds of what the simulator keeps from writes: beyond them the oldest entries are dropped, so
+/// a long load test cannot grow memory without limit.
+pub const MAX_STORED_USERS: usize = 100_000;
+pub const MAX_STORED_EVENTS: usize = 200_000;
+pub const MAX_STORED_RECORDS: usize = 10_000;
+
 /// The mutable part of a project.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -109,7 +116,7 @@ pub struct Store {
     pub deleted: HashSet<String>,
     /// Project-wide user field types (`string`, `long`, `double`, `boolean`, `date`, `object`).
     pub field_types: BTreeMap<String, String>,
-    pub events: Vec<StoredEvent>,
+    pub events: VecDeque<StoredEvent>,
     pub sends: Vec<Value>,
     pub lists_created: Vec<Value>,
     pub lists_deleted: HashSet<u64>,
@@ -119,6 +126,50 @@ pub struct Store {
 }
 
 impl Store {
+    /// Keeps an event (an existing id of the same type is replaced), dropping the oldest beyond
+    /// [`MAX_STORED_EVENTS`].
+    pub fn push_event(&mut self, ev: StoredEvent) {
+        if let Some(old) = self
+            .events
+            .iter_mut()
+            .find(|e| e.data_type == ev.data_type && e.id == ev.id)
+        {
+            *old = ev;
+            return;
+        }
+        if self.events.len() >= MAX_STORED_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(ev);
+    }
+
+    /// Appends to a record log (sends, deliveries), dropping the oldest beyond the bound.
+    pub fn push_record(log: &mut Vec<Value>, v: Value) {
+        if log.len() >= MAX_STORED_RECORDS {
+            log.remove(0);
+        }
+        log.push(v);
+    }
+
+    /// Drops the least recently updated written users beyond [`MAX_STORED_USERS`].
+    pub fn evict_users(&mut self) {
+        while self.users.len() > MAX_STORED_USERS {
+            let Some(oldest) = self
+                .users
+                .iter()
+                .min_by_key(|(_, u)| u.updated_ms)
+                .map(|(k, _)| k.clone())
+            else {
+                return;
+            };
+            if let Some(u) = self.users.remove(&oldest)
+                && let Some(id) = u.user_id
+            {
+                self.user_ids.remove(&id);
+            }
+        }
+    }
+
     pub fn new() -> Self {
         let mut s = Self::default();
         for (f, t) in [
@@ -155,6 +206,11 @@ pub struct Project {
     pub control: Control,
     pub http: reqwest::Client,
     pub pending: Mutex<Vec<JoinHandle<()>>>,
+    /// Waits between webhook delivery attempts.
+    pub retry_delays: Mutex<Vec<u64>>,
+    /// Multiplies every limit's refill period (`/_sim/rate-limits {"scale": 0.01}`): below 1,
+    /// windows shrink so a test sees a limit recover quickly.
+    pub time_scale: Mutex<f64>,
 }
 
 pub type Shared = Arc<Project>;
@@ -170,6 +226,8 @@ impl Project {
         *lock(&self.keys) = KeyTable::new(keys::sandbox_keys(self.region));
         lock(&self.overrides).clear();
         self.limiter.reset();
+        *lock(&self.retry_delays) = crate::webhooks::DEFAULT_RETRY_DELAYS_MS.to_vec();
+        *lock(&self.time_scale) = 1.0;
         for h in lock(&self.pending).drain(..) {
             h.abort();
         }
@@ -294,7 +352,11 @@ pub async fn gate(
             Some(r) => Some((*r, Scope::Project)),
             None => limits::limit_for(method.as_str(), &route),
         };
-        if let Some((rate, scope)) = limit {
+        if let Some((mut rate, scope)) = limit {
+            let scale = *lock(&p.time_scale);
+            if (scale - 1.0).abs() > f64::EPSILON {
+                rate.per = rate.per.mul_f64(scale.max(1e-6));
+            }
             let owner = match scope {
                 Scope::Project => p.project_id.to_string(),
                 Scope::ApiKey => key.value.clone(),

@@ -364,6 +364,7 @@ pub fn apply_update(
     store.deleted.remove(&lower);
     ok.email.clone_from(&user.email);
     store.users.insert(lower, user);
+    store.evict_users();
     Ok(ok)
 }
 

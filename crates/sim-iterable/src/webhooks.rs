@@ -16,10 +16,12 @@ use crate::{
     project::{Project, Shared, Webhook, lock, parse_json},
 };
 
-/// Attempts per delivery, and the waits between them. Iterable's retry schedule is not public
-/// ("Delivery is not guaranteed. Iterable retries f…"); these are inferred.
-pub const MAX_ATTEMPTS: usize = 3;
-pub const RETRY_DELAYS_MS: [u64; 2] = [100, 500];
+/// Waits between delivery attempts (so attempts = delays + 1). Iterable's retry schedule is not
+/// public ("Delivery is not guaranteed. Iterable retries f…"); this default is inferred and can be
+/// changed per project (`POST /_sim/webhooks/schedule`) or per call (`/_sim/webhooks/fire`).
+pub const DEFAULT_RETRY_DELAYS_MS: [u64; 2] = [100, 500];
+/// Attempts with the default schedule.
+pub const MAX_ATTEMPTS: usize = DEFAULT_RETRY_DELAYS_MS.len() + 1;
 /// Per attempt.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Basic auth sends the configured token as-is: the stored System Webhooks page shows
@@ -113,78 +115,104 @@ fn wants(w: &Webhook, kind: SendKind) -> bool {
         }
 }
 
+/// Where and how one delivery is sent.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub webhook_id: Option<u64>,
+    pub endpoint: String,
+    pub auth_type: String,
+    pub auth_token: Option<String>,
+    pub headers: Vec<crate::project::Header>,
+}
+
+impl From<&Webhook> for Target {
+    fn from(w: &Webhook) -> Self {
+        Self {
+            webhook_id: Some(w.id),
+            endpoint: w.endpoint.clone(),
+            auth_type: w.auth_type.clone(),
+            auth_token: w.auth_token.clone(),
+            headers: w.headers.clone(),
+        }
+    }
+}
+
 /// Delivers `event` to every webhook that wants it; returns one record per webhook.
 pub async fn deliver(p: &Project, event: &Value, kind: SendKind) -> Vec<Value> {
-    let hooks: Vec<Webhook> = lock(&p.store)
+    let targets: Vec<Target> = lock(&p.store)
         .webhooks
         .iter()
         .filter(|w| wants(w, kind))
-        .cloned()
+        .map(Target::from)
         .collect();
+    let schedule = lock(&p.retry_delays).clone();
     let mut records = Vec::new();
-    for w in hooks {
-        let mut attempts = 0;
-        let mut last_status: Option<u16> = None;
-        let mut last_error: Option<String> = None;
-        while attempts < MAX_ATTEMPTS {
-            if attempts > 0 {
-                let wait = RETRY_DELAYS_MS
-                    .get(attempts - 1)
-                    .copied()
-                    .unwrap_or(RETRY_DELAYS_MS[RETRY_DELAYS_MS.len() - 1]);
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
-            attempts += 1;
-            let mut req = p
-                .http
-                .post(&w.endpoint)
-                .timeout(TIMEOUT)
-                .header("content-type", "application/json")
-                .body(event.to_string());
-            let token = w.auth_token.clone().unwrap_or_default();
-            match w.auth_type.as_str() {
-                "Basic" => req = req.header("authorization", format!("{BASIC_PREFIX}{token}")),
-                "OAuth2" => req = req.header("authorization", format!("{OAUTH2_PREFIX}{token}")),
-                _ => {}
-            }
-            for h in &w.headers {
-                req = req.header(h.key.as_str(), h.value.as_str());
-            }
-            match req.send().await {
-                Ok(resp) => {
-                    let s = resp.status();
-                    last_status = Some(s.as_u16());
-                    last_error = None;
-                    if s.is_success() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    last_status = None;
-                    last_error = Some(e.to_string());
-                }
-            }
-        }
-        let delivered = last_status.is_some_and(|s| (200..300).contains(&s));
-        p.control.incr(if delivered {
-            "webhooks_delivered"
-        } else {
-            "webhooks_failed"
-        });
-        let record = json!({
-            "webhookId": w.id,
-            "endpoint": w.endpoint,
-            "eventName": event.get("eventName"),
-            "attempts": attempts,
-            "status": last_status,
-            "error": last_error,
-            "delivered": delivered,
-            "body": event,
-        });
-        lock(&p.store).deliveries.push(record.clone());
-        records.push(record);
+    for t in targets {
+        records.push(deliver_to(p, &t, event, &schedule).await);
     }
     records
+}
+
+/// POSTs `event` to one target: `Content-Type: application/json`, the auth header of its auth
+/// type, its custom headers; retried on errors and non-2xx after each wait of `schedule`.
+pub async fn deliver_to(p: &Project, t: &Target, event: &Value, schedule: &[u64]) -> Value {
+    let max_attempts = schedule.len() + 1;
+    let mut attempts = 0;
+    let mut last_status: Option<u16> = None;
+    let mut last_error: Option<String> = None;
+    while attempts < max_attempts {
+        if let Some(wait) = attempts.checked_sub(1).and_then(|i| schedule.get(i)) {
+            tokio::time::sleep(Duration::from_millis(*wait)).await;
+        }
+        attempts += 1;
+        let mut req = p
+            .http
+            .post(&t.endpoint)
+            .timeout(TIMEOUT)
+            .header("content-type", "application/json")
+            .body(event.to_string());
+        let token = t.auth_token.clone().unwrap_or_default();
+        match t.auth_type.as_str() {
+            "Basic" => req = req.header("authorization", format!("{BASIC_PREFIX}{token}")),
+            "OAuth2" => req = req.header("authorization", format!("{OAUTH2_PREFIX}{token}")),
+            _ => {}
+        }
+        for h in &t.headers {
+            req = req.header(h.key.as_str(), h.value.as_str());
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let s = resp.status();
+                last_status = Some(s.as_u16());
+                last_error = None;
+                if s.is_success() {
+                    break;
+                }
+            }
+            Err(e) => {
+                last_status = None;
+                last_error = Some(e.to_string());
+            }
+        }
+    }
+    let delivered = last_status.is_some_and(|s| (200..300).contains(&s));
+    p.control.incr(if delivered {
+        "webhooks_delivered"
+    } else {
+        "webhooks_failed"
+    });
+    let record = json!({
+        "webhookId": t.webhook_id,
+        "endpoint": t.endpoint,
+        "eventName": event.get("eventName"),
+        "attempts": attempts,
+        "status": last_status,
+        "error": last_error,
+        "delivered": delivered,
+        "body": event,
+    });
+    crate::project::Store::push_record(&mut lock(&p.store).deliveries, record.clone());
+    record
 }
 
 /// Delivers in the background, as Iterable does after a send; `/_sim/webhooks/flush` waits.

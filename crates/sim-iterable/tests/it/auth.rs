@@ -2,7 +2,9 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sim_iterable::{EU_SERVER_KEY, US_JWT_KEY, US_MOBILE_KEY, US_READ_ONLY_KEY, US_SERVER_KEY};
+use sim_iterable::{
+    EU_SERVER_KEY, US_JS_KEY, US_JWT_KEY, US_MOBILE_KEY, US_READ_ONLY_KEY, US_SERVER_KEY,
+};
 
 use crate::common::{send, sim};
 
@@ -103,6 +105,30 @@ async fn mobile_keys_reach_only_the_mobile_endpoints() {
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn javascript_keys_are_client_side_too() {
+    let s = sim().await;
+    let (st, body) = send(
+        s.http
+            .get(format!("{}/api/campaigns", s.us))
+            .header("Api-Key", US_JS_KEY),
+    )
+    .await;
+    assert_bad_key(st, &body, "/api/campaigns");
+    let (st, _) = send(
+        s.http
+            .post(format!("{}/api/users/update", s.us))
+            .header("Api-Key", US_JS_KEY)
+            .json(&json!({"email": "web@x.io", "dataFields": {"lastPage": "/home"}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        s.running.credential("iterable us JavaScript API key"),
+        Some(US_JS_KEY)
+    );
 }
 
 #[tokio::test]

@@ -40,10 +40,12 @@ fn spec() -> Value {
     d["IterableApiResponse"]["properties"]["params"]["type"] = json!(["object", "null"]);
     d["CampaignsResponse"]["properties"]["totalCampaignsCount"] = json!({"type": "integer"});
     d["GetTemplatesResponse"]["properties"]["totalTemplatesCount"] = json!({"type": "integer"});
-    d["ChannelDetails"]["properties"]["messageMedium"]["enum"]
+    let media = d["ChannelDetails"]["properties"]["messageMedium"]["enum"]
         .as_array_mut()
-        .unwrap()
-        .push(json!("WebPush"));
+        .unwrap();
+    media.push(json!("WebPush"));
+    // Not a SPEC error but this simulator's inferred in-app channel (see data::CHANNELS).
+    media.push(json!("InApp"));
     s
 }
 

@@ -215,6 +215,18 @@ async fn bulk_update_reports_per_user_failures_and_caps_the_body() {
     let (_, u) = s.get("/api/users/byUserId/ext-77").await;
     assert_eq!(u["user"]["email"], "ext-77@placeholder.email");
 
+    // Over 1,000 users: 400 BatchTooLarge.
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"email": format!("m{i}@example.com")}))
+        .collect();
+    let (st, body) = s
+        .post("/api/users/bulkUpdate", &json!({"users": many}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "BatchTooLarge");
+    let (_, u) = s.get("/api/users/m0@example.com").await;
+    assert_eq!(u, json!({}), "nothing of a refused batch is written");
+
     // Over 4 MB: 413 BatchTooLarge.
     let big = "x".repeat(4 * 1024 * 1024 + 10);
     let (st, body) = s
@@ -262,6 +274,9 @@ async fn track_and_track_bulk() {
     .await;
     let evs = s.ctl.get("/_sim/events").await.unwrap();
     assert_eq!(evs.as_array().unwrap().len(), 1);
+    // The tracked user is kept.
+    let (_, u) = s.get("/api/users/t@example.com").await;
+    assert_eq!(u["user"]["email"], "t@example.com");
     assert_eq!(evs[0]["row"]["dataFields"]["articleId"], 10);
 
     let (st, body) = s

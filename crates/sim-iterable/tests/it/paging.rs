@@ -201,3 +201,39 @@ async fn templates_filter_by_type_medium_and_creation_time() {
     let (st, _) = s.get("/api/templates?templateType=Newsletter").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn seeded_campaigns_cover_every_state_type_and_medium() {
+    let s = sim().await;
+    let (_, body) = s.get("/api/campaigns?pageSize=1000").await;
+    let cs = body["campaigns"].as_array().unwrap();
+    let set = |k: &str| -> HashSet<String> {
+        cs.iter()
+            .map(|c| c[k].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for state in [
+        "Draft",
+        "Ready",
+        "Scheduled",
+        "Running",
+        "Finished",
+        "Starting",
+        "Aborted",
+        "Recurring",
+        "Archived",
+    ] {
+        assert!(set("campaignState").contains(state), "{state}");
+    }
+    assert_eq!(
+        set("type"),
+        HashSet::from(["Blast".into(), "Triggered".into()])
+    );
+    for m in ["Email", "SMS", "Push", "InApp"] {
+        assert!(set("messageMedium").contains(m), "{m}");
+    }
+    // The same seed gives the same project.
+    let again = crate::common::sim().await;
+    let (_, body2) = again.get("/api/campaigns?pageSize=1000").await;
+    assert_eq!(body, body2);
+}

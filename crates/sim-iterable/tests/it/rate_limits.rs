@@ -116,3 +116,37 @@ async fn bulk_endpoints_use_their_tight_published_limits() {
     }
     assert!(limited >= 5, "{limited} of 12 limited");
 }
+
+#[tokio::test]
+async fn scale_shrinks_windows_so_a_tripped_limit_recovers_fast() {
+    let s = sim().await;
+    s.ctl
+        .post("/_sim/limits", &json!({"scale": 0.01}))
+        .await
+        .unwrap();
+    let q = "/api/export/data.json?dataTypeName=emailOpen&range=Yesterday";
+    let mut statuses = vec![];
+    for _ in 0..5 {
+        statuses.push(s.req(Method::GET, q).send().await.unwrap().status());
+    }
+    assert_eq!(statuses[..4], [StatusCode::OK; 4]);
+    assert_eq!(
+        statuses[4],
+        StatusCode::TOO_MANY_REQUESTS,
+        "the burst is still 4"
+    );
+    // 4 per 0.6 s: one token back after 150 ms. Waiting on the clock is the point here.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        s.req(Method::GET, q).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let resp = s
+        .http
+        .post(format!("{}/_sim/limits", s.us))
+        .json(&json!({"scale": -1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}

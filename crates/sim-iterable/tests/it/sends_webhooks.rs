@@ -258,3 +258,60 @@ async fn the_webhooks_api_lists_and_updates_existing_webhooks() {
         .unwrap();
     assert_eq!(out, json!([]));
 }
+
+#[tokio::test]
+async fn fire_posts_to_a_given_url_with_a_configurable_schedule() {
+    let s = sim().await;
+    let (url, rx, _task) = receiver(vec![502]).await;
+    let out = s
+        .ctl
+        .post(
+            "/_sim/webhooks/fire",
+            &json!({"url": url, "authType": "Basic", "authToken": "k",
+                    "headers": [{"key": "X-Iterable-Test", "value": "1"}],
+                    "retryDelaysMs": [0, 0, 0],
+                    "eventName": "emailBounce", "email": "b@example.com", "userId": "usr0000001",
+                    "dataFields": {"campaignId": 5, "recipientState": "HardBounce"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out[0]["attempts"], 4);
+    assert_eq!(out[0]["delivered"], false);
+    let got = rx.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0].0["x-iterable-test"], "1");
+    assert_eq!(got[0].0["authorization"], "k");
+    assert_eq!(
+        got[0].1,
+        json!({"email": "b@example.com", "userId": "usr0000001", "eventName": "emailBounce",
+               "dataFields": {"campaignId": 5, "recipientState": "HardBounce"}})
+    );
+
+    // The project schedule applies when the call gives none; `url` is accepted on create.
+    let (url2, rx2, _t2) = receiver(vec![500]).await;
+    s.ctl
+        .post("/_sim/webhooks/schedule", &json!({"retryDelaysMs": [0]}))
+        .await
+        .unwrap();
+    s.ctl
+        .post(
+            "/_sim/webhooks",
+            &json!({"url": url2, "authType": "NoAuth"}),
+        )
+        .await
+        .unwrap();
+    let out = s
+        .ctl
+        .post(
+            "/_sim/webhooks/fire",
+            &json!({"eventName": "emailOpen", "email": "o@example.com"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.as_array().unwrap().len(), 1);
+    assert_eq!(out[0]["attempts"], 2);
+    assert!(
+        rx2.got.lock().unwrap()[0].0.get("authorization").is_none(),
+        "NoAuth"
+    );
+}
