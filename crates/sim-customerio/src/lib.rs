@@ -1,0 +1,171 @@
+//! Customer.io simulator: the Track, App and Data Pipelines APIs of a US and an EU sandbox
+//! workspace on six real listeners, plus signed reporting webhooks, on the shared `sim-core`
+//! control API. See README.md for the paths, credentials and control routes.
+#![forbid(unsafe_code)]
+
+mod app;
+mod cdp;
+pub mod config;
+mod control;
+mod data;
+mod resp;
+mod sim;
+mod store;
+mod track;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use sim_core::{Binder, Control, Credential, Origin, RateLimitedResponder, Running};
+
+pub use config::{EU, SandboxWorkspace, US, WORKSPACES};
+pub use webhooks::{NAMED_EVENTS, sign as sign_webhook, ulid};
+
+use crate::{
+    data::{Seeded, Sizes},
+    sim::{Ctx, Origins, Region, Sim},
+    store::Store,
+};
+
+/// The platform name in `Running::platform` and the control API.
+pub const PLATFORM: &str = "customerio";
+
+/// CONTRACT §1 variables this simulator serves, in binding order.
+pub const ENV_TRACK_US: &str = "SHARPSEND_CUSTOMERIO_TRACK_US_URL";
+pub const ENV_TRACK_EU: &str = "SHARPSEND_CUSTOMERIO_TRACK_EU_URL";
+pub const ENV_APP_US: &str = "SHARPSEND_CUSTOMERIO_APP_US_URL";
+pub const ENV_APP_EU: &str = "SHARPSEND_CUSTOMERIO_APP_EU_URL";
+pub const ENV_CDP_US: &str = "SHARPSEND_CUSTOMERIO_CDP_US_URL";
+pub const ENV_CDP_EU: &str = "SHARPSEND_CUSTOMERIO_CDP_EU_URL";
+
+/// Sizes of the seeded data of each sandbox workspace.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub seed: u64,
+    /// People (lazily generated; a million is fine).
+    pub people: u64,
+    pub campaigns: u64,
+    pub segments: u64,
+    /// API-triggered broadcasts (ids 1001…; the last one is a draft when there are several).
+    pub broadcasts: u64,
+    /// Newsletters (ids 5001…, one a week; the newest is a draft).
+    pub newsletters: u64,
+    /// Transactional messages (ids 1…; email, email, email, sms, push, in_app, …).
+    pub transactional: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            people: 250,
+            campaigns: 12,
+            segments: 10,
+            broadcasts: 5,
+            newsletters: 36,
+            transactional: 6,
+        }
+    }
+}
+
+/// The sandbox credentials with their labels (`customerio us site id`, …).
+pub fn credentials() -> Vec<Credential> {
+    WORKSPACES
+        .iter()
+        .flat_map(|w| {
+            [
+                ("site id", w.site_id),
+                ("tracking key", w.tracking_key),
+                ("app api key", w.app_api_key),
+                ("cdp api key", w.cdp_api_key),
+                ("webhook signing key", w.webhook_signing_key),
+            ]
+            .into_iter()
+            .map(|(what, value)| Credential {
+                label: format!("customerio {} {what}", w.region),
+                value: value.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Starts the six listeners (Track US/EU, App US/EU, CDP US/EU, bound in that order) sharing one
+/// state and one control API.
+pub async fn start(binder: &mut Binder, opts: Options) -> std::io::Result<Running> {
+    let mut listeners = Vec::with_capacity(6);
+    for _ in 0..6 {
+        listeners.push(binder.bind().await?);
+    }
+    let mut urls = Vec::with_capacity(6);
+    for l in &listeners {
+        urls.push(format!("http://{}", l.local_addr()?));
+    }
+    let origins = Origins {
+        track: [urls[0].clone(), urls[1].clone()],
+        app: [urls[2].clone(), urls[3].clone()],
+        cdp: [urls[4].clone(), urls[5].clone()],
+    };
+    let sizes = Sizes {
+        seed: opts.seed,
+        people: opts.people,
+        campaigns: opts.campaigns,
+        segments: opts.segments,
+        broadcasts: opts.broadcasts,
+        newsletters: opts.newsletters,
+        transactional: opts.transactional,
+    };
+    let stores = [
+        Store::new(Seeded::new(sizes.clone(), 0x05)),
+        Store::new(Seeded::new(sizes, 0xE0)),
+    ];
+    // Every Customer.io 429 documented is bare: no body, no headers.
+    let responder: RateLimitedResponder =
+        Arc::new(|_path: &str| resp::empty(StatusCode::TOO_MANY_REQUESTS));
+    let control = Control::new(PLATFORM, responder);
+    let sim = Arc::new(Sim::new(control.clone(), stores, origins));
+    let weak = Arc::downgrade(&sim);
+    control.on_reset(move || {
+        if let Some(s) = weak.upgrade() {
+            s.reset();
+        }
+    });
+
+    let ctx = |region| Ctx {
+        sim: sim.clone(),
+        region,
+    };
+    let routers = [
+        track::router(ctx(Region::Us)),
+        track::router(ctx(Region::Eu)),
+        app::router(ctx(Region::Us)),
+        app::router(ctx(Region::Eu)),
+        cdp::router(ctx(Region::Us)),
+        cdp::router(ctx(Region::Eu)),
+    ];
+    let envs = [
+        ENV_TRACK_US,
+        ENV_TRACK_EU,
+        ENV_APP_US,
+        ENV_APP_EU,
+        ENV_CDP_US,
+        ENV_CDP_EU,
+    ];
+    let mut servers = Vec::with_capacity(6);
+    let mut out_origins = Vec::with_capacity(6);
+    for ((listener, router), (env, url)) in listeners
+        .into_iter()
+        .zip(routers)
+        .zip(envs.into_iter().zip(urls))
+    {
+        let router = control.wrap(router).merge(control::routes(sim.clone()));
+        servers.push(sim_core::spawn(listener, router)?);
+        out_origins.push(Origin { env, url });
+    }
+    Ok(Running {
+        platform: PLATFORM,
+        origins: out_origins,
+        credentials: credentials(),
+        servers,
+    })
+}
