@@ -523,3 +523,76 @@ async fn recorded_responses_replay_unchanged() {
     assert_eq!(jane["user"]["dataFields"]["firstName"], "Jane");
     assert_eq!(jane["user"]["dataFields"]["isFoobar"], false);
 }
+
+fn vendored_schema(rel: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(vendor().join(rel)).unwrap()).unwrap()
+}
+
+/// Generated records against the connector schemas that describe raw API records: Airbyte's
+/// campaigns and email_send (strict: no field they do not know), Airbyte's lists and Singer's
+/// event schemas (types only: lists carry `isGlobalSuppressionEnabled`, which Airbyte omits, and
+/// Singer's schemas are after its transforms).
+#[tokio::test]
+async fn generated_records_match_the_connector_schemas() {
+    // Five exports in a row: the 4/min export limit is not what this test is about.
+    let s = crate::common::sim_with(sim_iterable::Options {
+        rate_limits: false,
+        ..crate::common::opts()
+    })
+    .await;
+    let no_defs = json!({});
+    let open = |mut schema: Value| {
+        schema["additionalProperties"] = json!(true);
+        schema
+    };
+    let (_, c) = s.get("/api/campaigns?pageSize=1000").await;
+    let campaigns = vendored_schema("airbyte-source-iterable/schemas/campaigns.json");
+    for x in c["campaigns"].as_array().unwrap() {
+        check(&no_defs, &campaigns, x, "airbyte campaigns");
+    }
+    let (_, l) = s.get("/api/lists").await;
+    let lists = open(vendored_schema(
+        "airbyte-source-iterable/schemas/lists.json",
+    ));
+    for x in l["lists"].as_array().unwrap() {
+        check(&no_defs, &lists, x, "airbyte lists");
+    }
+    let (_, ch) = s.get("/api/channels").await;
+    let channels = vendored_schema("singer-tap-iterable/schemas/channels.json");
+    for x in ch["channels"].as_array().unwrap() {
+        check(&no_defs, &channels, x, "singer channels");
+    }
+    let rows = |t: &'static str| {
+        let rb = s
+            .req(Method::GET, "/api/export/data.json")
+            .query(&[("dataTypeName", t), ("range", "All")]);
+        async move {
+            let (st, _, ls) = lines(rb).await;
+            assert_eq!(st, StatusCode::OK, "export {t}");
+            ls.iter()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let send_schema = vendored_schema("airbyte-source-iterable/schemas/email_send.json");
+    let sends = rows("emailSend").await;
+    assert!(!sends.is_empty());
+    for x in &sends {
+        check(&no_defs, &send_schema, x, "airbyte email_send");
+    }
+    for (t, file) in [
+        ("emailOpen", "email_open"),
+        ("emailClick", "email_click"),
+        ("emailBounce", "email_bounce"),
+        ("emailUnSubscribe", "email_unsubscribe"),
+    ] {
+        let schema = open(vendored_schema(&format!(
+            "singer-tap-iterable/schemas/{file}.json"
+        )));
+        let got = rows(t).await;
+        assert!(!got.is_empty(), "{t} generated");
+        for x in &got {
+            check(&no_defs, &schema, x, file);
+        }
+    }
+}
