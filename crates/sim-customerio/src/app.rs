@@ -35,7 +35,35 @@ struct AppKey {
     key: &'static str,
 }
 
+/// The App router, also answering the legacy spelling `/v1/api/…` (still seen in docs and
+/// integrations, e.g. `https://api.customer.io/v1/api/campaigns/:id/triggers`).
 pub fn router(ctx: Ctx) -> Router {
+    let routes = routes(ctx);
+    let rewritten = tower::ServiceBuilder::new()
+        .map_request(strip_legacy_prefix)
+        .service(routes);
+    Router::new().fallback_service(rewritten)
+}
+
+fn strip_legacy_prefix(mut req: Request) -> Request {
+    let legacy = req.uri().path().strip_prefix("/v1/api/").map(str::to_owned);
+    if let Some(rest) = legacy {
+        let pq = match req.uri().query() {
+            Some(q) => format!("/v1/{rest}?{q}"),
+            None => format!("/v1/{rest}"),
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(p) = pq.parse() {
+            parts.path_and_query = Some(p);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+fn routes(ctx: Ctx) -> Router {
     Router::new()
         .route("/v1/campaigns", get(list_campaigns))
         .route("/v1/campaigns/{id}", get(get_campaign))

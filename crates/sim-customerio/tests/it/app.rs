@@ -506,3 +506,63 @@ async fn exports_and_transactional_lists() {
     let (_, t) = sim.app_get("/v1/transactional").await;
     assert_eq!(t["messages"].as_array().unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn transactional_payload_over_1_mb_is_413_meta_error() {
+    let sim = start().await;
+    let (s, body) = sim
+        .app_post(
+            "/v1/send/email",
+            &json!({"transactional_message_id": 1, "to": "a@b.c", "identifiers": {"id": "1"},
+                    "message_data": {"blob": "x".repeat(1024 * 1024)}}),
+        )
+        .await;
+    assert_eq!(s, 413);
+    assert!(body["meta"]["error"].is_string());
+}
+
+#[tokio::test]
+async fn reset_forgets_writes_triggers_and_sends() {
+    let sim = start().await;
+    sim.http
+        .put(sim.track_us("/api/v1/customers/r-1"))
+        .header("authorization", us_track())
+        .json(&json!({"email": "r1@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, _) = sim
+        .app_post("/v1/campaigns/1001/triggers", &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let (_, segs) = sim.app_get("/v1/customers/r-1/segments").await;
+    assert_eq!(
+        segs["segments"][0]["id"], 1,
+        "written people are in segment 1"
+    );
+    sim.ctl().reset().await.unwrap();
+    assert!(sim.person("id=r-1").await.is_none());
+    assert_eq!(sim.ctl().get("/_sim/triggers").await.unwrap(), json!([]));
+    assert_eq!(sim.ctl().counters().await.unwrap().len(), 0);
+    // The trigger window is forgotten too.
+    let (s, t) = sim
+        .app_post("/v1/campaigns/1001/triggers", &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(t["id"], 1);
+}
+
+#[tokio::test]
+async fn legacy_v1_api_prefix_is_an_alias() {
+    let sim = start().await;
+    let (s, body) = sim.app_get("/v1/api/campaigns").await;
+    assert_eq!(s, 200);
+    assert_eq!(body, sim.app_get("/v1/campaigns").await.1);
+    let (s, t) = sim
+        .app_post("/v1/api/campaigns/1001/triggers", &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    assert!(t["id"].is_u64());
+    let (s, _) = sim.app_get("/v1/api/newsletters?limit=1&sort=asc").await;
+    assert_eq!(s, 200);
+}
