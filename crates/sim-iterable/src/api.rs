@@ -69,8 +69,9 @@ pub fn router(p: Shared) -> Router {
         .route("/api/webhooks", get(webhooks::list).post(webhooks::update))
         .route_layer(middleware::from_fn_with_state(p.clone(), gate))
         .fallback(|| async { errors::not_found(errors::MSG_NOT_FOUND) })
-        // Bulk endpoints answer 413 themselves past 4 MB; leave headroom for that check.
-        .layer(DefaultBodyLimit::max(BULK_MAX_BYTES * 2))
+        // Bulk endpoints answer Iterable's 413 themselves past 4 MB; sim-core already caps
+        // bodies at 16 MB, so axum's own (plain-text) limit stays out of the way.
+        .layer(DefaultBodyLimit::disable())
         .with_state(p)
 }
 

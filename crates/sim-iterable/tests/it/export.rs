@@ -194,3 +194,57 @@ async fn a_million_users_are_served_lazily() {
     assert!((100..130).contains(&rows.len()), "{}", rows.len());
     assert_eq!(rows.last().unwrap()["userId"], "usr0999999");
 }
+
+/// Resident memory of this process (the simulator runs in it), from /proc.
+fn rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The whole export of a million users streams with flat memory. Slow in debug builds:
+/// `cargo test -p sim-iterable -- --ignored`.
+#[tokio::test]
+#[ignore = "streams ~400 MB; run with --ignored"]
+async fn a_full_million_user_export_streams_with_flat_memory() {
+    use futures::StreamExt as _;
+    let s = sim_with(Options {
+        users: 1_000_000,
+        rate_limits: false,
+        ..opts()
+    })
+    .await;
+    let before = rss_kb().unwrap_or(0);
+    let resp = s
+        .req(Method::GET, "/api/export/data.json")
+        .query(&[("dataTypeName", "user"), ("range", "All")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut stream = resp.bytes_stream();
+    let (mut lines_seen, mut bytes, mut peak) = (0u64, 0u64, before);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        bytes += chunk.len() as u64;
+        lines_seen += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        peak = peak.max(rss_kb().unwrap_or(0));
+    }
+    assert_eq!(lines_seen, 1_000_000);
+    eprintln!(
+        "streamed {} MB; RSS {} MB before, {} MB peak",
+        bytes / 1_000_000,
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak.saturating_sub(before) < 200 * 1024,
+        "memory grew by {} MB",
+        (peak - before) / 1024
+    );
+}
