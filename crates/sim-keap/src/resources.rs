@@ -297,11 +297,23 @@ impl Opportunity {
             "contact": {
                 "id": self.contact_id.to_string(),
                 "email": self.contact_email,
-                "given_name": self.contact_first,
-                "family_name": self.contact_last,
+                "first_name": self.contact_first,
+                "last_name": self.contact_last,
+                "company_name": "",
+                "phone_number": "",
             },
-            "stage": STAGES.get(self.stage).map(Stage::v2),
-            "user": {"id": "1", "given_name": "Integration", "family_name": "User"},
+            "stage": STAGES.get(self.stage).map(|st| json!({
+                "id": st.id.to_string(),
+                "name": st.name,
+                "details": {
+                    "probability": st.probability,
+                    "stage_order": st.order,
+                    "target_num_days": st.target_days,
+                    "checklist_items": [],
+                },
+                "reasons": [],
+            })),
+            "user": {"id": "1", "first_name": "Integration", "last_name": "User"},
             "next_action_notes": "",
             "opportunity_notes": "",
             "include_in_forecast": false,
@@ -313,6 +325,14 @@ impl Opportunity {
             "affiliate_id": "0",
         })
     }
+}
+
+/// Whole-unit price → integer amount in the smallest currency unit.
+fn cents(amount: f64) -> i64 {
+    // Prices are small whole numbers here, so the conversion is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    let c = (amount * 100.0).round() as i64;
+    c
 }
 
 #[derive(Clone, Debug)]
@@ -345,7 +365,7 @@ impl Product {
             "id": self.id.to_string(),
             "name": self.name,
             "description": format!("{} (simulated)", self.name),
-            "price": self.price,
+            "price": {"amount": cents(self.price), "currency_code": "USD", "formatted_amount": format!("${:.2}", self.price)},
             "sku": format!("SKU-{}", self.id),
             "active": self.active,
             "subscription_only": false,
@@ -434,13 +454,14 @@ impl Order {
         })
     }
 
+    /// v2 money: integer amounts in the smallest currency unit (V2SPEC `CurrencyValue`).
     pub fn v2(&self) -> Value {
+        let money = |amount: f64| json!({"amount": cents(amount), "currency_code": "USD", "formatted_amount": format!("${amount:.2}")});
         let total = self.total();
-        let money = |amount: f64| json!({"amount": amount, "currency_code": "USD", "formatted_amount": format!("${amount:.2}")});
         json!({
             "id": self.id.to_string(),
             "title": self.title,
-            "status": if self.paid { "PAID" } else { "UNPAID" },
+            "status": if self.paid { "PAID" } else { "SENT" },
             "total": money(total),
             "total_paid": money(if self.paid { total } else { 0.0 }),
             "total_due": money(if self.paid { 0.0 } else { total }),
@@ -448,8 +469,8 @@ impl Order {
             "contact": {
                 "id": self.contact_id.to_string(),
                 "email": self.contact_email,
-                "first_name": self.contact_first,
-                "last_name": self.contact_last,
+                "given_name": self.contact_first,
+                "family_name": self.contact_last,
             },
             "order_type": "ONLINE",
             "source_type": "API",
@@ -461,9 +482,19 @@ impl Order {
             "order_items": [{
                 "id": (self.id * 10).to_string(),
                 "name": self.product.name,
+                "description": "",
+                "notes": "",
                 "quantity": self.quantity,
-                "price": money(self.product.price),
-                "product_id": self.product.id.to_string(),
+                "item_type": "PRODUCT",
+                "price_per_unit": money(self.product.price),
+                "product": {
+                    "id": self.product.id.to_string(),
+                    "name": self.product.name,
+                    "sku": format!("SKU-{}", self.product.id),
+                    "description": "",
+                    "shippable": false,
+                    "taxable": false,
+                },
             }],
         })
     }

@@ -83,6 +83,7 @@ pub fn router() -> Router<App> {
         .route(&r("/contacts/{contact_id}/tags"), get(contact_tags))
         .route(&r("/contacts/{contact_id}/leadScore"), get(lead_score))
         .route(&r("/tags"), get(list_tags).post(create_tag))
+        .route(&r("/tags/categories"), get(list_tag_categories))
         .route(&r("/tags/{tag_id}"), get(get_tag))
         .route(&r("/tags/{tag_id}/contacts"), get(tagged_contacts))
         .route(&r("/tags/{tag_id}/contacts:applyTags"), post(apply_tags))
@@ -753,6 +754,14 @@ async fn list_tags(State(app): State<App>, Query(q): Q) -> Response {
         }
     }
     vec_page(&q, "tags", all.iter().map(Tag::v2).collect())
+}
+
+async fn list_tag_categories(Query(q): Q) -> Response {
+    let all = crate::resources::tag_categories()
+        .iter()
+        .map(|(id, name)| json!({"id": id.to_string(), "name": name, "description": ""}))
+        .collect();
+    vec_page(&q, "tag_categories", all)
 }
 
 async fn create_tag(State(app): State<App>, body: Bytes) -> Response {
