@@ -69,25 +69,36 @@ impl Default for Options {
     }
 }
 
+/// Labels of the sandbox credentials in `Running::credentials`.
+pub const LABEL_US_SITE_ID: &str = "customerio us site id";
+pub const LABEL_US_TRACKING_KEY: &str = "customerio us tracking key";
+pub const LABEL_US_APP_API_KEY: &str = "customerio us app api key";
+pub const LABEL_US_CDP_API_KEY: &str = "customerio us cdp api key";
+pub const LABEL_US_WEBHOOK_SIGNING_KEY: &str = "customerio us webhook signing key";
+pub const LABEL_EU_SITE_ID: &str = "customerio eu site id";
+pub const LABEL_EU_TRACKING_KEY: &str = "customerio eu tracking key";
+pub const LABEL_EU_APP_API_KEY: &str = "customerio eu app api key";
+pub const LABEL_EU_CDP_API_KEY: &str = "customerio eu cdp api key";
+pub const LABEL_EU_WEBHOOK_SIGNING_KEY: &str = "customerio eu webhook signing key";
+
 /// The sandbox credentials with their labels (`customerio us site id`, …).
 pub fn credentials() -> Vec<Credential> {
-    WORKSPACES
-        .iter()
-        .flat_map(|w| {
-            [
-                ("site id", w.site_id),
-                ("tracking key", w.tracking_key),
-                ("app api key", w.app_api_key),
-                ("cdp api key", w.cdp_api_key),
-                ("webhook signing key", w.webhook_signing_key),
-            ]
-            .into_iter()
-            .map(|(what, value)| Credential {
-                label: format!("customerio {} {what}", w.region),
-                value: value.to_owned(),
-            })
-        })
-        .collect()
+    let c = |label: &str, value: &str| Credential {
+        label: label.to_owned(),
+        value: value.to_owned(),
+    };
+    vec![
+        c(LABEL_US_SITE_ID, US.site_id),
+        c(LABEL_US_TRACKING_KEY, US.tracking_key),
+        c(LABEL_US_APP_API_KEY, US.app_api_key),
+        c(LABEL_US_CDP_API_KEY, US.cdp_api_key),
+        c(LABEL_US_WEBHOOK_SIGNING_KEY, US.webhook_signing_key),
+        c(LABEL_EU_SITE_ID, EU.site_id),
+        c(LABEL_EU_TRACKING_KEY, EU.tracking_key),
+        c(LABEL_EU_APP_API_KEY, EU.app_api_key),
+        c(LABEL_EU_CDP_API_KEY, EU.cdp_api_key),
+        c(LABEL_EU_WEBHOOK_SIGNING_KEY, EU.webhook_signing_key),
+    ]
 }
 
 /// Starts the six listeners (Track US/EU, App US/EU, CDP US/EU, bound in that order) sharing one

@@ -200,3 +200,37 @@ async fn failed_deliveries_are_retried_on_the_schedule() {
     let log = sim.ctl().get("/_sim/webhooks/deliveries").await.unwrap();
     assert_eq!(log.as_array().unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn fire_without_wait_answers_202_and_delivers_in_the_background() {
+    let sim = start().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let app = Router::new().route(
+        "/hook",
+        post(move |body: Bytes| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body.to_vec());
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = sim_core::spawn(listener, app).unwrap();
+    let r = sim
+        .http
+        .post(sim.track_us("/_sim/webhooks/fire"))
+        .json(&json!({"url": format!("{}/hook", server.origin()), "event": "email_opened", "workspace": "eu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("delivered")
+        .unwrap();
+    let ev: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ev["event_id"], answer["eventId"]);
+    assert_eq!(ev["metric"], "opened");
+}
