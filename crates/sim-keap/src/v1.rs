@@ -73,9 +73,9 @@ pub fn router() -> Router<App> {
         .route(&r("/opportunities/model"), get(opportunity_model))
         .route(&r("/opportunities/{id}"), get(get_opportunity))
         .route(&r("/opportunity/stage_pipeline"), get(stage_pipeline))
-        .route(&r("/orders"), get(list_orders))
-        .route(&r("/orders/"), get(list_orders))
-        .route(&r("/orders/{id}"), get(get_order))
+        .route(&r("/orders"), get(list_orders).post(create_order))
+        .route(&r("/orders/"), get(list_orders).post(create_order))
+        .route(&r("/orders/{id}"), get(get_order).delete(delete_order))
         .route(&r("/products"), get(list_products))
         .route(&r("/products/"), get(list_products))
         .route(&r("/products/{id}"), get(get_product))
@@ -1061,6 +1061,80 @@ async fn get_order(State(app): State<App>, Path(id): Path<String>) -> Response {
         Some(o) => json_response(StatusCode::OK, &o.v1()),
         None => not_found("Order"),
     }
+}
+
+/// `POST /orders` (V1B `CreateOrder`). Only the first order item is kept (simulator limit).
+async fn create_order(State(app): State<App>, body: Bytes) -> Response {
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let contact_id = body.get("contact_id").and_then(Value::as_u64);
+    let title = body.get("order_title").and_then(Value::as_str);
+    let date = body
+        .get("order_date")
+        .and_then(Value::as_str)
+        .and_then(contacts::parse_time);
+    let order_type = body.get("order_type").and_then(Value::as_str);
+    let item = body
+        .get("order_items")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first());
+    let (Some(contact_id), Some(title), Some(date), Some("Online" | "Offline"), Some(item)) =
+        (contact_id, title, date, order_type, item)
+    else {
+        return v1_bad_input();
+    };
+    let (Some(product_id), Some(quantity)) = (
+        item.get("product_id").and_then(Value::as_u64),
+        item.get("quantity")
+            .and_then(Value::as_u64)
+            .filter(|q| *q >= 1),
+    ) else {
+        return v1_bad_input();
+    };
+    let order = {
+        let mut data = lock(&app.data);
+        let Some(contact) = data.contacts.get(contact_id) else {
+            return not_found("Contact");
+        };
+        let Some(product) = data.products.iter().find(|p| p.id == product_id).cloned() else {
+            return not_found("Product");
+        };
+        let order = crate::resources::Order {
+            id: data.orders.iter().map(|o| o.id).max().unwrap_or(0) + 1,
+            title: title.to_owned(),
+            contact_id,
+            contact_email: contact.email1().unwrap_or_default().to_owned(),
+            contact_first: contact.given_name.clone(),
+            contact_last: contact.family_name.clone(),
+            product,
+            quantity,
+            paid: false,
+            created: date,
+        };
+        data.orders.push(order.clone());
+        order
+    };
+    app.emit("order.add", order.id);
+    json_response(StatusCode::CREATED, &order.v1())
+}
+
+async fn delete_order(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let id = match id_of(&id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    {
+        let mut data = lock(&app.data);
+        let before = data.orders.len();
+        data.orders.retain(|o| o.id != id);
+        if data.orders.len() == before {
+            return not_found("Order");
+        }
+    }
+    app.emit("order.delete", id);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn list_products(

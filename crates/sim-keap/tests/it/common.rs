@@ -136,6 +136,8 @@ pub mod receiver {
         NoEcho,
         /// This status for every request.
         Status(u16),
+        /// 200 (echoing) after this many milliseconds.
+        Slow(u64),
     }
 
     #[derive(Debug)]
@@ -189,8 +191,11 @@ pub mod receiver {
         let mode = *st.mode.lock().unwrap();
         let secret = headers.get("x-hook-secret").cloned();
         let _ = st.tx.send(Received { headers, body });
+        if let Mode::Slow(ms) = mode {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         match mode {
-            Mode::Echo => {
+            Mode::Echo | Mode::Slow(_) => {
                 let mut r = StatusCode::OK.into_response();
                 if let Some(s) = secret {
                     r.headers_mut().insert("x-hook-secret", s);

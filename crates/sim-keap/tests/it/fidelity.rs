@@ -303,6 +303,7 @@ async fn v1_responses_match_the_v1_document() {
         None,
     )
     .await;
+    checked(&s, 1, Method::POST, "/crm/rest/v1/orders", Some(json!({"contact_id": 2, "order_date": "2026-01-02T03:04:05.000Z", "order_title": "Spec order", "order_type": "Offline", "order_items": [{"product_id": 2, "quantity": 1}]}))).await;
     checked(&s, 1, g.clone(), "/crm/rest/v1/products", None).await;
     checked(&s, 1, g.clone(), "/crm/rest/v1/products/1", None).await;
     checked(&s, 1, g.clone(), "/crm/rest/v1/contacts/model", None).await;

@@ -291,3 +291,66 @@ async fn background_delivery_and_retry_without_fire() {
     let d: serde_json::Value = serde_json::from_slice(&second.body).unwrap();
     assert_eq!(d["event_key"], "contact.add");
 }
+
+#[tokio::test]
+async fn order_changes_are_delivered() {
+    let s = sim().await;
+    let mut rx = receiver::start(Mode::Echo).await;
+    subscribe(&s, "order.add", &rx.url).await;
+    rx.next().await;
+    let r = s
+        .post(
+            "/crm/rest/v1/orders",
+            json!({"contact_id": 3, "order_date": "2026-01-02T03:04:05.000Z", "order_title": "Hook order", "order_type": "Online", "order_items": [{"product_id": 1, "quantity": 2}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.json()["id"].clone();
+    assert_eq!(
+        s.get(&format!("/crm/rest/v1/orders/{id}")).await.json()["title"],
+        "Hook order"
+    );
+    s.ctl.post("/_sim/hooks/fire", &json!({})).await.unwrap();
+    let d = rx.next_delivery().await;
+    assert_eq!(d["event_key"], "order.add");
+    assert_eq!(d["object_type"], "order");
+    assert_eq!(d["object_keys"][0]["id"], id);
+    let bad = s
+        .post("/crm/rest/v1/orders", json!({"contact_id": 3}))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.call(Method::DELETE, &format!("/crm/rest/v1/orders/{id}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn a_slow_receiver_fails_the_attempt() {
+    let s = sim().await;
+    s.ctl
+        .post("/_sim/config", &json!({"hookTimeoutMs": 200}))
+        .await
+        .unwrap();
+    let mut rx = receiver::start(Mode::Echo).await;
+    let key = subscribe(&s, "contact.add", &rx.url).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    rx.next().await;
+    rx.set(Mode::Slow(1_000));
+    s.post(
+        "/crm/rest/v1/contacts",
+        json!({"email_addresses": [{"email": "slow@example.com", "field": "EMAIL1"}]}),
+    )
+    .await;
+    let r = s.ctl.post("/_sim/hooks/fire", &json!({})).await.unwrap();
+    assert_eq!(r["failed"], 1);
+    assert_eq!(s.ctl.get("/_sim/hooks").await.unwrap()["pendingRetries"], 1);
+    assert_eq!(
+        s.get(&format!("/crm/rest/v1/hooks/{key}")).await.json()["status"],
+        "Verified"
+    );
+}

@@ -379,3 +379,27 @@ async fn access_token_ttl_is_configurable() {
         .await;
     assert_eq!(r.json()["expires_in"], 120);
 }
+
+/// Concurrent refreshers with one token break each other (PHP#99): exactly one wins, so a
+/// connector must refresh single-flight; `token_refresh` counts the refreshes that happened.
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_leave_one_winner() {
+    let s = sim().await;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", REFRESH_TOKEN),
+    ];
+    let calls = (0..5).map(|_| s.token(&form, Some((CLIENT_ID, CLIENT_SECRET))));
+    let results = futures::future::join_all(calls).await;
+    let ok = results
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let rejected = results
+        .iter()
+        .filter(|r| r.status == StatusCode::BAD_REQUEST && r.json()["error"] == "invalid_grant")
+        .count();
+    assert_eq!((ok, rejected), (1, 4));
+    assert_eq!(s.ctl.counter("token_refresh").await.unwrap(), 1);
+    assert_eq!(s.ctl.counter("token_refresh_rejected").await.unwrap(), 4);
+}
