@@ -37,6 +37,10 @@ pub const MAX_SEND_AHEAD_MS: i64 = 365 * 86_400_000;
 pub fn router(p: Shared) -> Router {
     Router::new()
         .route("/api/campaigns", get(campaigns))
+        .route(
+            "/api/campaigns/metrics",
+            get(crate::metrics::campaign_metrics),
+        )
         .route("/api/campaigns/{id}", get(campaign_by_id))
         .route("/api/templates", get(templates))
         .route("/api/channels", get(channels))

@@ -142,6 +142,8 @@ struct FixturesBody {
     templates: Option<Vec<Value>>,
     /// Flat export rows (`email`, `userId`, other fields); they replace the generated users.
     users: Option<Vec<Value>>,
+    /// Rows of `GET /api/campaigns/metrics`: `{"id": …, "<column>": value, …}`.
+    campaign_metrics: Option<Vec<serde_json::Map<String, Value>>>,
 }
 
 /// Loads recorded records, served verbatim instead of the generated sets.
@@ -180,6 +182,9 @@ async fn load_fixtures(State(p): State<Shared>, Json(b): Json<FixturesBody>) -> 
     }
     if templates.is_some() {
         store.fixtures.templates = templates;
+    }
+    if b.campaign_metrics.is_some() {
+        store.fixtures.campaign_metrics = b.campaign_metrics;
     }
     if let Some(us) = b.users {
         store.fixtures.users_replace_generated = true;

@@ -18,6 +18,7 @@ pub mod errors;
 mod export;
 pub mod keys;
 pub mod limits;
+mod metrics;
 mod project;
 pub mod users;
 mod webhooks;

@@ -95,6 +95,8 @@ pub struct Fixtures {
     pub channels: Option<Vec<Value>>,
     pub message_types: Option<Vec<Value>>,
     pub templates: Option<Vec<TemplateRec>>,
+    /// Rows of `GET /api/campaigns/metrics` (`id` plus metric columns).
+    pub campaign_metrics: Option<Vec<Map<String, Value>>>,
     /// When users are loaded, generated users are hidden.
     pub users_replace_generated: bool,
 }

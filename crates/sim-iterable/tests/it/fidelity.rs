@@ -138,6 +138,7 @@ fn response_schema(spec: &Value, method: &str, path: &str) -> Value {
 const SERVED: &[(&str, &str)] = &[
     ("GET", "/api/campaigns"),
     ("GET", "/api/campaigns/{id}"),
+    ("GET", "/api/campaigns/metrics"),
     ("GET", "/api/templates"),
     ("GET", "/api/channels"),
     ("GET", "/api/messageTypes"),
@@ -595,4 +596,93 @@ async fn generated_records_match_the_connector_schemas() {
             check(&no_defs, &schema, x, file);
         }
     }
+}
+
+/// Airbyte's CSV reading: `csv.DictReader`, blank cells dropped, numbers as ints (else floats).
+fn parse_metrics_csv(text: &str) -> Vec<Value> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut row = serde_json::Map::new();
+            for (k, v) in header.iter().zip(l.split(',')) {
+                if v.is_empty() {
+                    continue;
+                }
+                let n = v
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| json!(v.parse::<f64>().unwrap()));
+                row.insert((*k).to_owned(), n);
+            }
+            Value::Object(row)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn campaign_metrics_replay_the_recorded_rows_and_generate_the_recorded_columns() {
+    let rec = recorded();
+    let recorded_rows: Vec<Value> = rec["campaigns_metrics"]
+        .iter()
+        .map(|r| r["data"].clone())
+        .collect();
+    let s = sim().await;
+
+    // Generated: an email campaign has exactly the recorded email columns.
+    let (_, all) = s.get("/api/campaigns?pageSize=1000").await;
+    let email_campaign = all["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["messageMedium"] == "Email" && c["campaignState"] == "Finished")
+        .unwrap()["id"]
+        .clone();
+    let resp = s
+        .req(
+            Method::GET,
+            &format!("/api/campaigns/metrics?campaignId={email_campaign}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let rows = parse_metrics_csv(&resp.text().await.unwrap());
+    let recorded_email = recorded_rows.iter().find(|r| r["id"] == 2_220_229).unwrap();
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(
+        keys(&rows[0]),
+        keys(recorded_email),
+        "same columns as the recorded email row"
+    );
+    assert!(rows[0]["Total Email Sends"].as_i64().unwrap() > 0);
+
+    // Recorded rows round-trip through the CSV exactly as Airbyte read them.
+    s.ctl
+        .post("/_sim/fixtures", &json!({"campaignMetrics": recorded_rows}))
+        .await
+        .unwrap();
+    let ids: Vec<(&str, String)> = recorded_rows
+        .iter()
+        .map(|r| ("campaignId", r["id"].to_string()))
+        .collect();
+    let resp = s
+        .req(Method::GET, "/api/campaigns/metrics")
+        .query(&ids)
+        .send()
+        .await
+        .unwrap();
+    let rows = parse_metrics_csv(&resp.text().await.unwrap());
+    assert_eq!(rows, recorded_rows);
+
+    let (st, body) = s.get("/api/campaigns/metrics").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "BadParams");
 }
