@@ -277,9 +277,16 @@ async fn fire(State(sim): State<S>, Json(f): Json<Fire>) -> Response {
         "timestamp": timestamp,
         "signature": signature,
     });
-    let http = reqwest::Client::new();
     if f.wait == Some(true) {
-        let attempts = webhooks::deliver(sim.clone(), http, out).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        webhooks::enqueue(
+            &sim,
+            webhooks::Job {
+                out,
+                done: Some(tx),
+            },
+        );
+        let attempts = rx.await.unwrap_or_default();
         answer["delivered"] = json!(
             attempts
                 .last()
@@ -289,7 +296,7 @@ async fn fire(State(sim): State<S>, Json(f): Json<Fire>) -> Response {
         answer["attempts"] = json!(attempts);
         (StatusCode::OK, Json(answer)).into_response()
     } else {
-        tokio::spawn(webhooks::deliver(sim.clone(), http, out));
+        webhooks::enqueue(&sim, webhooks::Job { out, done: None });
         (StatusCode::ACCEPTED, Json(answer)).into_response()
     }
 }

@@ -3,7 +3,8 @@
 //! the workspace's signing key; retried on non-2xx with a short, configurable schedule.
 
 use std::{
-    sync::{Arc, Mutex},
+    collections::HashMap,
+    sync::{Arc, Mutex, Weak},
     time::Duration,
 };
 
@@ -12,6 +13,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     config::{MAX_WEBHOOK_DELIVERIES, WEBHOOK_RETRY_SCHEDULE_MS, WEBHOOK_TIMEOUT},
@@ -81,17 +83,29 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// One event waiting in a receiver's queue; `done` gets the attempts when it is finished.
+#[derive(Debug)]
+pub struct Job {
+    pub out: Outgoing,
+    pub done: Option<oneshot::Sender<Vec<Attempt>>>,
+}
+
 /// The emitter's state.
 #[derive(Debug, Default)]
 pub struct WebhookState {
     pub config: Mutex<WebhookConfig>,
     pub attempts: Mutex<Vec<Attempt>>,
+    /// One delivery queue per receiver URL: Customer.io backlogs later events while an earlier
+    /// one is failing, so events reach a receiver one at a time, in order.
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Box<Job>>>>,
 }
 
 impl WebhookState {
     pub fn reset(&self) {
         *lock(&self.config) = WebhookConfig::default();
         lock(&self.attempts).clear();
+        // Dropping the senders ends each worker after its current event.
+        lock(&self.queues).clear();
     }
 
     fn record(&self, a: Attempt) {
@@ -197,8 +211,38 @@ pub struct Outgoing {
     pub timeout: Duration,
 }
 
+/// Queues `job` behind the events already waiting for the same URL.
+pub fn enqueue(sim: &Arc<crate::sim::Sim>, job: Job) {
+    let mut queues = lock(&sim.webhooks.queues);
+    let url = job.out.url.clone();
+    let mut job = Box::new(job);
+    if let Some(tx) = queues.get(&url) {
+        match tx.send(job) {
+            Ok(()) => return,
+            // The worker is gone: start a new one below.
+            Err(mpsc::error::SendError(back)) => job = back,
+        }
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(worker(Arc::downgrade(sim), rx));
+    let _ = tx.send(job);
+    queues.insert(url, tx);
+}
+
+async fn worker(sim: Weak<crate::sim::Sim>, mut rx: mpsc::UnboundedReceiver<Box<Job>>) {
+    let http = reqwest::Client::new();
+    while let Some(job) = rx.recv().await {
+        let Some(state) = sim.upgrade() else { break };
+        let job = *job;
+        let attempts = deliver(state, http.clone(), job.out).await;
+        if let Some(done) = job.done {
+            let _ = done.send(attempts);
+        }
+    }
+}
+
 /// Delivers with retries; returns this delivery's attempts.
-pub async fn deliver(
+async fn deliver(
     state: Arc<crate::sim::Sim>,
     http: reqwest::Client,
     out: Outgoing,

@@ -234,3 +234,45 @@ async fn fire_without_wait_answers_202_and_delivers_in_the_background() {
     assert_eq!(ev["event_id"], answer["eventId"]);
     assert_eq!(ev["metric"], "opened");
 }
+
+#[tokio::test]
+async fn later_events_wait_behind_a_failing_one_for_the_same_receiver() {
+    let sim = start().await;
+    let (_srv, rec, url) = receiver(vec![500, 500]).await;
+    let first = sim
+        .ctl()
+        .post(
+            "/_sim/webhooks/fire",
+            &json!({"url": url, "event": "email_sent", "retryScheduleMs": [30, 30]}),
+        )
+        .await
+        .unwrap();
+    let second = sim
+        .ctl()
+        .post(
+            "/_sim/webhooks/fire",
+            &json!({"url": url, "event": "email_delivered", "wait": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second["delivered"], true);
+    let order: Vec<String> = rec
+        .hits
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, b)| {
+            serde_json::from_slice::<Value>(b).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let a = first["eventId"].as_str().unwrap();
+    let b = second["eventId"].as_str().unwrap();
+    assert_eq!(
+        order,
+        vec![a, a, a, b],
+        "backlogged until the first succeeded"
+    );
+}
