@@ -248,3 +248,19 @@ async fn a_full_million_user_export_streams_with_flat_memory() {
         (peak - before) / 1024
     );
 }
+
+#[tokio::test]
+async fn named_ranges_are_utc_days_relative_to_now() {
+    // Generated data ends at the fixed anchor (2026-01-01), before today.
+    let s = sim().await;
+    let (_, _, before) = export(&s, &[("dataTypeName", "user"), ("range", "BeforeToday")]).await;
+    assert_eq!(before.len(), 500);
+    let (_, _, yesterday) = export(&s, &[("dataTypeName", "user"), ("range", "Yesterday")]).await;
+    assert!(yesterday.is_empty());
+    // No range and no dates: the declared default, Today.
+    s.post("/api/users/update", &json!({"email": "today@example.com"}))
+        .await;
+    let (st, _, today) = export(&s, &[("dataTypeName", "user")]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(today.len(), 1);
+}

@@ -301,3 +301,77 @@ async fn track_and_track_bulk() {
     assert_eq!(r["failedUpdates"]["invalidEmails"], json!(["broken"]));
     let _: Value = r;
 }
+
+#[tokio::test]
+async fn merge_nested_objects_and_create_new_fields_false() {
+    let s = sim().await;
+    let e = "nested@example.com";
+    s.post(
+        "/api/users/update",
+        &json!({"email": e, "dataFields": {"prefs": {"mobile": true}}}),
+    )
+    .await;
+    // Without mergeNestedObjects a top-level object is replaced.
+    s.post(
+        "/api/users/update",
+        &json!({"email": e, "dataFields": {"prefs": {"email": false}}}),
+    )
+    .await;
+    let (_, u) = s.get(&format!("/api/users/{e}")).await;
+    assert_eq!(u["user"]["dataFields"]["prefs"], json!({"email": false}));
+    // With it, merged.
+    s.post(
+        "/api/users/update",
+        &json!({"email": e, "mergeNestedObjects": true, "dataFields": {"prefs": {"mobile": true}}}),
+    )
+    .await;
+    let (_, u) = s.get(&format!("/api/users/{e}")).await;
+    assert_eq!(
+        u["user"]["dataFields"]["prefs"],
+        json!({"email": false, "mobile": true})
+    );
+    // Unknown fields are dropped when createNewFields is false; the update still succeeds.
+    let (st, _) = s
+        .post(
+            "/api/users/update",
+            &json!({"email": e, "createNewFields": false, "dataFields": {"brandNewField": 1, "prefs": {}}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, u) = s.get(&format!("/api/users/{e}")).await;
+    assert!(u["user"]["dataFields"].get("brandNewField").is_none());
+    let (_, f) = s.get("/api/users/getFields").await;
+    assert!(f["fields"].get("brandNewField").is_none());
+}
+
+#[tokio::test]
+async fn deleting_a_list_removes_it() {
+    let s = sim().await;
+    let (_, lists) = s.get("/api/lists").await;
+    let id = lists["lists"][2]["id"].as_u64().unwrap();
+    let (st, body) = send(s.req(Method::DELETE, &format!("/api/lists/{id}"))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body["code"], "Success");
+    let (_, lists) = s.get("/api/lists").await;
+    assert_eq!(lists["lists"].as_array().unwrap().len(), 7);
+    let (st, _) = send(s.req(Method::DELETE, &format!("/api/lists/{id}"))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn list_members_are_limited_to_five_requests_a_minute() {
+    let s = sim().await;
+    let (_, lists) = s.get("/api/lists").await;
+    let id = lists["lists"][2]["id"].as_u64().unwrap();
+    let path = format!("/api/lists/getUsers?listId={id}");
+    for _ in 0..5 {
+        let (st, _, _) = lines(s.req(Method::GET, &path)).await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let (st, body) = s.get(&path).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        body["msg"],
+        "Exceeded rate limit for endpoint: /api/lists/getUsers, project: 11741 "
+    );
+}
