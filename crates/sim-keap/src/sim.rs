@@ -149,9 +149,18 @@ async fn get_limits(State(app): State<App>) -> Json<Limits> {
     Json(app.config().limits)
 }
 
-/// Overrides limits (partial JSON, e.g. `{"oauth": {"perMinute": 5}}`) and empties the buckets.
-async fn set_limits(State(app): State<App>, Json(patch): Json<Value>) -> Response {
-    let current = app.config().limits;
+/// Overrides limits (partial JSON, e.g. `{"oauth": {"perMinute": 5}}`, or `{"scale": 0.01}` to
+/// scale Keap's real limits) and empties the buckets.
+async fn set_limits(State(app): State<App>, Json(mut patch): Json<Value>) -> Response {
+    let scale = patch
+        .as_object_mut()
+        .and_then(|m| m.remove("scale"))
+        .map(|v| v.as_f64().filter(|f| *f > 0.0));
+    let current = match scale {
+        None => app.config().limits,
+        Some(None) => return error(StatusCode::BAD_REQUEST, "scale must be a positive number"),
+        Some(Some(f)) => scaled(&Limits::default(), f),
+    };
     let Some(new) = merge(&current, &patch) else {
         return error(StatusCode::BAD_REQUEST, "invalid limits");
     };
@@ -159,6 +168,28 @@ async fn set_limits(State(app): State<App>, Json(patch): Json<Value>) -> Respons
     app.limiter.reset();
     lock(&app.quotas).days.clear();
     Json(new).into_response()
+}
+
+/// Keap's limits times `f`, at least 1 each.
+fn scaled(l: &Limits, f: f64) -> Limits {
+    // Limits are small positive integers; the float round trip is exact enough.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let s = |n: u32| ((f64::from(n) * f).round() as u32).max(1);
+    let class = |c: crate::config::ClassLimits| crate::config::ClassLimits {
+        spike_per_second: s(c.spike_per_second),
+        per_minute: s(c.per_minute),
+        per_day: s(c.per_day),
+    };
+    Limits {
+        oauth: class(l.oauth),
+        key: class(l.key),
+        tenant_per_minute: s(l.tenant_per_minute),
+        tenant_per_day: s(l.tenant_per_day),
+    }
 }
 
 async fn get_config(State(app): State<App>) -> Json<Config> {

@@ -337,3 +337,37 @@ async fn reset_restores_the_sandbox() {
         1500
     );
 }
+
+#[tokio::test]
+async fn limits_scale_from_keaps_real_ones() {
+    let s = sim().await;
+    let l = s
+        .ctl
+        .post(
+            "/_sim/limits",
+            &json!({"scale": 0.002, "oauth": {"spikePerSecond": 100}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(l["oauth"]["perMinute"], 3);
+    assert_eq!(l["oauth"]["perDay"], 300);
+    assert_eq!(l["key"]["spikePerSecond"], 1, "never below 1");
+    for _ in 0..3 {
+        assert_eq!(
+            s.get("/crm/rest/v1/contacts?limit=1").await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        s.get("/crm/rest/v1/contacts?limit=1").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let bad = s
+        .http
+        .post(s.url("/_sim/limits"))
+        .json(&json!({"scale": -1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
