@@ -327,15 +327,12 @@ async fn list_triggers(
     app_ok(&json!({"triggers": list}))
 }
 
+/// An array of strings (the spec's `ids` / `emails` items are strings).
 fn string_list(v: &Value) -> Option<Vec<String>> {
-    v.as_array().map(|a| {
-        a.iter()
-            .map(|x| match x {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect()
-    })
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// `POST /v1/campaigns/{broadcast_id}/triggers` → `{"id"}`; 1 per 10 s per broadcast.

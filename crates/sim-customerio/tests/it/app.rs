@@ -608,3 +608,26 @@ async fn running_lists_six_origins_and_labelled_credentials() {
         assert!(c.counters().await.is_ok(), "{}", o.env);
     }
 }
+
+#[tokio::test]
+async fn a_million_people_are_served_lazily() {
+    let sim = start_with(Options {
+        people: 1_000_000,
+        ..Options::default()
+    })
+    .await;
+    let (_, count) = sim.app_get("/v1/segments/1/customer_count").await;
+    assert_eq!(count["count"], 1_000_000);
+    let (_, last) = sim.app_get("/v1/customers/1099999/attributes").await;
+    let email = last["customer"]["email"].as_str().unwrap().to_owned();
+    let (_, found) = sim
+        .app_get(&format!(
+            "/v1/customers?email={}",
+            email.replace('@', "%40")
+        ))
+        .await;
+    assert_eq!(found["results"][0]["id"], "1099999");
+    let (s, page) = sim.app_get("/v1/segments/2/membership?limit=5").await;
+    assert_eq!(s, 200);
+    assert_eq!(page["ids"].as_array().unwrap().len(), 5);
+}
