@@ -53,6 +53,8 @@ error_codes! {
     ConnectionFailed = "CONNECTION_FAILED", 502;
     /// A fault of ours; the response's `X-Request-Id` finds it in the logs.
     InternalError = "INTERNAL_ERROR", 500;
+    /// A dependency of ours (the database) is not answering; `/readyz` says so.
+    ServiceUnavailable = "SERVICE_UNAVAILABLE", 503;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -1,6 +1,6 @@
 //! The store conformance suite: every test runs against a fresh SQLite database and, when
-#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 //! `TEST_DATABASE_URL` is set, a fresh PostgreSQL database, and both must behave the same.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::sync::Arc;
 

@@ -16,7 +16,7 @@
 //! never a plaintext fallback.
 #![forbid(unsafe_code)]
 
-mod keyring;
+pub mod keyring;
 
 use chacha20poly1305::{
     XChaCha20Poly1305, XNonce,

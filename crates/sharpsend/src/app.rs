@@ -1,0 +1,89 @@
+//! Building and running the application: store, vault, admin token, router, listener.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use vault::Vault;
+
+use crate::{
+    auth::{AdminBootstrap, Authenticator},
+    config::Config,
+    http::{self, metrics::Metrics},
+    state::{AppState, Inner},
+};
+
+/// A built application, bound to its port and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// A token generated on this start, to print once.
+    pub generated_admin_token: Option<SecretString>,
+}
+
+impl Application {
+    /// Opens and migrates the database, loads the vault, sets up the admin token and binds.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = store::open(config.database_url.expose_secret())
+            .await
+            .with_context(|| {
+                format!(
+                    "opening {}",
+                    store::redact_url(config.database_url.expose_secret())
+                )
+            })?;
+        let vault =
+            Arc::new(Vault::load(config.master_key.clone()).context("loading the master key")?);
+        let (auth, boot) = Authenticator::bootstrap(store.clone(), config.admin_token.as_ref())
+            .await
+            .context("setting up the admin token")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("SHARPSEND_LISTEN: cannot listen on {}", config.listen))?;
+        let bound = listener.local_addr()?;
+        let state = AppState::new(Inner {
+            public_origin: config.public_origin(bound),
+            connectors: connectors::Registry::new(&config.upstreams),
+            metrics: Metrics::new(),
+            config,
+            store,
+            vault,
+            auth,
+        });
+        Ok(Self {
+            listener,
+            state,
+            generated_admin_token: match boot {
+                AdminBootstrap::Generated(t) => Some(t),
+                _ => None,
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let router = http::router(self.state.clone());
+        tracing::info!(
+            addr = %self.local_addr(),
+            database = self.state.store.backend(),
+            public_origin = %self.state.public_origin,
+            "sharpsend listening"
+        );
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("HTTP server")
+    }
+}

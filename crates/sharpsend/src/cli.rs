@@ -1,0 +1,288 @@
+//! The `sharpsend` command line (CONTRACT §1).
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use domain::PublisherId;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Application, Config, auth::Authenticator, vault_ops};
+
+/// SharpSend integrations: connect publishers' Iterable, Customer.io and Keap accounts.
+///
+/// Configuration comes from SHARPSEND_* environment variables (a .env file in the working
+/// directory is read too); the flags below override them. With nothing set, `sharpsend serve`
+/// runs on 127.0.0.1:8080 with a SQLite database in ./data/.
+#[derive(Debug, Parser)]
+#[command(name = "sharpsend", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (and, as they arrive, the sync scheduler and dashboard). Applies
+    /// migrations first. On first start without SHARPSEND_ADMIN_TOKEN it prints a new admin token
+    /// once; keep it.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Manage publisher API keys (`ssk_…`), which act for one publisher only.
+    #[command(subcommand)]
+    ApiKeys(ApiKeysCommand),
+    /// Manage the master key that encrypts stored credentials.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Database URL: sqlite://path or postgres://… [env: SHARPSEND_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8080 [env: SHARPSEND_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Create a key for a publisher and print it (it is shown this once only).
+    Create {
+        /// The publisher the key acts for.
+        #[arg(long, value_name = "ID")]
+        publisher: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List a publisher's keys (without secrets).
+    List {
+        #[arg(long, value_name = "ID")]
+        publisher: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id (`key_…`), as `create` and `list` print it.
+        key_id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Re-encrypt every stored credential under the newest master key.
+    ///
+    /// With a key file (data/master.key, SHARPSEND_MASTER_KEY unset): generates a new key, puts it
+    /// first in the file (older keys stay, so running servers keep reading old rows and pick up the
+    /// new key by themselves), then re-encrypts every row. With SHARPSEND_MASTER_KEY: re-encrypts
+    /// every row still under a key listed in SHARPSEND_MASTER_KEY_RETIRED. See README, "Rotating
+    /// the master key".
+    Rotate {
+        /// After re-encrypting, drop retired keys from the key file (only when no row needs them).
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Show how many credentials each master key encrypts.
+    Status {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Loads the configuration with flag overrides on top of the environment.
+fn load_config(overrides: &[(&str, Option<&String>)]) -> anyhow::Result<Config> {
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        anyhow::bail!(".env: {e}");
+    }
+    let flags: HashMap<&str, String> = overrides
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (*k, v.clone())))
+        .collect();
+    Ok(Config::from_lookup(|var| {
+        flags.get(var).cloned().or_else(|| std::env::var(var).ok())
+    })?)
+}
+
+fn db_config(db: &DbArgs) -> anyhow::Result<Config> {
+    load_config(&[("SHARPSEND_DATABASE_URL", db.database_url.as_ref())])
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+    store::open(config.database_url.expose_secret())
+        .await
+        .with_context(|| {
+            format!(
+                "opening {}",
+                store::redact_url(config.database_url.expose_secret())
+            )
+        })
+}
+
+fn publisher(id: &str) -> anyhow::Result<PublisherId> {
+    PublisherId::parse(id).map_err(|e| anyhow::anyhow!("--publisher: {e}"))
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            let config = db_config(&db)?;
+            let store = open_store(&config).await?;
+            println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::ApiKeys(cmd) => api_keys(cmd).await,
+        Command::Vault(cmd) => vault(cmd).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&[
+        ("SHARPSEND_LISTEN", args.listen.as_ref()),
+        ("SHARPSEND_DATABASE_URL", args.db.database_url.as_ref()),
+    ])?;
+    let app = Application::build(config).await?;
+    if let Some(token) = &app.generated_admin_token {
+        // Printed to the terminal once, never logged: only its digest is stored.
+        eprintln!(
+            "\n  A new admin token was generated. It is shown this once; store it safely:\n\n    {}\n\n  \
+             Use it as `Authorization: Bearer <token>`, or set SHARPSEND_ADMIN_TOKEN to choose your own.\n",
+            token.expose_secret()
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        signal.cancel();
+    });
+    app.run_until_stopped(shutdown).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+async fn api_keys(cmd: ApiKeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApiKeysCommand::Create { publisher: p, db } => {
+            let p = publisher(&p)?;
+            let config = db_config(&db)?;
+            let store = open_store(&config).await?;
+            let (auth, _) = Authenticator::bootstrap(store, config.admin_token.as_ref()).await?;
+            let (record, key) = auth.create_api_key(&p).await?;
+            println!("id:        {}", record.id);
+            println!("publisher: {}", record.publisher_id);
+            println!("key:       {}", key.expose_secret());
+            eprintln!("The key is shown this once; only its hash is stored.");
+        }
+        ApiKeysCommand::List { publisher: p, db } => {
+            let p = publisher(&p)?;
+            let store = open_store(&db_config(&db)?).await?;
+            let keys = store.list_api_keys(&p).await?;
+            if keys.is_empty() {
+                println!("no API keys for {p}");
+            }
+            for k in keys {
+                let state = k.revoked_at.map_or_else(
+                    || "active".to_owned(),
+                    |t| format!("revoked {}", t.to_rfc3339()),
+                );
+                println!(
+                    "{}  {}…  created {}  {state}",
+                    k.id,
+                    k.prefix,
+                    k.created_at.to_rfc3339()
+                );
+            }
+        }
+        ApiKeysCommand::Revoke { key_id, db } => {
+            let store = open_store(&db_config(&db)?).await?;
+            match store.revoke_api_key(&key_id).await? {
+                Some(k) => println!("revoked {} (publisher {})", k.id, k.publisher_id),
+                None => anyhow::bail!("no API key with id {key_id}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn vault(cmd: VaultCommand) -> anyhow::Result<()> {
+    match cmd {
+        VaultCommand::Status { db } => {
+            let config = db_config(&db)?;
+            let store = open_store(&config).await?;
+            let keyring = config.master_key.load()?;
+            println!("active key: {}", keyring.active().id());
+            for k in keyring.retired() {
+                println!("retired key: {}", k.id());
+            }
+            for (key_id, n) in store.credential_key_counts().await? {
+                let known = keyring.get(vault::KeyId(key_id)).is_some();
+                println!(
+                    "{key_id:08x}: {n} credential(s){}",
+                    if known {
+                        ""
+                    } else {
+                        "  (NOT in the keyring: cannot be opened)"
+                    }
+                );
+            }
+        }
+        VaultCommand::Rotate { prune, db } => {
+            let config = db_config(&db)?;
+            let store = open_store(&config).await?;
+            let (vault, report) = vault_ops::rotate(&store, &config.master_key).await?;
+            println!(
+                "re-encrypted {} credential(s) under key {}{}",
+                report.resealed,
+                vault.active_key_id(),
+                if report.changed_concurrently > 0 {
+                    format!(
+                        " ({} changed concurrently and were already current)",
+                        report.changed_concurrently
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            if prune {
+                vault_ops::prune(&store, &config.master_key).await?;
+                println!("retired keys removed from the key file");
+            }
+        }
+    }
+    Ok(())
+}

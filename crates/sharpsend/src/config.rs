@@ -1,0 +1,304 @@
+//! Configuration (CONTRACT §1): environment variables (a `.env` file is read too), validated once
+//! at start. Every problem is reported at once, each naming its variable and what is wrong.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use connectors::Upstreams;
+use secrecy::SecretString;
+use url::Url;
+use vault::KeySource;
+
+/// The folder that holds the default SQLite file and the generated master key.
+pub const DATA_DIR: &str = "data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/sharpsend.db";
+
+/// The validated configuration. `Debug` never shows a secret.
+#[derive(Clone)]
+pub struct Config {
+    /// `SHARPSEND_LISTEN`: the HTTP server's address.
+    pub listen: SocketAddr,
+    /// `SHARPSEND_DATABASE_URL`: `sqlite://…` or `postgres://…`.
+    pub database_url: SecretString,
+    /// `SHARPSEND_REDIS_URL`: shared rate-limit budgets between replicas, when set.
+    pub redis_url: Option<SecretString>,
+    /// `SHARPSEND_MASTER_KEY` (+ `SHARPSEND_MASTER_KEY_RETIRED`), or the key file `data/master.key`.
+    pub master_key: KeySource,
+    /// `SHARPSEND_ADMIN_TOKEN`: the operator token; generated on first start when unset.
+    pub admin_token: Option<SecretString>,
+    /// `SHARPSEND_PUBLIC_URL`: the externally reachable origin for webhook and OAuth URLs;
+    /// `None` means `http://{the bound listen address}`.
+    pub public_url: Option<Url>,
+    /// `SHARPSEND_*_URL`: the platform origins.
+    pub upstreams: Upstreams,
+    /// `SHARPSEND_UPSTREAM_TIMEOUT_MS`: per upstream request.
+    pub upstream_timeout: Duration,
+    /// `SHARPSEND_SYNC_INTERVAL_MINUTES`: automatic sync period; 0 turns the scheduler off.
+    pub sync_interval_minutes: u32,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use secrecy::ExposeSecret;
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &store::redact_url(self.database_url.expose_secret()),
+            )
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[redacted]"))
+            .field("master_key", &self.master_key)
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("public_url", &self.public_url.as_ref().map(Url::as_str))
+            .field("upstreams", &self.upstreams)
+            .field("upstream_timeout", &self.upstream_timeout)
+            .field("sync_interval_minutes", &self.sync_interval_minutes)
+            .finish()
+    }
+}
+
+/// Every problem found in the configuration, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads the process environment (after loading `.env` from the working directory).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is worth saying.
+        if let Err(e) = dotenvy::dotenv()
+            && !e.not_found()
+        {
+            return Err(ConfigError(vec![format!(".env: {e}")]));
+        }
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Builds and validates the configuration from a variable lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+
+        let listen_text = get("SHARPSEND_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!(
+                "SHARPSEND_LISTEN: `{listen_text}` is not an address with a port (e.g. 127.0.0.1:8080 or 0.0.0.0:8080)"
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+
+        let database_url =
+            get("SHARPSEND_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if store::Backend::of_url(&database_url).is_none() {
+            problems.push(format!(
+                "SHARPSEND_DATABASE_URL: `{}` must start with sqlite:// (one machine) or postgres:// (several replicas)",
+                store::redact_url(&database_url)
+            ));
+        }
+
+        let redis_url = get("SHARPSEND_REDIS_URL");
+        if let Some(r) = &redis_url
+            && !(r.starts_with("redis://") || r.starts_with("rediss://"))
+        {
+            problems.push("SHARPSEND_REDIS_URL: must start with redis:// or rediss://".to_owned());
+        }
+
+        let master_key = match get("SHARPSEND_MASTER_KEY") {
+            Some(active) => {
+                let source = KeySource::Env {
+                    active: SecretString::from(active),
+                    retired: get("SHARPSEND_MASTER_KEY_RETIRED").map(SecretString::from),
+                };
+                // Validate now so a typo is reported with the rest, not at first use.
+                if let Err(e) = source.load() {
+                    problems.push(e.to_string());
+                }
+                source
+            }
+            None => {
+                if get("SHARPSEND_MASTER_KEY_RETIRED").is_some() {
+                    problems.push(
+                        "SHARPSEND_MASTER_KEY_RETIRED: only meaningful with SHARPSEND_MASTER_KEY set".to_owned(),
+                    );
+                }
+                KeySource::File(PathBuf::from(DATA_DIR).join("master.key"))
+            }
+        };
+
+        let admin_token = get("SHARPSEND_ADMIN_TOKEN");
+        if let Some(t) = &admin_token
+            && t.len() < 16
+        {
+            problems.push("SHARPSEND_ADMIN_TOKEN: must be at least 16 characters".to_owned());
+        }
+
+        let public_url = get("SHARPSEND_PUBLIC_URL").and_then(|text| match Url::parse(&text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            _ => {
+                problems.push(format!(
+                    "SHARPSEND_PUBLIC_URL: `{text}` is not an http(s) origin (e.g. https://integrations.example.com)"
+                ));
+                None
+            }
+        });
+
+        let upstreams = Upstreams::from_lookup(get).unwrap_or_else(|e| {
+            problems.push(e.to_string());
+            Upstreams::defaults()
+        });
+
+        let timeout_ms = parse_number(
+            &get,
+            "SHARPSEND_UPSTREAM_TIMEOUT_MS",
+            10_000,
+            1..=600_000,
+            &mut problems,
+        );
+        let sync_interval_minutes = parse_number(
+            &get,
+            "SHARPSEND_SYNC_INTERVAL_MINUTES",
+            60,
+            0..=(60 * 24 * 31),
+            &mut problems,
+        );
+
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(Self {
+            listen,
+            database_url: SecretString::from(database_url),
+            redis_url: redis_url.map(SecretString::from),
+            master_key,
+            admin_token: admin_token.map(SecretString::from),
+            public_url,
+            upstreams,
+            upstream_timeout: Duration::from_millis(u64::from(timeout_ms)),
+            sync_interval_minutes,
+        })
+    }
+
+    /// The public origin without a trailing slash, for building absolute URLs; `bound` is the
+    /// address the server actually listens on (port 0 resolved).
+    pub fn public_origin(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+fn parse_number(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+    problems: &mut Vec<String>,
+) -> u32 {
+    let Some(text) = get(var) else {
+        return default;
+    };
+    match text.trim().parse::<u32>() {
+        Ok(n) if range.contains(&n) => n,
+        _ => {
+            problems.push(format!(
+                "{var}: `{text}` must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ));
+            default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url.expose_secret(), "sqlite://data/sharpsend.db");
+        assert_eq!(c.public_origin(c.listen), "http://127.0.0.1:8080");
+        assert_eq!(c.upstream_timeout, Duration::from_secs(10));
+        assert_eq!(c.sync_interval_minutes, 60);
+        assert!(matches!(c.master_key, KeySource::File(ref p) if p.ends_with("data/master.key")));
+        assert_eq!(c.upstreams, Upstreams::defaults());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_variable() {
+        let err = config(&[
+            ("SHARPSEND_LISTEN", "nope"),
+            ("SHARPSEND_DATABASE_URL", "mysql://x"),
+            ("SHARPSEND_MASTER_KEY", "short"),
+            ("SHARPSEND_UPSTREAM_TIMEOUT_MS", "-5"),
+            ("SHARPSEND_SYNC_INTERVAL_MINUTES", "soon"),
+            ("SHARPSEND_ITERABLE_EU_URL", "http://h/api"),
+            ("SHARPSEND_PUBLIC_URL", "not a url"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for var in [
+            "SHARPSEND_LISTEN",
+            "SHARPSEND_DATABASE_URL",
+            "SHARPSEND_MASTER_KEY",
+            "SHARPSEND_UPSTREAM_TIMEOUT_MS",
+            "SHARPSEND_SYNC_INTERVAL_MINUTES",
+            "SHARPSEND_ITERABLE_EU_URL",
+            "SHARPSEND_PUBLIC_URL",
+        ] {
+            assert!(text.contains(var), "{var} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = config(&[
+            ("SHARPSEND_DATABASE_URL", "postgres://u:dbpassword@h/db"),
+            ("SHARPSEND_ADMIN_TOKEN", "admin-token-0123456789"),
+            (
+                "SHARPSEND_MASTER_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            ("SHARPSEND_REDIS_URL", "redis://:redispw@h"),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?}");
+        for secret in [
+            "dbpassword",
+            "admin-token-0123456789",
+            "AAAAAAAAAAAAAAAA",
+            "redispw",
+        ] {
+            assert!(!dbg.contains(secret), "{secret} leaked: {dbg}");
+        }
+    }
+
+    #[test]
+    fn public_url_defaults_to_bound_address() {
+        let c = config(&[("SHARPSEND_LISTEN", "127.0.0.1:0")]).unwrap();
+        assert_eq!(
+            c.public_origin("127.0.0.1:4567".parse().unwrap()),
+            "http://127.0.0.1:4567"
+        );
+        let c = config(&[("SHARPSEND_PUBLIC_URL", "https://hooks.example.com/")]).unwrap();
+        assert_eq!(c.public_origin(c.listen), "https://hooks.example.com");
+    }
+}

@@ -1,0 +1,85 @@
+//! The HTTP layer: routes, extractors, errors, middleware, metrics and the OpenAPI document.
+
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::HeaderName,
+    middleware::{from_fn, from_fn_with_state},
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+};
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::state::AppState;
+
+/// The routes under `/api/` (bearer token, tenancy) with their OpenAPI operations.
+fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::platforms::list_platforms))
+        .routes(routes!(routes::integrations::list_integrations))
+        .routes(routes!(routes::integrations::disconnect))
+        .routes(routes!(
+            routes::admin::create_api_key,
+            routes::admin::list_api_keys
+        ))
+        .routes(routes!(routes::admin::revoke_api_key))
+        .routes(routes!(routes::health::openapi_json))
+        .route_layer(from_fn_with_state(state.clone(), middleware::authorize))
+}
+
+/// Routes outside `/api/`.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::health::metrics))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(api_routes(state))
+        .merge(public_routes())
+        .split_for_parts()
+        .1
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (router, _doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(api_routes(&state))
+        .merge(public_routes())
+        .split_for_parts();
+    finish(router, state)
+}
+
+/// Adds what every route shares: the 404 fallback, the envelope for 405s, the body limit,
+/// request ids, observation (logs, metrics), panic recovery. Public so tests can mount extra
+/// routes under exactly the same layers.
+pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    let request_id = HeaderName::from_static(middleware::REQUEST_ID);
+    router
+        .fallback(middleware::not_found)
+        .layer(from_fn(middleware::envelope_405))
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(from_fn_with_state(state.clone(), middleware::observe))
+                .layer(CatchPanicLayer::custom(middleware::panic_response))
+                .layer(from_fn(middleware::limit_body)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,76 @@
+//! General integration endpoints: list a publisher's integrations, disconnect one.
+
+use axum::extract::State;
+use domain::{ErrorCode, Platform, shapes::Integration};
+use serde::Serialize;
+
+use crate::{
+    http::{
+        error::{ApiError, ApiResult},
+        extract::Scope,
+        openapi::{Envelope, ErrorBody},
+    },
+    integrations,
+    state::AppState,
+};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IntegrationList {
+    pub integrations: Vec<Integration>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Disconnected {
+    pub platform: Platform,
+    pub disconnected: bool,
+}
+
+/// A publisher's integrations (an empty list when none).
+#[utoipa::path(get, path = "/api/integrations/{publisherId}", tag = "integrations",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path, description = "1–64 of A-Z a-z 0-9 _ -, not a reserved word")),
+    responses(
+        (status = 200, body = Envelope<IntegrationList>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    scope: Scope,
+) -> ApiResult<Envelope<IntegrationList>> {
+    let records = state.store.list_integrations(scope.publisher()?).await?;
+    let mut out = Vec::with_capacity(records.len());
+    for record in &records {
+        out.push(integrations::render(&state, record).await?);
+    }
+    Ok(Envelope::ok(IntegrationList { integrations: out }))
+}
+
+/// Disconnects a platform: removes its credentials and synced data.
+#[utoipa::path(delete, path = "/api/integrations/{publisherId}/{platform}", tag = "integrations",
+    security(("bearer" = [])),
+    params(
+        ("publisherId" = String, Path),
+        ("platform" = Platform, Path)),
+    responses(
+        (status = 200, body = Envelope<Disconnected>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody)))]
+pub async fn disconnect(
+    State(state): State<AppState>,
+    scope: Scope,
+) -> ApiResult<Envelope<Disconnected>> {
+    let publisher = scope.publisher()?;
+    let platform = scope.platform()?;
+    match state.store.delete_integration(publisher, platform).await? {
+        Some(_) => Ok(Envelope::ok(Disconnected {
+            platform,
+            disconnected: true,
+        })),
+        None => Err(ApiError::new(
+            ErrorCode::IntegrationNotFound,
+            format!(
+                "Publisher '{publisher}' has no {} integration.",
+                platform.display_name()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,16 @@
+//! SharpSend integrations service: the HTTP API, the credential vault in use, tenancy, and the
+//! operator commands. `main.rs` is a thin CLI over this library; tests drive it the same way.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod integrations;
+pub mod state;
+pub mod telemetry;
+pub mod vault_ops;
+
+pub use app::Application;
+pub use config::Config;

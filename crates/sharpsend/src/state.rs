@@ -1,0 +1,37 @@
+//! The state every handler and worker shares.
+
+use std::sync::Arc;
+
+use store::Store;
+use vault::Vault;
+
+use crate::{auth::Authenticator, config::Config, http::metrics::Metrics};
+
+/// Cheap to clone: everything is behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub vault: Arc<Vault>,
+    pub auth: Authenticator,
+    pub metrics: Metrics,
+    pub connectors: connectors::Registry,
+    /// `SHARPSEND_PUBLIC_URL`, or the bound address: the origin of webhook and callback URLs.
+    pub public_origin: String,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

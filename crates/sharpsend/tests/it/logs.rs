@@ -1,0 +1,109 @@
+//! No secret reaches a log line at any level: run the real binary at `trace`, use secrets, grep.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use crate::helpers::random_master_key;
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "admin-SECRET-token-5555-abcdef";
+    let master = random_master_key();
+    let db_url = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sharpsend"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SHARPSEND_ADMIN_TOKEN", admin)
+        .env("SHARPSEND_MASTER_KEY", &master)
+        .env("SHARPSEND_DATABASE_URL", &db_url)
+        .env("RUST_LOG", "trace")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Read the log until the listening line tells the port.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server starts");
+        let found = line
+            .split("addr=")
+            .nth(1)
+            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
+        log.push(line);
+        if let Some(a) = found.filter(|a| !a.is_empty()) {
+            break a;
+        }
+    };
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+
+    // Use every kind of secret: the admin token, a publisher key, a body carrying a platform key.
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/admin/publishers/pub-a/api-keys"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["data"]["key"].as_str().unwrap().to_owned();
+    http.get(format!("{base}/api/integrations/pub-a"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("{base}/api/integrations/pub-b"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let platform_key = "iterable-PLATFORM-secret-9911";
+    http.post(format!("{base}/api/integrations/iterable/test-connection"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"apiKey": platform_key, "region": "us"}))
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("{base}/api/integrations/pub-a"))
+        .bearer_auth("ssk_wrong-SECRET-guess")
+        .send()
+        .await
+        .unwrap();
+
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = reader.join();
+    log.extend(rx.try_iter());
+    let text = log.join("\n");
+    assert!(
+        text.contains("request answered") || text.contains("request rejected"),
+        "logs were captured"
+    );
+    for secret in [
+        admin,
+        key.as_str(),
+        master.as_str(),
+        platform_key,
+        "wrong-SECRET-guess",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "secret {secret} appeared in the logs"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The service's integration tests: one binary, a real server on port 0 per test, a fresh
+//! SQLite database (or PostgreSQL when `TEST_DATABASE_URL` is set; CI runs both).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod api;
+mod helpers;
+mod logs;
+mod openapi;
+mod tenancy;
+mod vault;
