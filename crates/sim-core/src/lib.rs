@@ -36,7 +36,7 @@ pub fn mix(mut x: u64) -> u64 {
 }
 
 /// Picks one element of `items` deterministically from `h`.
-pub fn pick<'a, T>(items: &'a [T], h: u64) -> &'a T {
+pub fn pick<T>(items: &[T], h: u64) -> &T {
     // Truncation is the point: any bits of the hash are as good as any others.
     #[allow(clippy::cast_possible_truncation)]
     let i = (h % items.len() as u64) as usize;
