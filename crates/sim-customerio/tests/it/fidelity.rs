@@ -15,7 +15,9 @@ fn validator(spec: &Value, pointer: &str) -> jsonschema::Validator {
         root.pointer(pointer).is_some(),
         "schema {pointer} is missing from the vendored spec"
     );
-    root["$ref"] = json!(format!("#{pointer}"));
+    // A URI fragment: braces of templated paths must be percent-encoded.
+    let fragment = pointer.replace('{', "%7B").replace('}', "%7D");
+    root["$ref"] = json!(format!("#{fragment}"));
     jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("schema {pointer} compiles: {e}"))
 }
 
@@ -571,5 +573,143 @@ async fn send_and_trigger_requests_agree_with_the_request_schemas() {
         assert_eq!(v.is_valid(&body), accepted, "{schema} on {body}");
         let (s, answer) = sim.app_post(path, &body).await;
         assert_eq!(s == 200, accepted, "{path} {body}: {s} {answer}");
+    }
+}
+
+#[tokio::test]
+async fn track_request_validation_agrees_with_the_request_schemas() {
+    let spec = track_spec();
+    let sim = start().await;
+    let body_ptr = |path: &str, method: &str| {
+        format!(
+            "/paths/{}/{method}/requestBody/content/application~1json/schema",
+            path.replace('/', "~1")
+        )
+    };
+    let events = body_ptr("/api/v1/customers/{identifier}/events", "post");
+    let anon = body_ptr("/api/v1/events", "post");
+    let devices = body_ptr("/api/v1/customers/{identifier}/devices", "put");
+    let identify = body_ptr("/api/v1/customers/{identifier}", "put");
+    let entity = body_ptr("/api/v2/entity", "post");
+    let cases = [
+        (
+            "POST",
+            "/api/v1/customers/r-1/events",
+            &events,
+            json!({"name": "x"}),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/customers/r-1/events",
+            &events,
+            json!({"data": {}}),
+            false,
+        ),
+        (
+            "POST",
+            "/api/v1/customers/r-1/events",
+            &events,
+            json!({"name": "x", "type": "click"}),
+            false,
+        ),
+        (
+            "POST",
+            "/api/v1/customers/r-1/events",
+            &events,
+            json!({"name": "/p", "type": "page"}),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            &anon,
+            json!({"name": "x", "anonymous_id": "a"}),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v1/events",
+            &anon,
+            json!({"anonymous_id": "a"}),
+            false,
+        ),
+        (
+            "PUT",
+            "/api/v1/customers/r-1/devices",
+            &devices,
+            json!({"device": {"id": "t", "platform": "ios"}}),
+            true,
+        ),
+        (
+            "PUT",
+            "/api/v1/customers/r-1/devices",
+            &devices,
+            json!({"device": {"id": "t"}}),
+            false,
+        ),
+        (
+            "PUT",
+            "/api/v1/customers/r-1/devices",
+            &devices,
+            json!({"device": {"id": "t", "platform": "web"}}),
+            false,
+        ),
+        (
+            "PUT",
+            "/api/v1/customers/r-1/devices",
+            &devices,
+            json!({}),
+            false,
+        ),
+        (
+            "PUT",
+            "/api/v1/customers/r-1",
+            &identify,
+            json!({"email": "r1@example.com"}),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v2/entity",
+            &entity,
+            json!({"type": "person", "action": "identify", "identifiers": {"id": "1"}}),
+            true,
+        ),
+        (
+            "POST",
+            "/api/v2/entity",
+            &entity,
+            json!({"type": "person", "action": "identify", "identifiers": {"id": "1", "email": "a@b.c"}}),
+            false,
+        ),
+        (
+            "POST",
+            "/api/v2/entity",
+            &entity,
+            json!({"type": "person", "action": "event", "identifiers": {"id": "1"}}),
+            false,
+        ),
+        (
+            "POST",
+            "/api/v2/entity",
+            &entity,
+            json!({"type": "person", "action": "event", "identifiers": {"id": "1"}, "name": "n"}),
+            true,
+        ),
+    ];
+    for (method, path, ptr, body, valid) in cases {
+        let v = validator(&spec, ptr);
+        assert_eq!(v.is_valid(&body), valid, "spec on {path} {body}");
+        let r = sim
+            .http
+            .request(method.parse().unwrap(), sim.track_us(path))
+            .header("authorization", us_track())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let want = if valid { 200 } else { 400 };
+        assert_eq!(r.status().as_u16(), want, "simulator on {path} {body}");
     }
 }
