@@ -64,6 +64,8 @@ pub fn router(p: Shared) -> Router {
             get(user_get_by_email).delete(user_delete_by_email),
         )
         .route("/api/events/track", post(track))
+        .route("/api/events/byUserId/{userId}", get(events_by_user_id))
+        .route("/api/events/{email}", get(events_by_email))
         .route("/api/events/trackBulk", post(track_bulk))
         .route("/api/email/target", post(target_email))
         .route("/api/sms/target", post(target_sms))
@@ -812,6 +814,80 @@ async fn user_fields(State(p): State<Shared>) -> Response {
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     Json(json!({ "fields": fields })).into_response()
+}
+
+/// `limit` of the events read-back: default 30, at most 200 (SPEC).
+pub const EVENTS_DEFAULT_LIMIT: u64 = 30;
+pub const EVENTS_MAX_LIMIT: u64 = 200;
+
+/// A user's events, newest first: stored ones and generated ones, each with `eventType` (its
+/// export `dataTypeName`; inferred name).
+fn user_events(
+    p: &Project,
+    user: Option<crate::project::StoredUser>,
+    raw: Option<&str>,
+) -> Response {
+    let q = Q::parse(raw);
+    let limit = match q.int("limit") {
+        Ok(l) => l.unwrap_or(EVENTS_DEFAULT_LIMIT),
+        Err(r) => return r,
+    };
+    if limit == 0 || limit > EVENTS_MAX_LIMIT {
+        return errors::bad_params(format!("limit must be between 1 and {EVENTS_MAX_LIMIT}"));
+    }
+    let Some(user) = user else {
+        return Json(json!({ "events": [] })).into_response();
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let with_type = |kind: &str, mut row: Map<String, Value>| {
+        row.insert("eventType".into(), json!(kind));
+        Value::Object(row)
+    };
+    let mut found: Vec<(i64, Value)> = lock(&p.store)
+        .events
+        .iter()
+        .filter(|e| {
+            e.row
+                .get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.eq_ignore_ascii_case(&user.email))
+                || (user.user_id.is_some()
+                    && e.row.get("userId").and_then(Value::as_str) == user.user_id.as_deref())
+        })
+        .map(|e| (e.at_ms, with_type(&e.data_type, e.row.clone())))
+        .collect();
+    if let Some(u) = p.ds.user_index_by_email(&user.email) {
+        for j in p.ds.user_event_indices(u).take(limit) {
+            let (kind, row) = p.ds.event(j);
+            let at = row
+                .get("createdAt")
+                .and_then(Value::as_str)
+                .and_then(parse_datetime)
+                .unwrap_or(0);
+            found.push((at, with_type(kind, row)));
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    let events: Vec<Value> = found.into_iter().take(limit).map(|(_, v)| v).collect();
+    Json(json!({ "events": events })).into_response()
+}
+
+async fn events_by_email(
+    State(p): State<Shared>,
+    Path(email): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let u = p.user_by_email(&email);
+    user_events(&p, u, raw.as_deref())
+}
+
+async fn events_by_user_id(
+    State(p): State<Shared>,
+    Path(uid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let u = p.user_by_id(&uid);
+    user_events(&p, u, raw.as_deref())
 }
 
 /// Validates and stores one `TrackRequest`; the error names the failure bucket.

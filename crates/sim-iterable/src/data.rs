@@ -546,15 +546,24 @@ impl Gen {
         index_range(self.base(), SPAN_MS, self.events, start, end)
     }
 
+    /// Indices of user `u`'s generated events, newest first.
+    pub fn user_event_indices(&self, u: u64) -> impl Iterator<Item = u64> + use<> {
+        let (users, events) = (self.users, self.events);
+        let count = if users == 0 || u >= users || u >= events {
+            0
+        } else {
+            (events - 1 - u) / users + 1
+        };
+        (0..count).rev().map(move |k| u + k * users)
+    }
+
     /// Generated event `j`: its export `dataTypeName` and its export row.
     pub fn event(&self, j: u64) -> (&'static str, Map<String, Value>) {
         let x = h(self.seed, K_EVENT, j);
         let at = spread(self.base(), SPAN_MS, self.events, j) + (x % 1000) as i64;
-        let user = if self.users == 0 {
-            None
-        } else {
-            Some((x >> 8) % self.users)
-        };
+        // Event j belongs to user j mod users, so a user's events are found by stepping through
+        // indices (`user_event_indices`) rather than scanning a million events.
+        let user = (self.users > 0).then(|| j % self.users);
         let mut row = Map::new();
         row.insert("createdAt".into(), json!(fmt_export(at)));
         if let Some(u) = user {
@@ -716,6 +725,18 @@ mod tests {
             ..g.clone()
         };
         assert_ne!(g.user_email(3), other.user_email(3));
+    }
+
+    #[test]
+    fn user_event_indices_are_exactly_that_users_events() {
+        let g = gen_(7);
+        let mine: Vec<u64> = g.user_event_indices(3).collect();
+        let scan: Vec<u64> = (0..g.events)
+            .rev()
+            .filter(|&j| g.event(j).1["userId"] == g.user_id(3))
+            .collect();
+        assert_eq!(mine, scan);
+        assert_eq!(g.user_event_indices(7).count(), 0);
     }
 
     #[test]

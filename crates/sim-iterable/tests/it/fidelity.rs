@@ -159,6 +159,8 @@ const SERVED: &[(&str, &str)] = &[
     ("DELETE", "/api/users/{email}"),
     ("POST", "/api/events/track"),
     ("POST", "/api/events/trackBulk"),
+    ("GET", "/api/events/{email}"),
+    ("GET", "/api/events/byUserId/{userId}"),
     ("POST", "/api/email/target"),
     ("POST", "/api/sms/target"),
     ("POST", "/api/push/target"),
@@ -331,6 +333,24 @@ async fn responses_validate_against_the_spec_schemas() {
     .await;
     checked(&s, &spec, Method::POST, "/api/events/trackBulk", "/api/events/trackBulk",
         Some(json!({"events": [{"eventName": "x", "email": "b@example.com"}, {"eventName": "y", "email": "nope"}]}))).await;
+    checked(
+        &s,
+        &spec,
+        Method::GET,
+        "/api/events/b@example.com?limit=10",
+        "/api/events/{email}",
+        None,
+    )
+    .await;
+    checked(
+        &s,
+        &spec,
+        Method::GET,
+        "/api/events/byUserId/usr0000004",
+        "/api/events/byUserId/{userId}",
+        None,
+    )
+    .await;
     checked(
         &s,
         &spec,

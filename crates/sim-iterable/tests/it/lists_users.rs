@@ -375,3 +375,51 @@ async fn list_members_are_limited_to_five_requests_a_minute() {
         "Exceeded rate limit for endpoint: /api/lists/getUsers, project: 11741 "
     );
 }
+
+#[tokio::test]
+async fn a_users_events_read_back_newest_first() {
+    let s = sim().await;
+    let (_, u) = s.get("/api/users/byUserId/usr0000002").await;
+    let email = u["user"]["email"].as_str().unwrap().to_owned();
+    s.post(
+        "/api/events/track",
+        &json!({"eventName": "paywallHit", "email": email}),
+    )
+    .await;
+    let (st, body) = s.get(&format!("/api/events/{email}?limit=5")).await;
+    assert_eq!(st, StatusCode::OK);
+    let evs = body["events"].as_array().unwrap();
+    assert_eq!(evs.len(), 5);
+    assert_eq!(
+        evs[0]["eventName"], "paywallHit",
+        "the tracked event is the newest"
+    );
+    assert_eq!(evs[0]["eventType"], "customEvent");
+    assert!(evs.iter().all(|e| e["email"] == email.as_str()));
+    let times: Vec<i64> = evs
+        .iter()
+        .map(|e| {
+            chrono::DateTime::parse_from_str(
+                e["createdAt"].as_str().unwrap(),
+                "%Y-%m-%d %H:%M:%S %:z",
+            )
+            .unwrap()
+            .timestamp()
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]));
+    // Default 30, and the same by userId.
+    let (_, body) = s.get("/api/events/byUserId/usr0000002").await;
+    assert_eq!(
+        body["events"].as_array().unwrap().len(),
+        11,
+        "10 generated + 1 tracked"
+    );
+    let (st, body) = s.get(&format!("/api/events/{email}?limit=201")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "BadParams");
+    assert_eq!(
+        s.get("/api/events/nobody@example.com").await.1,
+        json!({"events": []})
+    );
+}
