@@ -867,7 +867,7 @@ fn user_events(
             found.push((at, with_type(kind, row)));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|e| std::cmp::Reverse(e.0));
     let events: Vec<Value> = found.into_iter().take(limit).map(|(_, v)| v).collect();
     Json(json!({ "events": events })).into_response()
 }
