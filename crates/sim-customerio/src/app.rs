@@ -380,6 +380,14 @@ async fn trigger_broadcast(
     {
         return bad(referenced("bad request"));
     }
+    // Customer.io downloads the data file when it processes the trigger; a failed download
+    // shows on the trigger's errors endpoint as a 403 with `"next": 0`.
+    let file_error = match body.get("data_file_url").and_then(Value::as_str) {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            fetch_data_file(u).await
+        }
+        _ => None,
+    };
     let ignore_missing_ids = body.get("id_ignore_missing").and_then(Value::as_bool) == Some(true);
     let ignore_missing_emails =
         body.get("email_ignore_missing").and_then(Value::as_bool) == Some(true);
@@ -474,6 +482,7 @@ async fn trigger_broadcast(
         "processed_at": t,
         "recipients": recipients,
         "errors": errors,
+        "file_error": file_error,
         "request": Value::Object(body),
     }));
     drop(store);
@@ -489,6 +498,24 @@ async fn trigger_broadcast(
         );
     }
     app_ok(&json!({"id": tid}))
+}
+
+/// Downloads a trigger's `data_file_url`; the error text Customer.io reports when it fails.
+async fn fetch_data_file(url: &str) -> Option<String> {
+    let res = reqwest::Client::new()
+        .get(url)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await;
+    match res {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!(
+            "failed to download data file, server responded with code {} {}",
+            r.status().as_u16(),
+            r.status().canonical_reason().unwrap_or("")
+        )),
+        Err(e) => Some(format!("failed to download data file: {e}")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -528,6 +555,10 @@ async fn trigger_errors(
     let Some(t) = find_trigger(&ctx, k.region, &p) else {
         return jsonapi_error(StatusCode::NOT_FOUND, &referenced("not found"));
     };
+    if let Some(e) = t["file_error"].as_str() {
+        // The documented shape of this one case: plain strings and a numeric `next`.
+        return app_json(StatusCode::FORBIDDEN, &json!({"errors": [e], "next": 0}));
+    }
     let errors = t["errors"].as_array().cloned().unwrap_or_default();
     let scope = parse_id(&p.trigger_id).unwrap_or(0);
     let limit = match parse_limit(q.limit.as_deref(), 100, 1000) {

@@ -547,7 +547,7 @@ impl Store {
                 let seeded_member = p
                     .seed_index
                     .is_some_and(|i| self.seed_in_segment(segment, i));
-                if seeded_member || !was_added {
+                if seeded_member && !was_added {
                     self.seg_removed
                         .entry(segment)
                         .or_default()
@@ -645,5 +645,13 @@ mod tests {
         s.segment_remove(3, IdKind::Id, &["added-1".into()]);
         let all = s.segment_members(3, 0, u64::MAX);
         assert!(!all.iter().any(|p| p.id.as_deref() == Some("added-1")));
+        assert_eq!(s.segment_count(3), before);
+        // Removing someone who is not a member changes nothing.
+        let outsider = (0..100)
+            .filter_map(|i| s.seeded.person(i))
+            .find(|p| !s.seed_in_segment(3, p.index) && p.id.is_some())
+            .unwrap();
+        s.segment_remove(3, IdKind::Id, &[outsider.id.unwrap()]);
+        assert_eq!(s.segment_count(3), before);
     }
 }

@@ -713,3 +713,52 @@ async fn track_request_validation_agrees_with_the_request_schemas() {
         assert_eq!(r.status().as_u16(), want, "simulator on {path} {body}");
     }
 }
+
+#[tokio::test]
+async fn failed_data_file_download_shows_the_documented_403_with_numeric_next() {
+    let ex = vendor_json("fixtures/app-api-doc-examples.json");
+    let doc = ex["POST /v1/campaigns/{broadcast_id}/triggers (errors)"]["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == 403)
+        .unwrap()["body"]
+        .clone();
+    let files = axum::Router::new()
+        .route(
+            "/forbidden.csv",
+            axum::routing::get(|| async { (axum::http::StatusCode::FORBIDDEN, "no") }),
+        )
+        .route(
+            "/ok.csv",
+            axum::routing::get(|| async { "id,data\n100001,{}\n" }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let srv = sim_core::spawn(l, files).unwrap();
+    let sim = start().await;
+    let (s, t) = sim
+        .app_post(
+            "/v1/campaigns/1001/triggers",
+            &json!({"data_file_url": format!("{}/forbidden.csv", srv.origin())}),
+        )
+        .await;
+    assert_eq!(s, 200, "the trigger itself is accepted");
+    let (s, errs) = sim
+        .app_get(&format!("/v1/campaigns/1001/triggers/{}/errors", t["id"]))
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(errs, doc);
+
+    let (s, t) = sim
+        .app_post(
+            "/v1/campaigns/1002/triggers",
+            &json!({"data_file_url": format!("{}/ok.csv", srv.origin())}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, errs) = sim
+        .app_get(&format!("/v1/campaigns/1002/triggers/{}/errors", t["id"]))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(errs, json!({"errors": [], "next": ""}));
+}
