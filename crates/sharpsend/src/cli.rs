@@ -8,7 +8,12 @@ use domain::PublisherId;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Application, Config, auth::Authenticator, vault_ops};
+use crate::{
+    Application, Config,
+    auth::Authenticator,
+    sandbox::{Sandbox, SandboxOptions},
+    vault_ops,
+};
 
 /// SharpSend integrations: connect publishers' Iterable, Customer.io and Keap accounts.
 ///
@@ -26,8 +31,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API (and, as they arrive, the sync scheduler and dashboard). Applies
     /// migrations first. On first start without SHARPSEND_ADMIN_TOKEN it prints a new admin token
-    /// once; keep it.
+    /// once; keep it. With --sandbox, the built-in platform simulators run in-process and every
+    /// upstream points at them: connect with the sandbox credentials it prints, no account needed.
     Serve(ServeArgs),
+    /// Run only the platform simulators (Iterable US/EU, Customer.io Track/App/CDP US/EU, Keap) on
+    /// local ports, print their origins as SHARPSEND_* settings and their sandbox credentials, and
+    /// wait for Ctrl-C. For other programs' tests and demos.
+    Sim(SimArgs),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
     /// Manage publisher API keys (`ssk_…`), which act for one publisher only.
@@ -50,8 +60,45 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:8080 [env: SHARPSEND_LISTEN]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Start the built-in simulators and point every platform origin at them.
+    #[arg(long)]
+    pub sandbox: bool,
     #[command(flatten)]
     pub db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Interface to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// First port; the simulators take consecutive ports from it (0: ports the OS picks).
+    #[arg(long, default_value_t = 0)]
+    pub base_port: u16,
+    /// Seed of the generated data (same seed, same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Iterable users to generate (lazily; 1000000 is fine).
+    #[arg(long)]
+    pub iterable_users: Option<u64>,
+    /// Customer.io people to generate.
+    #[arg(long)]
+    pub customerio_people: Option<u64>,
+    /// Keap contacts to generate (lazily; 1000000 is fine).
+    #[arg(long)]
+    pub keap_contacts: Option<u64>,
+}
+
+impl SimArgs {
+    fn options(&self) -> SandboxOptions {
+        let d = SandboxOptions::default();
+        SandboxOptions {
+            seed: self.seed,
+            iterable_users: self.iterable_users.unwrap_or(d.iterable_users),
+            customerio_people: self.customerio_people.unwrap_or(d.customerio_people),
+            keap_contacts: self.keap_contacts.unwrap_or(d.keap_contacts),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +189,7 @@ fn publisher(id: &str) -> anyhow::Result<PublisherId> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Sim(args) => sim(args).await,
         Command::Migrate(db) => {
             let config = db_config(&db)?;
             let store = open_store(&config).await?;
@@ -154,11 +202,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = load_config(&[
+    let sandbox = if args.sandbox {
+        let sandbox = Sandbox::start(
+            &mut sim_core::Binder::ephemeral(),
+            &SandboxOptions::default(),
+        )
+        .await
+        .context("starting the sandbox simulators")?;
+        Some(sandbox)
+    } else {
+        None
+    };
+    let upstreams: Vec<(&str, String)> = sandbox
+        .as_ref()
+        .map(Sandbox::upstream_overrides)
+        .unwrap_or_default();
+    let mut overrides: Vec<(&str, Option<&String>)> = vec![
         ("SHARPSEND_LISTEN", args.listen.as_ref()),
         ("SHARPSEND_DATABASE_URL", args.db.database_url.as_ref()),
-    ])?;
+    ];
+    overrides.extend(upstreams.iter().map(|(var, url)| (*var, Some(url))));
+    let config = load_config(&overrides)?;
     let app = Application::build(config).await?;
+    if let Some(sandbox) = &sandbox {
+        eprintln!(
+            "\n  SANDBOX: every platform origin points at the built-in simulators. Connect with these\n  \
+             sandbox credentials (no real account needed):\n{}",
+            sandbox.describe()
+        );
+    }
     if let Some(token) = &app.generated_admin_token {
         // Printed to the terminal once, never logged: only its digest is stored.
         eprintln!(
@@ -175,6 +247,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         signal.cancel();
     });
     app.run_until_stopped(shutdown).await
+}
+
+async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    let mut binder = if args.base_port == 0 {
+        sim_core::Binder::ephemeral()
+    } else {
+        sim_core::Binder::from_base(args.host.clone(), args.base_port)
+    };
+    let sandbox = Sandbox::start(&mut binder, &args.options())
+        .await
+        .context("starting the simulators")?;
+    println!("# Platform simulators are running. Point SharpSend (or your tests) at them:");
+    for (var, url) in sandbox.upstream_overrides() {
+        println!("export {var}={url}");
+    }
+    println!(
+        "# Sandbox credentials:{}",
+        sandbox.describe().replace('\n', "\n# ")
+    );
+    println!(
+        "# Control API on every origin: /_sim/requests, /_sim/counters, /_sim/faults, /_sim/reset"
+    );
+    shutdown_signal().await;
+    drop(sandbox);
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod integrations;
+pub mod sandbox;
 pub mod state;
 pub mod telemetry;
 pub mod vault_ops;
