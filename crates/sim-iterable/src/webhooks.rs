@@ -196,6 +196,10 @@ pub async fn deliver_to(p: &Project, t: &Target, event: &Value, schedule: &[u64]
         }
     }
     let delivered = last_status.is_some_and(|s| (200..300).contains(&s));
+    if !delivered {
+        tracing::debug!(endpoint = %t.endpoint, attempts, status = ?last_status, error = ?last_error,
+            "simulated Iterable system webhook not delivered");
+    }
     p.control.incr(if delivered {
         "webhooks_delivered"
     } else {
@@ -221,5 +225,8 @@ pub fn spawn_delivery(p: &Shared, event: Value, kind: SendKind) {
     let handle = tokio::spawn(async move {
         deliver(&p2, &event, kind).await;
     });
-    lock(&p.pending).push(handle);
+    let mut pending = lock(&p.pending);
+    // Finished deliveries need no waiting for; keep the list from growing with every send.
+    pending.retain(|h| !h.is_finished());
+    pending.push(handle);
 }
