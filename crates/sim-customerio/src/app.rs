@@ -17,10 +17,12 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     config::{
-        APP_401_BODY, LAST_PAGE_NEXT, MAX_ATTACHMENT_BYTES, MAX_SEND_AT_AHEAD_SECS,
-        MAX_TRANSACTIONAL_BYTES, MAX_TRANSACTIONAL_RECIPIENTS, MAX_TRIGGER_DATA_BYTES,
-        MAX_TRIGGER_RECIPIENTS, MEMBERSHIP_DEFAULT_LIMIT, MEMBERSHIP_MAX_LIMIT,
-        NEWSLETTERS_DEFAULT_LIMIT, NEWSLETTERS_MAX_LIMIT, TRIGGER_401_DETAIL,
+        APP_401_BODY, DRAFT_BROADCAST_STATUS, FORBIDDEN_ATTACHMENTS, LAST_PAGE_NEXT,
+        MAX_ATTACHMENT_BYTES, MAX_SEND_AT_AHEAD_SECS, MAX_TRANSACTIONAL_BYTES,
+        MAX_TRANSACTIONAL_RECIPIENTS, MAX_TRIGGER_DATA_BYTES, MAX_TRIGGER_RECIPIENTS,
+        MEMBERSHIP_DEFAULT_LIMIT, MEMBERSHIP_MAX_LIMIT, NEWSLETTERS_DEFAULT_LIMIT,
+        NEWSLETTERS_DEFAULT_SORT_ASC, NEWSLETTERS_MAX_LIMIT, TRIGGER_401_DETAIL,
+        UNKNOWN_TRANSACTIONAL_STATUS,
     },
     data::{IdKind, NEWSLETTER_ID_BASE},
     resp::{app_json, app_ok, empty, jsonapi_error, meta_error, newsletter_error, referenced},
@@ -393,7 +395,9 @@ async fn trigger_broadcast(
         body.get("email_ignore_missing").and_then(Value::as_bool) == Some(true);
     let mut store = ctx.sim.store(k.region);
     if store.seeded.broadcast_is_draft(bid) {
-        return bad(referenced("bad request"));
+        let status =
+            StatusCode::from_u16(DRAFT_BROADCAST_STATUS).unwrap_or(StatusCode::BAD_REQUEST);
+        return jsonapi_error(status, &referenced("bad request"));
     }
     let mut errors: Vec<Value> = Vec::new();
     let mut recipients = 0usize;
@@ -607,7 +611,8 @@ async fn list_newsletters(
     };
     // Inferred default order: newest first.
     let asc = match q.sort.as_deref() {
-        None | Some("") | Some("desc") => false,
+        None | Some("") => NEWSLETTERS_DEFAULT_SORT_ASC,
+        Some("desc") => false,
         Some("asc") => true,
         Some(other) => {
             return newsletter_error(
@@ -902,8 +907,6 @@ fn is_e164(s: &str) -> bool {
         .is_some_and(|d| !d.is_empty() && d.len() <= 15 && d.chars().all(|c| c.is_ascii_digit()))
 }
 
-const FORBIDDEN_ATTACHMENTS: &[&str] = &[".exe", ".bat", ".cmd", ".com", ".js", ".vbs", ".scr"];
-
 /// The shared transactional flow: size, JSON, message id and channel, identifiers, channel
 /// rules, `send_at`; answers `{delivery_id, queued_at[, send_at]}` or `{"meta":{"error"}}`.
 async fn send(ctx: Ctx, k: AppKey, channel: &'static str, body: Bytes) -> Response {
@@ -940,7 +943,8 @@ async fn send(ctx: Ctx, k: AppKey, channel: &'static str, body: Bytes) -> Respon
             }
             None => {
                 return meta_error(
-                    StatusCode::NOT_FOUND,
+                    StatusCode::from_u16(UNKNOWN_TRANSACTIONAL_STATUS)
+                        .unwrap_or(StatusCode::NOT_FOUND),
                     &format!(
                         "transactional message '{}' not found",
                         v.as_str().map_or_else(|| v.to_string(), str::to_owned)

@@ -123,6 +123,24 @@ pub const MAX_SEND_AT_AHEAD_SECS: i64 = 90 * 24 * 3600;
 /// The value of `next` on the last page (inferred: the docs only say "empty").
 pub const LAST_PAGE_NEXT: &str = "";
 
+// ---------------------------------------------------------------- inferred behaviour
+
+/// `GET /v1/newsletters` without `sort` lists newest first (inferred).
+pub const NEWSLETTERS_DEFAULT_SORT_ASC: bool = false;
+/// Status for an unknown `transactional_message_id` on `/v1/send/*` (inferred).
+pub const UNKNOWN_TRANSACTIONAL_STATUS: u16 = 404;
+/// Status for triggering a draft broadcast (inferred: the JSON:API "bad request").
+pub const DRAFT_BROADCAST_STATUS: u16 = 400;
+/// Transactional attachment types refused with 403 (inferred list).
+pub const FORBIDDEN_ATTACHMENTS: &[&str] = &[".exe", ".bat", ".cmd", ".com", ".js", ".vbs", ".scr"];
+/// A Track event for an unknown person creates the person (inferred).
+pub const EVENTS_CREATE_PEOPLE: bool = true;
+/// `reason` values of Track v2 errors (inferred: the spec names the field, not its values).
+pub const REASON_REQUIRED: &str = "required";
+pub const REASON_INVALID: &str = "invalid";
+pub const REASON_TOO_LARGE: &str = "too_large";
+pub const REASON_TOO_LONG: &str = "too_long";
+
 // ---------------------------------------------------------------- bodies
 
 /// Track and CDP 401 body: the spec gives a description only (no schema); inferred empty body.

@@ -15,8 +15,10 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     config::{
-        MAX_ATTR_NAME_BYTES, MAX_ATTR_VALUE_BYTES, MAX_ATTRIBUTES, MAX_EVENT_DATA_BYTES,
-        MAX_EVENT_NAME_BYTES, MAX_ID_BYTES, MAX_SEGMENT_IDS, MAX_V2_BATCH_BYTES, MAX_V2_OP_BYTES,
+        EVENTS_CREATE_PEOPLE, MAX_ATTR_NAME_BYTES, MAX_ATTR_VALUE_BYTES, MAX_ATTRIBUTES,
+        MAX_EVENT_DATA_BYTES, MAX_EVENT_NAME_BYTES, MAX_ID_BYTES, MAX_SEGMENT_IDS,
+        MAX_V2_BATCH_BYTES, MAX_V2_OP_BYTES, REASON_INVALID, REASON_REQUIRED, REASON_TOO_LARGE,
+        REASON_TOO_LONG,
     },
     data::IdKind,
     resp::{empty, meta_error, track_errors, track_json, track_ok, track_unauthorized, v2_errors},
@@ -423,8 +425,7 @@ async fn track_event(
     };
     let (id_kind, value) = classify(&identifier);
     let mut store = ctx.sim.store(region);
-    // An event for an unknown person creates the person (inferred, as profiles appear on events).
-    if store.find(id_kind, &value).is_none() {
+    if EVENTS_CREATE_PEOPLE && store.find(id_kind, &value).is_none() {
         store.upsert(id_kind, &value, &Map::new(), false);
     }
     store.record_event(event_record(
@@ -719,13 +720,13 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
     let bad = |r: &str, f: &str, m: String| Err((r.to_owned(), f.to_owned(), m));
     if size > MAX_V2_OP_BYTES {
         return bad(
-            "too_large",
+            REASON_TOO_LARGE,
             "",
             format!("operation is {size} bytes (max {MAX_V2_OP_BYTES})"),
         );
     }
     let Some(m) = op.as_object() else {
-        return bad("invalid", "", "operation must be an object".into());
+        return bad(REASON_INVALID, "", "operation must be an object".into());
     };
     let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
     let action = m.get("action").and_then(Value::as_str).unwrap_or("");
@@ -733,15 +734,15 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
         "person" => PERSON_ACTIONS,
         "object" => OBJECT_ACTIONS,
         "delivery" => &["event"][..],
-        "" => return bad("required", "type", "type is required".into()),
-        other => return bad("invalid", "type", format!("unknown type '{other}'")),
+        "" => return bad(REASON_REQUIRED, "type", "type is required".into()),
+        other => return bad(REASON_INVALID, "type", format!("unknown type '{other}'")),
     };
     if action.is_empty() {
-        return bad("required", "action", "action is required".into());
+        return bad(REASON_REQUIRED, "action", "action is required".into());
     }
     if !actions.contains(&action) {
         return bad(
-            "invalid",
+            REASON_INVALID,
             "action",
             format!("action '{action}' is not valid for type '{kind}'"),
         );
@@ -750,7 +751,11 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
     match kind {
         "person" => {
             let Some(ids) = idents else {
-                return bad("required", "identifiers", "identifiers is required".into());
+                return bad(
+                    REASON_REQUIRED,
+                    "identifiers",
+                    "identifiers is required".into(),
+                );
             };
             let given: Vec<&String> = ids
                 .iter()
@@ -763,7 +768,7 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
                 .collect();
             if given.len() != 1 {
                 return bad(
-                    "invalid",
+                    REASON_INVALID,
                     "identifiers",
                     "identifiers must contain exactly one of id, email, phone or cio_id".into(),
                 );
@@ -772,7 +777,7 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
                 && value_len(id) > MAX_ID_BYTES
             {
                 return bad(
-                    "too_long",
+                    REASON_TOO_LONG,
                     "identifiers.id",
                     format!("id is longer than {MAX_ID_BYTES} bytes"),
                 );
@@ -784,7 +789,7 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
                     || !digits.chars().all(|c| c.is_ascii_digit())
                 {
                     return bad(
-                        "invalid",
+                        REASON_INVALID,
                         "identifiers.phone",
                         "phone must be in E.164 format".into(),
                     );
@@ -798,7 +803,7 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
             });
             if !ok && action != "identify_anonymous" {
                 return bad(
-                    "required",
+                    REASON_REQUIRED,
                     "identifiers",
                     "identifiers must contain object_type_id and object_id".into(),
                 );
@@ -807,7 +812,7 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
         _ => {
             if idents.and_then(|i| i.get("id")).is_none() {
                 return bad(
-                    "required",
+                    REASON_REQUIRED,
                     "identifiers.id",
                     "delivery id is required".into(),
                 );
@@ -819,13 +824,13 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
             Some(n) if !n.is_empty() => {
                 if n.len() > MAX_EVENT_NAME_BYTES {
                     return bad(
-                        "too_long",
+                        REASON_TOO_LONG,
                         "name",
                         format!("name is longer than {MAX_EVENT_NAME_BYTES} bytes"),
                     );
                 }
             }
-            _ => return bad("required", "name", "name is required".into()),
+            _ => return bad(REASON_REQUIRED, "name", "name is required".into()),
         }
     }
     if ["add_device", "delete_device"].contains(&action)
@@ -835,7 +840,7 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
             .is_none_or(str::is_empty)
     {
         return bad(
-            "required",
+            REASON_REQUIRED,
             "device.token",
             "device.token is required".into(),
         );
@@ -845,18 +850,18 @@ fn check_op(op: &Value, size: usize) -> Result<(), (String, String, String)> {
     {
         let Some(attrs) = attrs.as_object() else {
             return bad(
-                "invalid",
+                REASON_INVALID,
                 "attributes",
                 "attributes must be an object".into(),
             );
         };
         if let Some(e) = check_attributes(attrs).into_iter().next() {
-            return bad("invalid", "attributes", e);
+            return bad(REASON_INVALID, "attributes", e);
         }
     }
     if action == "merge" && (m.get("primary").is_none() || m.get("secondary").is_none()) {
         return bad(
-            "required",
+            REASON_REQUIRED,
             "primary",
             "merge needs primary and secondary".into(),
         );
@@ -977,7 +982,7 @@ async fn entity(
     if body.len() > MAX_V2_OP_BYTES {
         return v2_errors(vec![v2_err(
             None,
-            "too_large",
+            REASON_TOO_LARGE,
             "",
             &format!("request is {} bytes (max {MAX_V2_OP_BYTES})", body.len()),
         )]);
@@ -987,7 +992,7 @@ async fn entity(
         Err(e) => {
             return v2_errors(vec![v2_err(
                 None,
-                "invalid",
+                REASON_INVALID,
                 "",
                 &format!("malformed JSON: {e}"),
             )]);
@@ -1010,7 +1015,7 @@ async fn batch(
     if body.len() > MAX_V2_BATCH_BYTES {
         return v2_errors(vec![v2_err(
             None,
-            "too_large",
+            REASON_TOO_LARGE,
             "",
             &format!("request is {} bytes (max {MAX_V2_BATCH_BYTES})", body.len()),
         )]);
@@ -1020,7 +1025,7 @@ async fn batch(
         Err(e) => {
             return v2_errors(vec![v2_err(
                 None,
-                "invalid",
+                REASON_INVALID,
                 "",
                 &format!("malformed JSON: {e}"),
             )]);
@@ -1029,7 +1034,7 @@ async fn batch(
     let Some(ops) = doc.get("batch").and_then(Value::as_array) else {
         return v2_errors(vec![v2_err(
             None,
-            "required",
+            REASON_REQUIRED,
             "batch",
             "batch must be an array of operations",
         )]);
@@ -1037,7 +1042,7 @@ async fn batch(
     if ops.is_empty() {
         return v2_errors(vec![v2_err(
             None,
-            "required",
+            REASON_REQUIRED,
             "batch",
             "batch must not be empty",
         )]);
