@@ -156,7 +156,11 @@ fn project(region: Region, opts: &Options) -> Arc<project::Project> {
 pub fn router(region: Region, opts: &Options) -> Router {
     let p = project(region, opts);
     let control = p.control.clone();
-    control.wrap(api::router(p.clone()).merge(control::router(p)))
+    // Iterable-specific control routes join after the wrap: like sim-core's own, they are
+    // neither logged nor faulted.
+    control
+        .wrap(api::router(p.clone()))
+        .merge(control::router(p))
 }
 
 /// Starts the US and the EU servers (in that order on the binder).

@@ -100,6 +100,16 @@ async fn the_rate_limit_fault_serves_iterables_own_429() {
     assert_eq!(s.ctl.counter("429").await.unwrap(), 1);
     let logged = s.ctl.requests(Some("/api/lists")).await.unwrap();
     assert_eq!(logged.len(), 2);
+    // Control calls stay out of the log.
+    s.ctl.get("/_sim/info").await.unwrap();
+    assert!(
+        s.ctl
+            .requests(None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| !r.path.starts_with("/_sim"))
+    );
     assert_eq!(logged[0].status, Some(429));
 }
 
