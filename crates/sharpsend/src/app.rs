@@ -10,6 +10,7 @@ use vault::Vault;
 
 use crate::{
     auth::{AdminBootstrap, Authenticator},
+    cache::ReadCache,
     config::Config,
     http::{self, metrics::Metrics},
     state::{AppState, Inner},
@@ -36,9 +37,12 @@ impl Application {
             })?;
         let vault =
             Arc::new(Vault::load(config.master_key.clone()).context("loading the master key")?);
-        let (auth, boot) = Authenticator::bootstrap(store.clone(), config.admin_token.as_ref())
-            .await
-            .context("setting up the admin token")?;
+        let cache = Arc::new(ReadCache::new(store.clone()));
+        cache.poll().await;
+        let (auth, boot) =
+            Authenticator::bootstrap(store.clone(), cache.clone(), config.admin_token.as_ref())
+                .await
+                .context("setting up the admin token")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("SHARPSEND_LISTEN: cannot listen on {}", config.listen))?;
@@ -51,6 +55,7 @@ impl Application {
             store,
             vault,
             auth,
+            cache,
         });
         Ok(Self {
             listener,
@@ -75,6 +80,7 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
+        self.state.cache.spawn_poller(shutdown.clone());
         tracing::info!(
             addr = %self.local_addr(),
             database = self.state.store.backend(),

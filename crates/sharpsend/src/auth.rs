@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 use store::{ApiKeyRecord, NewApiKey, Store, StoreError};
 use subtle::ConstantTimeEq;
 
+use crate::cache::ReadCache;
+
 /// The settings key under which the admin token's digest is kept.
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 /// Publisher API keys start with this, so a leaked one is recognisable (and scannable).
@@ -71,6 +73,7 @@ pub enum AdminBootstrap {
 #[derive(Clone)]
 pub struct Authenticator {
     store: Arc<dyn Store>,
+    cache: Arc<ReadCache>,
     admin_digest: [u8; 32],
 }
 
@@ -96,6 +99,7 @@ impl Authenticator {
     /// (stored as a digest; several replicas starting at once agree on one).
     pub async fn bootstrap(
         store: Arc<dyn Store>,
+        cache: Arc<ReadCache>,
         from_env: Option<&SecretString>,
     ) -> Result<(Self, AdminBootstrap), StoreError> {
         if let Some(token) = from_env {
@@ -103,6 +107,7 @@ impl Authenticator {
             return Ok((
                 Self {
                     store,
+                    cache,
                     admin_digest,
                 },
                 AdminBootstrap::FromEnv,
@@ -120,6 +125,7 @@ impl Authenticator {
             return Ok((
                 Self {
                     store,
+                    cache,
                     admin_digest,
                 },
                 AdminBootstrap::Existing,
@@ -134,6 +140,7 @@ impl Authenticator {
             return Ok((
                 Self {
                     store,
+                    cache,
                     admin_digest: new_digest,
                 },
                 AdminBootstrap::Generated(token),
@@ -148,6 +155,7 @@ impl Authenticator {
         Ok((
             Self {
                 store,
+                cache,
                 admin_digest,
             },
             AdminBootstrap::Existing,
@@ -163,6 +171,11 @@ impl Authenticator {
         if !token.starts_with(API_KEY_PREFIX) {
             return Err(AuthError::Unknown);
         }
+        if let Some(principal) = self.cache.principal(&presented) {
+            return Ok(principal);
+        }
+        // Tag before reading, so a write between the read and the put makes the entry stale.
+        let epoch = self.cache.epoch();
         let record = self
             .store
             .find_api_key_by_hash(&hex::encode(presented))
@@ -179,10 +192,13 @@ impl Authenticator {
         }
         let publisher = PublisherId::parse(&record.publisher_id)
             .map_err(|_| StoreError::Corrupt(format!("api_keys.publisher_id of {}", record.id)))?;
-        Ok(Principal::Publisher {
+        let principal = Principal::Publisher {
             publisher,
             key_id: record.id,
-        })
+        };
+        self.cache
+            .put_principal(presented, epoch, principal.clone());
+        Ok(principal)
     }
 
     /// Creates a publisher API key; the key is in the answer and nowhere else, ever.
@@ -219,7 +235,11 @@ mod tests {
     async fn admin_token_is_generated_once_and_keys_authenticate() {
         let db = TestDb::sqlite();
         let store = db.open().await.unwrap();
-        let (auth, boot) = Authenticator::bootstrap(store.clone(), None).await.unwrap();
+        let cache = Arc::new(ReadCache::new(store.clone()));
+        cache.poll().await;
+        let (auth, boot) = Authenticator::bootstrap(store.clone(), cache.clone(), None)
+            .await
+            .unwrap();
         let AdminBootstrap::Generated(token) = boot else {
             panic!("first start generates a token")
         };
@@ -228,7 +248,9 @@ mod tests {
             auth.authenticate(token.expose_secret()).await.unwrap(),
             Principal::Admin
         );
-        let (again, boot) = Authenticator::bootstrap(store.clone(), None).await.unwrap();
+        let (again, boot) = Authenticator::bootstrap(store.clone(), cache.clone(), None)
+            .await
+            .unwrap();
         assert!(
             matches!(boot, AdminBootstrap::Existing),
             "second start reuses it"

@@ -298,7 +298,9 @@ async fn api_keys(cmd: ApiKeysCommand) -> anyhow::Result<()> {
             let p = publisher(&p)?;
             let config = db_config(&db)?;
             let store = open_store(&config).await?;
-            let (auth, _) = Authenticator::bootstrap(store, config.admin_token.as_ref()).await?;
+            let cache = std::sync::Arc::new(crate::cache::ReadCache::new(store.clone()));
+            let (auth, _) =
+                Authenticator::bootstrap(store, cache, config.admin_token.as_ref()).await?;
             let (record, key) = auth.create_api_key(&p).await?;
             println!("id:        {}", record.id);
             println!("publisher: {}", record.publisher_id);

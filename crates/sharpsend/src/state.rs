@@ -5,7 +5,7 @@ use std::sync::Arc;
 use store::Store;
 use vault::Vault;
 
-use crate::{auth::Authenticator, config::Config, http::metrics::Metrics};
+use crate::{auth::Authenticator, cache::ReadCache, config::Config, http::metrics::Metrics};
 
 /// Cheap to clone: everything is behind one `Arc`.
 #[derive(Clone)]
@@ -16,6 +16,7 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub vault: Arc<Vault>,
     pub auth: Authenticator,
+    pub cache: Arc<ReadCache>,
     pub metrics: Metrics,
     pub connectors: connectors::Registry,
     /// `SHARPSEND_PUBLIC_URL`, or the bound address: the origin of webhook and callback URLs.

@@ -67,6 +67,13 @@ pub trait Store: Send + Sync + 'static {
     /// A trivial query: is the database answering?
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Moves after every write through this store object that a read cache may hold (API keys,
+    /// integrations, credentials, sync jobs).
+    fn local_epoch(&self) -> u64;
+    /// Moves after every such write by any process on this database; servers poll it to drop
+    /// entries another process (a replica, the CLI) made stale.
+    async fn shared_epoch(&self) -> StoreResult<i64>;
+
     // --- operator settings ---
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;

@@ -15,6 +15,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    pub(crate) epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PgStore {
@@ -31,7 +32,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            epoch: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -152,6 +152,18 @@ impl TryFrom<SyncJobRow> for SyncJobRecord {
 /// `pool: sqlx::Pool<$db>` field and a `dialect_*` set of inherent methods.
 macro_rules! impl_common_store {
     ($store:ty, $db:ty, $backend:literal) => {
+        impl $store {
+            /// Records a committed write: the shared counter for other processes, then the local
+            /// one. Called after the write, so a cache filled before it is always invalidated.
+            async fn bump_epoch(&self) -> $crate::StoreResult<()> {
+                sqlx::query("UPDATE change_epoch SET value = value + 1 WHERE id = 1")
+                    .execute(&self.pool)
+                    .await?;
+                self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             fn backend(&self) -> &'static str {
@@ -161,6 +173,16 @@ macro_rules! impl_common_store {
             async fn ping(&self) -> $crate::StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            fn local_epoch(&self) -> u64 {
+                self.epoch.load(std::sync::atomic::Ordering::Acquire)
+            }
+
+            async fn shared_epoch(&self) -> $crate::StoreResult<i64> {
+                Ok(sqlx::query_scalar::<_, i64>("SELECT value FROM change_epoch WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?)
             }
 
             async fn get_setting(&self, key: &str) -> $crate::StoreResult<Option<String>> {
@@ -199,6 +221,7 @@ macro_rules! impl_common_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                self.bump_epoch().await?;
                 Ok(row.into())
             }
 
@@ -233,6 +256,7 @@ macro_rules! impl_common_store {
                 .bind(chrono::Utc::now())
                 .fetch_optional(&self.pool)
                 .await?;
+                self.bump_epoch().await?;
                 Ok(row.map(Into::into))
             }
 
@@ -311,6 +335,7 @@ macro_rules! impl_common_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                self.bump_epoch().await?;
                 Ok($crate::SavedIntegration {
                     integration: row.try_into()?,
                     replaced,
@@ -392,6 +417,7 @@ macro_rules! impl_common_store {
                     }
                 }
                 tx.commit().await?;
+                self.bump_epoch().await?;
                 row.map(TryInto::try_into).transpose()
             }
 
@@ -408,6 +434,7 @@ macro_rules! impl_common_store {
                     .bind(chrono::Utc::now())
                     .execute(&self.pool)
                     .await?;
+                self.bump_epoch().await?;
                 Ok(())
             }
 
@@ -470,6 +497,7 @@ macro_rules! impl_common_store {
                     .await?;
                 }
                 tx.commit().await?;
+                self.bump_epoch().await?;
                 Ok(Some(expected_version + 1))
             }
 
@@ -507,6 +535,7 @@ macro_rules! impl_common_store {
                 .bind(&row.sealed.ciphertext)
                 .execute(&self.pool)
                 .await?;
+                self.bump_epoch().await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -540,7 +569,7 @@ macro_rules! impl_common_store {
 
             async fn insert_sync_job(&self, job: $crate::NewSyncJob) -> $crate::StoreResult<$crate::SyncJobRecord> {
                 let kinds = serde_json::to_string(&job.kinds).unwrap_or_else(|_| "[]".into());
-                sqlx::query_as::<_, $crate::sql::SyncJobRow>(&format!(
+                let row = sqlx::query_as::<_, $crate::sql::SyncJobRow>(&format!(
                     "INSERT INTO sync_jobs (id, integration_id, platform, status, kinds, full_sync, run_at, created_at) \
                      VALUES ($1, $2, $3, 'queued', $4, $5, $6, $6) RETURNING {}",
                     $crate::sql::SYNC_JOB_COLUMNS
@@ -552,8 +581,9 @@ macro_rules! impl_common_store {
                 .bind(job.full)
                 .bind(job.now)
                 .fetch_one(&self.pool)
-                .await?
-                .try_into()
+                .await?;
+                self.bump_epoch().await?;
+                row.try_into()
             }
         }
     };

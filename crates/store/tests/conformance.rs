@@ -408,3 +408,46 @@ async fn data_survives_reopening() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn writes_move_the_local_and_shared_epochs() {
+    for db in TestDb::all().await {
+        let a = db.open().await.unwrap();
+        let b = db.open().await.unwrap(); // another process on the same database
+        let (local, shared) = (a.local_epoch(), b.shared_epoch().await.unwrap());
+        a.save_integration(new_integration("int1", "pub-a", Platform::Iterable))
+            .await
+            .unwrap();
+        assert!(
+            a.local_epoch() > local,
+            "{}: local epoch moves at once",
+            a.backend()
+        );
+        assert_eq!(
+            b.local_epoch(),
+            0,
+            "the other process's local epoch does not move"
+        );
+        let after_save = b.shared_epoch().await.unwrap();
+        assert!(
+            after_save > shared,
+            "the other process sees the shared epoch move"
+        );
+        for write in 0..2 {
+            let before = b.shared_epoch().await.unwrap();
+            if write == 0 {
+                a.set_integration_status("int1", IntegrationStatus::Error, Some("x"))
+                    .await
+                    .unwrap();
+            } else {
+                a.revoke_api_key("missing").await.unwrap();
+            }
+            assert!(b.shared_epoch().await.unwrap() > before, "write {write}");
+        }
+        // Reads do not move it.
+        let before = (a.local_epoch(), a.shared_epoch().await.unwrap());
+        a.list_integrations(&publisher("pub-a")).await.unwrap();
+        assert_eq!(before, (a.local_epoch(), a.shared_epoch().await.unwrap()));
+        db.cleanup().await;
+    }
+}

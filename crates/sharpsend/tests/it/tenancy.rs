@@ -166,3 +166,28 @@ async fn malformed_and_reserved_publisher_ids_and_unknown_platforms_are_400() {
     app.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_revoke_by_another_process_takes_effect_within_the_poll_interval() {
+    let db = fresh_db().await;
+    let app = TestApp::spawn(&db).await;
+    let (key_id, key) = app.create_key("pub-a").await;
+    let path = "/api/integrations/pub-a";
+    app.get(path, &key).await.expect_ok(200);
+    app.get(path, &key).await.expect_ok(200); // now served from the read cache
+
+    // The CLI, or another replica: its own connection to the same database.
+    let other = db.open().await.unwrap();
+    other.revoke_api_key(&key_id).await.unwrap();
+    let deadline = std::time::Instant::now() + sharpsend::cache::POLL_INTERVAL * 4;
+    loop {
+        let a = app.get(path, &key).await;
+        if a.status == 401 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "revocation not seen within the poll interval");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+    db.cleanup().await;
+}

@@ -1,6 +1,11 @@
 //! General integration endpoints: list a publisher's integrations, disconnect one.
 
-use axum::extract::State;
+use axum::{
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
 use domain::{ErrorCode, Platform, shapes::Integration};
 use serde::Serialize;
 
@@ -32,16 +37,30 @@ pub struct Disconnected {
     responses(
         (status = 200, body = Envelope<IntegrationList>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list_integrations(
-    State(state): State<AppState>,
-    scope: Scope,
-) -> ApiResult<Envelope<IntegrationList>> {
-    let records = state.store.list_integrations(scope.publisher()?).await?;
+pub async fn list_integrations(State(state): State<AppState>, scope: Scope) -> ApiResult<Response> {
+    let publisher = scope.publisher()?;
+    // The hottest read: served from the read cache until anything it depends on changes.
+    if let Some(body) = state.cache.integration_list(publisher.as_str()) {
+        return Ok(json_bytes(body));
+    }
+    let epoch = state.cache.epoch();
+    let records = state.store.list_integrations(publisher).await?;
     let mut out = Vec::with_capacity(records.len());
     for record in &records {
         out.push(integrations::render(&state, record).await?);
     }
-    Ok(Envelope::ok(IntegrationList { integrations: out }))
+    let body = Bytes::from(
+        serde_json::to_vec(&Envelope::ok(IntegrationList { integrations: out }))
+            .map_err(ApiError::internal)?,
+    );
+    state
+        .cache
+        .put_integration_list(publisher.as_str(), epoch, body.clone());
+    Ok(json_bytes(body))
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Disconnects a platform: removes its credentials and synced data.
