@@ -185,7 +185,10 @@ async fn a_revoke_by_another_process_takes_effect_within_the_poll_interval() {
         if a.status == 401 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "revocation not seen within the poll interval");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revocation not seen within the poll interval"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     app.stop().await;
