@@ -12,6 +12,7 @@
 
 pub mod customerio;
 mod error;
+pub mod http;
 pub mod iterable;
 pub mod keap;
 mod upstreams;

@@ -1,0 +1,412 @@
+//! The HTTP machinery every connector shares: one rustls `reqwest` client, proactive rate limits
+//! per (credential, endpoint class), and one retry policy.
+//!
+//! A call goes: wait for a token from the budget of its endpoint class (so we slow down before
+//! the platform has to say 429) → send with the configured timeout → classify. Timeouts, resets,
+//! 5xx and 429 are temporary; they are retried with full-jitter exponential backoff (AWS
+//! "Exponential Backoff and Jitter"), honouring an RFC 9110 `Retry-After` (seconds or HTTP-date)
+//! when the platform sends one, within a bounded total wait. Only calls marked idempotent are
+//! retried after an ambiguous failure (a timeout or reset may have been processed); a 429 or a
+//! refused connection was certainly not processed, so those are retried for every call.
+
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use domain::Platform;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use rand::Rng as _;
+use reqwest::{StatusCode, header::HeaderMap};
+
+use crate::{ConnectorError, ErrorKind, Retry};
+
+/// A published limit: `amount` requests per `per`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub amount: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub const fn per_second(amount: u32) -> Self {
+        Self {
+            amount,
+            per: Duration::from_secs(1),
+        }
+    }
+
+    pub const fn per_minute(amount: u32) -> Self {
+        Self {
+            amount,
+            per: Duration::from_secs(60),
+        }
+    }
+
+    pub const fn new(amount: u32, per: Duration) -> Self {
+        Self { amount, per }
+    }
+
+    fn quota(self) -> Quota {
+        let amount = NonZeroU32::new(self.amount.max(1)).unwrap_or(NonZeroU32::MIN);
+        let period = self.per / amount.get();
+        Quota::with_period(period.max(Duration::from_nanos(1)))
+            .unwrap_or_else(|| Quota::per_second(amount))
+            .allow_burst(amount)
+    }
+}
+
+/// Who observes upstream calls (the service's metrics).
+pub trait UpstreamObserver: Send + Sync {
+    /// One attempt finished: `outcome` is `ok`, `client_error`, `rate_limited`, `server_error`,
+    /// `timeout` or `transport_error`.
+    fn attempt(&self, platform: Platform, outcome: &'static str);
+}
+
+/// An observer that records nothing.
+pub struct NoObserver;
+
+impl UpstreamObserver for NoObserver {
+    fn attempt(&self, _: Platform, _: &'static str) {}
+}
+
+/// How hard to try.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// First backoff ceiling; doubles per attempt.
+    pub base: Duration,
+    /// Largest single backoff.
+    pub cap: Duration,
+    /// Largest total time spent waiting between attempts (and for a rate-limit token).
+    pub max_total_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(5),
+            max_total_wait: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a uniform wait in `[0, min(cap, base · 2^attempt))`.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+            .min(self.cap);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(rand::thread_rng().gen_range(0..=nanos))
+    }
+}
+
+/// Parses `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// What one call is.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// A name for logs and errors (`list_campaigns`).
+    pub operation: &'static str,
+    /// The endpoint class whose budget it spends (`campaigns`, `users_update`, …).
+    pub class: &'static str,
+    /// The budget's owner: a digest of the credential, never the credential itself.
+    pub budget_key: &'a str,
+    /// Whether repeating it after an ambiguous failure is safe.
+    pub idempotent: bool,
+}
+
+/// A platform's answer that got past transport and retry classification: any 2xx, or a 4xx the
+/// connector maps with its own error table.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+}
+
+/// One platform's HTTP client, budgets and retry policy. Cheap to clone.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    platform: Platform,
+    http: reqwest::Client,
+    policy: RetryPolicy,
+    /// One keyed limiter per endpoint class; keys are credential digests.
+    limiters: Arc<HashMap<&'static str, DefaultKeyedRateLimiter<String>>>,
+    observer: Arc<dyn UpstreamObserver>,
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamClient")
+            .field("platform", &self.platform)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamClient {
+    /// `budgets` maps endpoint classes to the platform's published limits; a class without one
+    /// is not throttled ahead of time.
+    pub fn new(
+        platform: Platform,
+        timeout: Duration,
+        budgets: &[(&'static str, Rate)],
+        observer: Arc<dyn UpstreamObserver>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("sharpsend/", env!("CARGO_PKG_VERSION")))
+            // Redirects are followed within the same origin by the platforms' own rules; a
+            // cross-origin redirect would carry credentials away, so none are followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            platform,
+            http,
+            policy: RetryPolicy::default(),
+            limiters: Arc::new(
+                budgets
+                    .iter()
+                    .map(|(class, rate)| (*class, DefaultKeyedRateLimiter::keyed(rate.quota())))
+                    .collect(),
+            ),
+            observer,
+        }
+    }
+
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn err(&self, kind: ErrorKind, message: String) -> ConnectorError {
+        ConnectorError::new(self.platform, kind, message)
+    }
+
+    /// Sends the request `build` makes (called again for each attempt), with budgets and
+    /// retries. Answers a 2xx or a non-429 4xx for the connector to interpret; everything else
+    /// becomes a [`ConnectorError`] once retries run out.
+    pub async fn send(
+        &self,
+        call: Call<'_>,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, ConnectorError> {
+        let name = self.platform.display_name();
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0u32;
+        loop {
+            // Proactive budget: wait for a token rather than spend a request on a 429.
+            if let Some(limiter) = self.limiters.get(call.class) {
+                let key = call.budget_key.to_owned();
+                if limiter.check_key(&key).is_err() {
+                    let remaining = self.policy.max_total_wait.saturating_sub(waited);
+                    let started = tokio::time::Instant::now();
+                    if tokio::time::timeout(remaining, limiter.until_key_ready(&key))
+                        .await
+                        .is_err()
+                    {
+                        return Err(self
+                            .err(
+                                ErrorKind::RateLimited,
+                                format!(
+                                    "{name}'s rate limit for {} is used up; try again shortly.",
+                                    call.class
+                                ),
+                            )
+                            .with_retry(Retry::Persistent));
+                    }
+                    waited += started.elapsed();
+                }
+            }
+            attempt += 1;
+            let outcome = build(&self.http).send().await;
+            let (failure, processed_maybe, retry_after) = match outcome {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        self.observer.attempt(self.platform, "rate_limited");
+                        let after = parse_retry_after(&headers, SystemTime::now());
+                        let e = self
+                            .err(
+                                ErrorKind::RateLimited,
+                                format!("{name} answered 429: its rate limit was exceeded."),
+                            )
+                            .with_status(429)
+                            .with_retry(Retry::Temporary { after });
+                        (e, false, after)
+                    } else if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+                        self.observer.attempt(self.platform, "server_error");
+                        let e = self
+                            .err(
+                                ErrorKind::Unavailable,
+                                format!("{name} answered {status} (a fault on their side)."),
+                            )
+                            .with_status(status.as_u16());
+                        let after = parse_retry_after(&headers, SystemTime::now());
+                        (e, true, after)
+                    } else {
+                        match resp.bytes().await {
+                            Ok(body) => {
+                                let outcome = if status.is_success() {
+                                    "ok"
+                                } else {
+                                    "client_error"
+                                };
+                                self.observer.attempt(self.platform, outcome);
+                                return Ok(Answer {
+                                    status,
+                                    headers,
+                                    body,
+                                });
+                            }
+                            Err(e) => {
+                                self.observer.attempt(self.platform, "transport_error");
+                                let e = self.err(
+                                    ErrorKind::Unavailable,
+                                    format!("{name}'s answer was cut off ({}).", short(&e)),
+                                );
+                                (e, true, None)
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    self.observer.attempt(self.platform, "timeout");
+                    (
+                        self.err(
+                            ErrorKind::Unavailable,
+                            format!("{name} did not answer in time."),
+                        ),
+                        true,
+                        None,
+                    )
+                }
+                Err(e) => {
+                    self.observer.attempt(self.platform, "transport_error");
+                    // A refused connection never reached the platform.
+                    let maybe = !e.is_connect();
+                    (
+                        self.err(
+                            ErrorKind::Unavailable,
+                            format!("{name} could not be reached ({}).", short(&e)),
+                        ),
+                        maybe,
+                        None,
+                    )
+                }
+            };
+            let retryable = !processed_maybe || call.idempotent;
+            if !retryable || attempt >= self.policy.max_attempts {
+                return Err(failure.with_retry(Retry::Persistent));
+            }
+            let wait = retry_after.unwrap_or_else(|| self.policy.backoff(attempt - 1));
+            if waited + wait > self.policy.max_total_wait {
+                return Err(failure.with_retry(match retry_after {
+                    Some(after) => Retry::Temporary { after: Some(after) },
+                    None => Retry::Persistent,
+                }));
+            }
+            tracing::debug!(
+                platform = %self.platform,
+                operation = call.operation,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                error = %failure.message,
+                "retrying upstream call"
+            );
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
+    }
+}
+
+/// A transport error's description without the URL (which may carry a query with ids).
+fn short(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "…");
+    }
+    // Transport errors nest their cause; the innermost one is the useful part.
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = s.to_string();
+        source = s.source();
+    }
+    text.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert(reqwest::header::RETRY_AFTER, later.parse().unwrap());
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        h.insert(reqwest::header::RETRY_AFTER, past.parse().unwrap());
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::ZERO));
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(parse_retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn full_jitter_stays_under_the_ceiling() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(350),
+            max_total_wait: Duration::from_secs(5),
+        };
+        for attempt in 0..6 {
+            let ceiling =
+                Duration::from_millis(100 * 2u64.pow(attempt)).min(Duration::from_millis(350));
+            for _ in 0..200 {
+                assert!(p.backoff(attempt) <= ceiling);
+            }
+        }
+        // Jitter: not always the same value.
+        let samples: std::collections::HashSet<_> = (0..50).map(|_| p.backoff(3)).collect();
+        assert!(samples.len() > 10);
+    }
+}
