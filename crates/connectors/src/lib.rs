@@ -30,19 +30,45 @@ pub trait Connector: Send + Sync + 'static {
     fn platform(&self) -> Platform;
 }
 
+/// What every connector is built from.
+#[derive(Clone)]
+pub struct Settings {
+    pub upstreams: Upstreams,
+    /// Per upstream request (`SHARPSEND_UPSTREAM_TIMEOUT_MS`).
+    pub timeout: std::time::Duration,
+    /// Where upstream attempts are counted (the service's metrics).
+    pub observer: std::sync::Arc<dyn http::UpstreamObserver>,
+}
+
+impl Settings {
+    /// The real platforms, a 10 s timeout, no observer (tests).
+    pub fn defaults() -> Self {
+        Self {
+            upstreams: Upstreams::defaults(),
+            timeout: std::time::Duration::from_secs(10),
+            observer: std::sync::Arc::new(http::NoObserver),
+        }
+    }
+}
+
 /// The connectors, one per platform, built once at start-up.
 pub struct Registry {
+    pub iterable: std::sync::Arc<iterable::IterableConnector>,
+    pub customerio: std::sync::Arc<customerio::CustomerioConnector>,
+    pub keap: std::sync::Arc<keap::KeapConnector>,
     connectors: Vec<std::sync::Arc<dyn Connector>>,
 }
 
 impl Registry {
-    pub fn new(upstreams: &Upstreams) -> Self {
+    pub fn new(settings: &Settings) -> Self {
+        let iterable = std::sync::Arc::new(iterable::IterableConnector::new(settings));
+        let customerio = std::sync::Arc::new(customerio::CustomerioConnector::new(settings));
+        let keap = std::sync::Arc::new(keap::KeapConnector::new(settings));
         Self {
-            connectors: vec![
-                std::sync::Arc::new(iterable::IterableConnector::new(upstreams)),
-                std::sync::Arc::new(customerio::CustomerioConnector::new(upstreams)),
-                std::sync::Arc::new(keap::KeapConnector::new(upstreams)),
-            ],
+            connectors: vec![iterable.clone(), customerio.clone(), keap.clone()],
+            iterable,
+            customerio,
+            keap,
         }
     }
 

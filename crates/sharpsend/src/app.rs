@@ -47,10 +47,16 @@ impl Application {
             .await
             .with_context(|| format!("SHARPSEND_LISTEN: cannot listen on {}", config.listen))?;
         let bound = listener.local_addr()?;
+        let metrics = Metrics::new();
+        let connectors = connectors::Registry::new(&connectors::Settings {
+            upstreams: config.upstreams.clone(),
+            timeout: config.upstream_timeout,
+            observer: Arc::new(metrics.clone()),
+        });
         let state = AppState::new(Inner {
             public_origin: config.public_origin(bound),
-            connectors: connectors::Registry::new(&config.upstreams),
-            metrics: Metrics::new(),
+            connectors,
+            metrics,
             config,
             store,
             vault,

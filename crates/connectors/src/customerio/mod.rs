@@ -3,20 +3,19 @@
 //! The client, its error mapping and its operations arrive with this platform's issue; the
 //! connector is registered now so that routing, capabilities and tenancy are in place.
 
-use crate::{Connector, Upstreams};
+use crate::{Connector, Settings};
 use domain::Platform;
 
 /// The Customerio connector.
-#[derive(Debug)]
 pub struct CustomerioConnector {
     #[allow(dead_code)] // read by the platform's operations
-    upstreams: Upstreams,
+    settings: Settings,
 }
 
 impl CustomerioConnector {
-    pub fn new(upstreams: &Upstreams) -> Self {
+    pub fn new(settings: &Settings) -> Self {
         Self {
-            upstreams: upstreams.clone(),
+            settings: settings.clone(),
         }
     }
 }

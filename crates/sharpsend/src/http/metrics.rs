@@ -100,3 +100,9 @@ impl Metrics {
         out
     }
 }
+
+impl connectors::http::UpstreamObserver for Metrics {
+    fn attempt(&self, platform: domain::Platform, outcome: &'static str) {
+        self.upstream(platform.as_str(), outcome);
+    }
+}

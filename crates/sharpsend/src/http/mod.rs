@@ -35,6 +35,9 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::admin::revoke_api_key))
         .routes(routes!(routes::health::openapi_json))
+        .merge(routes::iterable::routes())
+        .merge(routes::customerio::routes())
+        .merge(routes::keap::routes())
         .route_layer(from_fn_with_state(state.clone(), middleware::authorize))
 }
 

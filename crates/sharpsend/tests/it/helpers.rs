@@ -8,7 +8,11 @@ use base64::{Engine as _, engine::general_purpose::STANDARD};
 use rand::RngCore;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sharpsend::{Application, Config, state::AppState};
+use sharpsend::{
+    Application, Config,
+    sandbox::{Sandbox, SandboxOptions},
+    state::AppState,
+};
 use store::testing::TestDb;
 use tokio_util::sync::CancellationToken;
 
@@ -90,6 +94,22 @@ impl TestApp {
     /// Starts the real application on `db` with a new master key.
     pub async fn spawn(db: &TestDb) -> Self {
         Self::spawn_with(db, &random_master_key(), &[]).await
+    }
+
+    /// Starts the three platform simulators on port 0 and the application with every upstream
+    /// pointed at them. Drive a simulator with `sim_core::SimClient::new(sandbox origin)`.
+    #[allow(dead_code)] // used by the connector test modules
+    pub async fn spawn_sandboxed(db: &TestDb) -> (Self, Sandbox) {
+        let sandbox = Sandbox::start(
+            &mut sim_core::Binder::ephemeral(),
+            &SandboxOptions::default(),
+        )
+        .await
+        .expect("simulators start");
+        let overrides = sandbox.upstream_overrides();
+        let extra: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let app = Self::spawn_with(db, &random_master_key(), &extra).await;
+        (app, sandbox)
     }
 
     pub async fn spawn_with(db: &TestDb, master_key: &str, extra: &[(&str, &str)]) -> Self {

@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod api;
+mod customerio;
 mod helpers;
+mod iterable;
+mod keap;
 mod logs;
 mod openapi;
 mod tenancy;

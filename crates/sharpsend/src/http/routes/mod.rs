@@ -1,6 +1,9 @@
 //! One module per area, each with its handlers and their OpenAPI operations.
 
 pub mod admin;
+pub mod customerio;
 pub mod health;
 pub mod integrations;
+pub mod iterable;
+pub mod keap;
 pub mod platforms;

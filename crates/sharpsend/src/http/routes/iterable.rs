@@ -1,0 +1,11 @@
+//! Iterable endpoints (CONTRACT §4 and §7): test-connection, connect, and Iterable's own reads and
+//! writes. Registered under the `authorize` middleware with every other `/api/` route.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+/// Iterable's routes, with their OpenAPI operations.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}

@@ -1,0 +1,1 @@
+//! Customer.io through the real server against its simulator.

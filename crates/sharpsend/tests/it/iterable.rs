@@ -1,0 +1,1 @@
+//! Iterable through the real server against its simulator.

@@ -1,0 +1,1 @@
+//! Keap through the real server against its simulator.
