@@ -1,7 +1,5 @@
 //! The `sharpsend` command line (CONTRACT §1).
 
-use std::collections::HashMap;
-
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use domain::PublisherId;
@@ -152,18 +150,7 @@ pub enum VaultCommand {
 
 /// Loads the configuration with flag overrides on top of the environment.
 fn load_config(overrides: &[(&str, Option<&String>)]) -> anyhow::Result<Config> {
-    if let Err(e) = dotenvy::dotenv()
-        && !e.not_found()
-    {
-        anyhow::bail!(".env: {e}");
-    }
-    let flags: HashMap<&str, String> = overrides
-        .iter()
-        .filter_map(|(k, v)| v.map(|v| (*k, v.clone())))
-        .collect();
-    Ok(Config::from_lookup(|var| {
-        flags.get(var).cloned().or_else(|| std::env::var(var).ok())
-    })?)
+    Ok(Config::from_env(overrides)?)
 }
 
 fn db_config(db: &DbArgs) -> anyhow::Result<Config> {

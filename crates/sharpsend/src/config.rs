@@ -66,15 +66,22 @@ impl std::fmt::Debug for Config {
 pub struct ConfigError(pub Vec<String>);
 
 impl Config {
-    /// Reads the process environment (after loading `.env` from the working directory).
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// Reads the process environment (after loading `.env` from the working directory), with
+    /// `overrides` (command-line flags) taking precedence.
+    pub fn from_env(overrides: &[(&str, Option<&String>)]) -> Result<Self, ConfigError> {
         // A missing .env is normal; a malformed one is worth saying.
         if let Err(e) = dotenvy::dotenv()
             && !e.not_found()
         {
             return Err(ConfigError(vec![format!(".env: {e}")]));
         }
-        Self::from_lookup(|var| std::env::var(var).ok())
+        Self::from_lookup(|var| {
+            overrides
+                .iter()
+                .find(|(k, v)| *k == var && v.is_some())
+                .and_then(|(_, v)| v.cloned())
+                .or_else(|| std::env::var(var).ok())
+        })
     }
 
     /// Builds and validates the configuration from a variable lookup (tests pass a map).

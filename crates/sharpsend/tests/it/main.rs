@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod api;
+mod cli;
 mod customerio;
 mod helpers;
 mod iterable;
