@@ -175,5 +175,6 @@ async fn budgets_slow_calls_down_before_the_platform_must() {
     for _ in 0..5 {
         c.send(other, |h| h.get(&url)).await.unwrap();
     }
-    assert!(started.elapsed() < Duration::from_millis(300));
+    // Sharing the first key's empty bucket would take ~1 s.
+    assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
 }
