@@ -1,11 +1,526 @@
 //! Iterable endpoints (CONTRACT §4 and §7): test-connection, connect, and Iterable's own reads and
 //! writes. Registered under the `authorize` middleware with every other `/api/` route.
 
-use utoipa_axum::router::OpenApiRouter;
+use axum::extract::State;
+use connectors::iterable::{
+    Account, CAMPAIGN_STATES, CampaignQuery, Channel, Credentials, List, Template, TemplateQuery,
+    campaign_state,
+};
+use domain::{ErrorCode, Platform, PublisherId, Region, shapes::Campaign, shapes::Integration};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::state::AppState;
+use crate::{
+    http::{
+        error::{ApiError, ApiResult},
+        extract::{ApiJson, ApiQuery, Scope},
+        openapi::{Envelope, ErrorBody},
+    },
+    integrations::{self, NewConnection},
+    state::AppState,
+};
 
 /// Iterable's routes, with their OpenAPI operations.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(test_connection))
+        .routes(routes!(connect))
+        .routes(routes!(list_campaigns))
+        .routes(routes!(list_campaigns_by_publisher))
+        .routes(routes!(list_lists))
+        .routes(routes!(list_templates))
+        .routes(routes!(list_channels))
+}
+
+/// `POST /api/integrations/iterable/test-connection`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestConnectionRequest {
+    /// A server-side ("Standard") API key: 32 hexadecimal characters.
+    #[schema(value_type = String)]
+    pub api_key: SecretString,
+    /// `us` (default) or `eu`: the data centre of the key's project.
+    #[serde(default)]
+    pub region: Option<Region>,
+}
+
+/// What a successful test found.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestConnectionResult {
+    pub platform: Platform,
+    pub ok: bool,
+    pub region: Region,
+    pub account: Account,
+    /// Time Iterable took to answer the test call.
+    pub latency_ms: u64,
+}
+
+/// `config` of a connect: where Iterable's email sends should come from.
+#[derive(Deserialize, Serialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IterableConfig {
+    /// Sender address for email messages (an email address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_email: Option<String>,
+    /// Reply-to address for email messages (an email address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// `POST /api/integrations/iterable/connect`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectRequest {
+    pub publisher_id: String,
+    #[schema(value_type = String)]
+    pub api_key: SecretString,
+    #[serde(default)]
+    pub region: Option<Region>,
+    #[serde(default)]
+    pub config: Option<IterableConfig>,
+}
+
+/// `?limit&offset&state` of the campaigns read.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CampaignParams {
+    /// 1–1000, default 100.
+    pub limit: Option<u32>,
+    /// Campaigns to skip (default 0), in id order.
+    pub offset: Option<u64>,
+    /// Iterable campaign states, comma-separated, any case: `Draft`, `Ready`, `Scheduled`,
+    /// `Running`, `Finished`, `Starting`, `Aborted`, `Recurring`, `Archived`.
+    pub state: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CampaignList {
+    pub campaigns: Vec<Campaign>,
+    /// Campaigns matching the filter in the whole project.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// `?limit&offset&type&channel` of the templates read.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TemplateParams {
+    /// 1–1000, default 100.
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+    /// `base`, `blast`, `triggered` or `workflow`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `email`, `sms`, `push` or `in_app`.
+    pub channel: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TemplateList {
+    pub templates: Vec<Template>,
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListList {
+    pub lists: Vec<List>,
+    pub total: usize,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChannelList {
+    pub channels: Vec<Channel>,
+    pub total: usize,
+}
+
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 1000;
+/// Deeper than any project's campaigns or templates; keeps page numbers sane.
+const MAX_OFFSET: u64 = 10_000_000;
+
+fn api_key(raw: SecretString) -> Result<SecretString, ApiError> {
+    use secrecy::ExposeSecret as _;
+    let trimmed = raw.expose_secret().trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::validation(
+            "apiKey",
+            "apiKey is empty: paste a server-side (\"Standard\") Iterable API key.",
+        ));
+    }
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
+/// A plausible email address: one `@`, a non-empty local part, a dotted domain, no spaces.
+fn is_email(s: &str) -> bool {
+    if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !local.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || !c.is_ascii())
+}
+
+fn check_email(field: &str, value: &Option<String>) -> Result<Option<String>, ApiError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if is_email(v) => Ok(Some(v.to_owned())),
+        Some(v) => Err(ApiError::validation(
+            field,
+            format!("`{field}` must be an email address like news@example.com, not '{v}'."),
+        )),
+    }
+}
+
+fn window(limit: Option<u32>, offset: Option<u64>) -> Result<(u32, u64), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            format!("limit must be between 1 and {MAX_LIMIT} (got {limit})."),
+        ));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::validation(
+            "offset",
+            format!("offset must be between 0 and {MAX_OFFSET}."),
+        ));
+    }
+    Ok((limit, offset))
+}
+
+/// The publisher's stored Iterable credentials, or `INTEGRATION_NOT_FOUND`.
+async fn credentials(state: &AppState, publisher: &PublisherId) -> ApiResult<Credentials> {
+    let record = state
+        .store
+        .get_integration(publisher, Platform::Iterable)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::IntegrationNotFound,
+                format!(
+                    "Publisher '{publisher}' has no Iterable integration: connect one with POST /api/integrations/iterable/connect."
+                ),
+            )
+        })?;
+    let mut secrets = integrations::open_secrets(state, &record).await?;
+    let key = secrets
+        .remove("apiKey")
+        .ok_or_else(|| ApiError::internal(format!("integration {} has no apiKey", record.id)))?;
+    Ok(Credentials::new(key, record.region.unwrap_or_default()))
+}
+
+/// Tests an Iterable API key with one cheap call (`GET /api/channels`) without storing it.
+///
+/// A key refused in the region asked but valid in the other one, a JWT-enabled or client-side
+/// key, and a truncated key are each named in the error.
+#[utoipa::path(post, path = "/api/integrations/iterable/test-connection", tag = "iterable",
+    security(("bearer" = [])),
+    request_body = TestConnectionRequest,
+    responses(
+        (status = 200, body = Envelope<TestConnectionResult>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn test_connection(
+    State(state): State<AppState>,
+    _scope: Scope,
+    ApiJson(body): ApiJson<TestConnectionRequest>,
+) -> ApiResult<Envelope<TestConnectionResult>> {
+    let region = body.region.unwrap_or_default();
+    let creds = Credentials::new(api_key(body.api_key)?, region);
+    let (account, latency) = state.connectors.iterable.test_connection(&creds).await?;
+    Ok(Envelope::ok(TestConnectionResult {
+        platform: Platform::Iterable,
+        ok: true,
+        region,
+        account,
+        latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+    }))
+}
+
+/// Connects a publisher's Iterable project: tests the key first (nothing is stored when the
+/// test fails), then stores it encrypted with its region and the sender config, replacing an
+/// earlier connection (`replaced: true`).
+#[utoipa::path(post, path = "/api/integrations/iterable/connect", tag = "iterable",
+    security(("bearer" = [])),
+    request_body = ConnectRequest,
+    responses(
+        (status = 200, body = Envelope<Integration>),
+        (status = 400, description = "VALIDATION_ERROR (details.field)", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn connect(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<ConnectRequest>,
+) -> ApiResult<Envelope<Integration>> {
+    let publisher = match scope.publisher.clone() {
+        Some(p) => p,
+        None => PublisherId::parse(&body.publisher_id)
+            .map_err(|e| ApiError::validation("publisherId", format!("{e}.")))?,
+    };
+    let key = api_key(body.api_key)?;
+    let config = body.config.unwrap_or_default();
+    let config = IterableConfig {
+        from_email: check_email("config.fromEmail", &config.from_email)?,
+        reply_to: check_email("config.replyTo", &config.reply_to)?,
+    };
+    let region = body.region.unwrap_or_default();
+    let creds = Credentials::new(key, region);
+    state.connectors.iterable.test_connection(&creds).await?;
+    let config = serde_json::to_value(&config).map_err(ApiError::internal)?;
+    let integration = integrations::connect(
+        &state,
+        NewConnection {
+            publisher,
+            platform: Platform::Iterable,
+            region: Some(region),
+            config,
+            secrets: vec![("apiKey", creds.into_key())],
+        },
+    )
+    .await?;
+    tracing::info!(
+        replaced = integration.replaced.unwrap_or(false),
+        "Iterable connected"
+    );
+    Ok(Envelope::ok(integration))
+}
+
+fn campaign_states(raw: Option<&str>) -> Result<Vec<&'static str>, ApiError> {
+    let mut states = Vec::new();
+    for part in raw.unwrap_or("").split(',').map(str::trim) {
+        if part.is_empty() {
+            continue;
+        }
+        let s = campaign_state(part).ok_or_else(|| {
+            ApiError::validation(
+                "state",
+                format!(
+                    "Unknown campaign state '{part}': use one or more of {} (comma-separated).",
+                    CAMPAIGN_STATES.join(", ")
+                ),
+            )
+        })?;
+        if !states.contains(&s) {
+            states.push(s);
+        }
+    }
+    Ok(states)
+}
+
+async fn campaigns(
+    state: &AppState,
+    scope: &Scope,
+    params: CampaignParams,
+) -> ApiResult<Envelope<CampaignList>> {
+    let publisher = scope.publisher()?;
+    let (limit, offset) = window(params.limit, params.offset)?;
+    let states = campaign_states(params.state.as_deref())?;
+    let creds = credentials(state, publisher).await?;
+    let page = state
+        .connectors
+        .iterable
+        .list_campaigns(
+            &creds,
+            &CampaignQuery {
+                limit,
+                offset,
+                states,
+            },
+        )
+        .await?;
+    Ok(Envelope::ok(CampaignList {
+        campaigns: page.campaigns,
+        total: page.total,
+        limit,
+        offset,
+    }))
+}
+
+/// A publisher's Iterable campaigns, in id order: `limit`/`offset`/`state` are mapped onto
+/// Iterable's `page`/`pageSize`/`campaignState` and read across as many pages as needed.
+#[utoipa::path(get, path = "/api/integrations/iterable/{publisherId}/campaigns", tag = "iterable",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), CampaignParams),
+    responses(
+        (status = 200, body = Envelope<CampaignList>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn list_campaigns(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(params): ApiQuery<CampaignParams>,
+) -> ApiResult<Envelope<CampaignList>> {
+    campaigns(&state, &scope, params).await
+}
+
+/// The same campaigns under CONTRACT §7's `/api/integrations/{publisherId}/{platform}/campaigns`.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/iterable/campaigns", tag = "iterable",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), CampaignParams),
+    responses(
+        (status = 200, body = Envelope<CampaignList>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn list_campaigns_by_publisher(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(params): ApiQuery<CampaignParams>,
+) -> ApiResult<Envelope<CampaignList>> {
+    campaigns(&state, &scope, params).await
+}
+
+/// A publisher's Iterable lists (`GET /api/lists`; Iterable does not page them).
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/iterable/lists", tag = "iterable",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    responses(
+        (status = 200, body = Envelope<ListList>),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn list_lists(
+    State(state): State<AppState>,
+    scope: Scope,
+) -> ApiResult<Envelope<ListList>> {
+    let creds = credentials(&state, scope.publisher()?).await?;
+    let lists = state.connectors.iterable.list_lists(&creds).await?;
+    Ok(Envelope::ok(ListList {
+        total: lists.len(),
+        lists,
+    }))
+}
+
+/// A publisher's Iterable templates in id order, optionally of one type and channel.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/iterable/templates", tag = "iterable",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), TemplateParams),
+    responses(
+        (status = 200, body = Envelope<TemplateList>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn list_templates(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(params): ApiQuery<TemplateParams>,
+) -> ApiResult<Envelope<TemplateList>> {
+    let publisher = scope.publisher()?;
+    let (limit, offset) = window(params.limit, params.offset)?;
+    let template_type = match params.kind.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(t) => Some(
+            ["Base", "Blast", "Triggered", "Workflow"]
+                .into_iter()
+                .find(|k| k.eq_ignore_ascii_case(t))
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "type",
+                        format!(
+                            "Unknown template type '{t}': use base, blast, triggered or workflow."
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let message_medium = match params.channel.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(
+            match c.to_ascii_lowercase().as_str() {
+                "email" => Some("Email"),
+                "sms" => Some("SMS"),
+                "push" => Some("Push"),
+                "in_app" | "inapp" => Some("InApp"),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                ApiError::validation(
+                    "channel",
+                    format!("Unknown channel '{c}': use email, sms, push or in_app."),
+                )
+            })?,
+        ),
+    };
+    let creds = credentials(&state, publisher).await?;
+    let page = state
+        .connectors
+        .iterable
+        .list_templates(
+            &creds,
+            &TemplateQuery {
+                limit,
+                offset,
+                template_type,
+                message_medium,
+            },
+        )
+        .await?;
+    Ok(Envelope::ok(TemplateList {
+        templates: page.templates,
+        total: page.total,
+        limit,
+        offset,
+    }))
+}
+
+/// A publisher's Iterable message channels (`GET /api/channels`).
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/iterable/channels", tag = "iterable",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    responses(
+        (status = 200, body = Envelope<ChannelList>),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn list_channels(
+    State(state): State<AppState>,
+    scope: Scope,
+) -> ApiResult<Envelope<ChannelList>> {
+    let creds = credentials(&state, scope.publisher()?).await?;
+    let channels = state.connectors.iterable.list_channels(&creds).await?;
+    Ok(Envelope::ok(ChannelList {
+        total: channels.len(),
+        channels,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "news+x@mail.example.com", "ü@bücher.de"] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "a@b", "@b.co", "a b@c.co", "a@.co", "a@b.co.", "a@b..co", "a@b@c.co",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
 }
