@@ -7,6 +7,7 @@
 
 mod errors;
 mod models;
+mod writes;
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,9 @@ use sha2::{Digest, Sha256};
 
 pub use models::{
     Account, CAMPAIGN_STATES, CampaignPage, Channel, List, Template, campaign_state, channel_name,
+};
+pub use writes::{
+    BULK_MAX_BYTES, BULK_MAX_EVENTS, BULK_MAX_USERS, BulkOutcome, ItemFailure, Medium, batches,
 };
 
 use crate::{

@@ -659,3 +659,230 @@ async fn lists_templates_and_channels() {
         .await
         .expect_error(404, "INTEGRATION_NOT_FOUND");
 }
+
+// ---------------------------------------------------------------- writes
+
+#[tokio::test]
+async fn subscribers_upsert_one_and_many_with_per_item_failures() {
+    let e = env().await;
+    e.connect_us("pub-a").await;
+    let path = "/api/integrations/pub-a/iterable/subscribers";
+    let a = e
+        .post(
+            path,
+            json!({"email": "new.reader@example.com", "firstName": "Ada", "phone": "+15550100",
+                "attributes": {"plan": "pro"}, "tags": ["vip"]}),
+        )
+        .await;
+    let data = a.expect_ok(200);
+    assert_eq!(data["platform"], "iterable");
+    assert_eq!(data["status"], "upserted");
+    assert_eq!(data["id"], "new.reader@example.com");
+    let user =
+        e.us.get("/_sim/users?email=new.reader@example.com")
+            .await
+            .unwrap();
+    let fields = &user["user"]["dataFields"];
+    assert_eq!(fields["firstName"], "Ada");
+    assert_eq!(fields["phoneNumber"], "+15550100");
+    assert_eq!(fields["plan"], "pro");
+    assert_eq!(fields["tags"], json!(["vip"]));
+
+    for (body, field) in [
+        (json!({"firstName": "x"}), "email"),
+        (json!({"email": "nope"}), "email"),
+    ] {
+        let a = e.post(path, body).await;
+        a.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(a.field(), field);
+    }
+
+    // Many: bad items are reported by position, good ones go in batches of ≤ 1,000.
+    let mut many: Vec<Value> = (0..2100)
+        .map(|i| json!({"email": format!("bulk{i}@example.com"), "attributes": {"n": i}}))
+        .collect();
+    many[1] = json!({"firstName": "no email"});
+    many[7] = json!({"email": 42});
+    e.clear_requests().await;
+    let a = e.post(path, json!({"subscribers": many})).await;
+    let data = a.expect_ok(200);
+    assert_eq!(data["accepted"], 2098);
+    let failed = data["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0]["index"], 1);
+    assert_eq!(failed[0]["code"], "VALIDATION_ERROR");
+    assert_eq!(failed[1]["index"], 7);
+    let calls = e.us.requests(Some("/api/users/bulkUpdate")).await.unwrap();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.json()["users"].as_array().unwrap().len() <= 1000)
+    );
+    let user =
+        e.us.get("/_sim/users?email=bulk2099@example.com")
+            .await
+            .unwrap();
+    assert_eq!(user["user"]["dataFields"]["n"], 2099);
+    e.post(path, json!({"subscribers": []}))
+        .await
+        .expect_error(400, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn events_track_one_and_many_with_ids_for_safe_retries() {
+    let e = env().await;
+    e.connect_us("pub-a").await;
+    let path = "/api/integrations/pub-a/iterable/events";
+    e.clear_requests().await;
+    // A 503 once: the event carries an id, so it is retried.
+    e.us.inject(&Fault::status("/api/events/track", 503).times(1))
+        .await
+        .unwrap();
+    let a = e
+        .post(
+            path,
+            json!({"name": "signup", "email": "a@example.com", "data": {"plan": "pro"},
+                "timestamp": "2024-05-01T12:00:00Z"}),
+        )
+        .await;
+    let data = a.expect_ok(200);
+    assert_eq!(data["status"], "accepted");
+    assert_eq!(data["platform"], "iterable");
+    let sent = e.us.requests(Some("/api/events/track")).await.unwrap();
+    assert_eq!(sent.len(), 2);
+    let body = sent[1].json();
+    assert_eq!(body["eventName"], "signup");
+    assert_eq!(body["createdAt"], 1_714_564_800);
+    assert_eq!(body["dataFields"]["plan"], "pro");
+    assert_eq!(body["id"], data["id"]);
+    assert_eq!(sent[0].json()["id"], data["id"]);
+
+    for (body, field) in [
+        (json!({"email": "a@example.com"}), "name"),
+        (json!({"name": "x"}), "email"),
+        (
+            json!({"name": "x", "email": "a@example.com", "timestamp": "yesterday"}),
+            "timestamp",
+        ),
+    ] {
+        let a = e.post(path, body).await;
+        a.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(a.field(), field);
+    }
+
+    let a = e
+        .post(
+            path,
+            json!({"events": [{"name": "open", "email": "a@example.com"}, {"name": ""},
+                {"name": "click", "userId": "u-1"}]}),
+        )
+        .await;
+    let data = a.expect_ok(200);
+    assert_eq!(data["accepted"], 2);
+    assert_eq!(data["failed"][0]["index"], 1);
+    let bulk = e.us.requests(Some("/api/events/trackBulk")).await.unwrap();
+    assert_eq!(bulk.len(), 1);
+    assert_eq!(bulk[0].json()["events"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn messages_per_channel_through_triggered_campaigns() {
+    let e = env().await;
+    e.connect_us("pub-a").await;
+    let a = e
+        .get("/api/integrations/iterable/pub-a/campaigns?state=running&limit=1000")
+        .await;
+    let campaigns = a.expect_ok(200)["campaigns"].as_array().unwrap().clone();
+    let path = "/api/integrations/pub-a/iterable/messages";
+    let at = chrono::Utc::now() + chrono::Duration::days(1);
+    let send_at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let iterable_at = at.format("%Y-%m-%d %H:%M:%S").to_string();
+    for (channel, medium_path) in [
+        ("email", "/api/email/target"),
+        ("sms", "/api/sms/target"),
+        ("push", "/api/push/target"),
+        ("in_app", "/api/inApp/target"),
+    ] {
+        let c = campaigns
+            .iter()
+            .find(|c| c["type"] == "triggered" && c["channel"] == channel)
+            .unwrap_or_else(|| panic!("a running triggered {channel} campaign"));
+        let a = e
+            .post(
+                path,
+                json!({"channel": channel, "campaignId": c["id"], "to": {"email": "reader@example.com"},
+                    "data": {"issue": 12}, "sendAt": send_at}),
+            )
+            .await;
+        let data = a.expect_ok(200);
+        assert_eq!(data["status"], "queued");
+        assert_eq!(data["channel"], channel);
+        let sent = e.us.requests(Some(medium_path)).await.unwrap();
+        assert_eq!(sent.len(), 1, "{channel}");
+        let body = sent[0].json();
+        assert_eq!(body["campaignId"].to_string(), c["id"].as_str().unwrap());
+        assert_eq!(body["recipientEmail"], "reader@example.com");
+        assert_eq!(body["dataFields"]["issue"], 12);
+        assert_eq!(body["sendAt"], iterable_at.as_str());
+    }
+
+    let email_campaign = campaigns
+        .iter()
+        .find(|c| c["type"] == "triggered" && c["channel"] == "email")
+        .unwrap()["id"]
+        .clone();
+    for (body, field) in [
+        (
+            json!({"channel": "fax", "campaignId": email_campaign, "to": {"email": "r@example.com"}}),
+            "channel",
+        ),
+        (
+            json!({"channel": "email", "to": {"email": "r@example.com"}}),
+            "campaignId",
+        ),
+        (
+            json!({"channel": "email", "campaignId": "abc", "to": {"email": "r@example.com"}}),
+            "campaignId",
+        ),
+        (
+            json!({"channel": "sms", "campaignId": email_campaign, "to": {"phone": "+15550100"}}),
+            "to.email",
+        ),
+        (
+            json!({"channel": "email", "campaignId": email_campaign, "to": {"email": "r@example.com"}, "sendAt": "soon"}),
+            "sendAt",
+        ),
+    ] {
+        let a = e.post(path, body.clone()).await;
+        a.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(a.field(), field, "{body}");
+    }
+    // Iterable's own refusal (a blast campaign cannot be targeted): VALIDATION_ERROR with its reason.
+    let blast = campaigns.iter().find(|c| c["type"] == "blast").unwrap()["id"].clone();
+    let a = e
+        .post(
+            path,
+            json!({"channel": "email", "campaignId": blast, "to": {"email": "r@example.com"}}),
+        )
+        .await;
+    let body = a.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(body["details"]["platformStatus"], 400);
+
+    // A send is not retried after a 5xx: it may have gone out.
+    e.clear_requests().await;
+    e.us.inject(&Fault::status("/api/email/target", 500).times(1))
+        .await
+        .unwrap();
+    let a = e
+        .post(path, json!({"channel": "email", "campaignId": email_campaign, "to": {"email": "r@example.com"}}))
+        .await;
+    a.expect_error(502, "CONNECTION_FAILED");
+    assert_eq!(
+        e.us.requests(Some("/api/email/target"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -9,6 +9,7 @@ use connectors::iterable::{
 use domain::{ErrorCode, Platform, PublisherId, Region, shapes::Campaign, shapes::Integration};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -31,6 +32,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_lists))
         .routes(routes!(list_templates))
         .routes(routes!(list_channels))
+        .routes(routes!(upsert_subscribers))
+        .routes(routes!(track_events))
+        .routes(routes!(send_message))
 }
 
 /// `POST /api/integrations/iterable/test-connection`.
@@ -505,6 +509,517 @@ pub async fn list_channels(
     Ok(Envelope::ok(ChannelList {
         total: channels.len(),
         channels,
+    }))
+}
+
+// ---------------------------------------------------------------- writes (CONTRACT §7)
+
+/// One person to upsert.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriberInput {
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Stored as Iterable's `phoneNumber`.
+    pub phone: Option<String>,
+    /// More Iterable `dataFields`, merged into the profile.
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<serde_json::Map<String, Value>>,
+    /// Stored as the `tags` array field of the profile (Iterable has no tags of its own).
+    pub tags: Option<Vec<String>>,
+}
+
+/// `POST …/subscribers`: one person, or many as `{"subscribers": [...]}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribersRequest {
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub one: SubscriberInput,
+    /// Many people (sent with `users/bulkUpdate` in batches of ≤ 1,000 users and ≤ 4 MB).
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub subscribers: Option<Vec<Value>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Upserted {
+    pub platform: Platform,
+    /// The email (or userId) Iterable keys the user by.
+    pub id: Option<String>,
+    pub status: &'static str,
+}
+
+/// One item of a bulk call that was not accepted.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BulkFailure {
+    pub index: usize,
+    pub code: ErrorCode,
+    pub error: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BulkResult {
+    pub accepted: usize,
+    pub failed: Vec<BulkFailure>,
+}
+
+fn item_code(kind: connectors::ErrorKind) -> ErrorCode {
+    connectors::ConnectorError::new(Platform::Iterable, kind, "").code()
+}
+
+/// Our subscriber as Iterable's user (`email`/`userId`, `dataFields`).
+fn iterable_user(s: SubscriberInput, prefix: &str) -> Result<(Value, String), ApiError> {
+    let email = s.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    let user_id = s
+        .user_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    if let Some(e) = email
+        && !is_email(e)
+    {
+        return Err(ApiError::validation(
+            format!("{prefix}email"),
+            format!("'{e}' is not an email address."),
+        ));
+    }
+    let id = email.or(user_id).ok_or_else(|| {
+        ApiError::validation(
+            format!("{prefix}email"),
+            "Give the person's email (or userId, for a userId-based Iterable project).",
+        )
+    })?;
+    let mut fields = s.attributes.unwrap_or_default();
+    for (name, value) in [
+        ("firstName", s.first_name),
+        ("lastName", s.last_name),
+        ("phoneNumber", s.phone),
+    ] {
+        if let Some(v) = value {
+            fields.insert(name.to_owned(), Value::String(v));
+        }
+    }
+    if let Some(tags) = s.tags {
+        fields.insert("tags".to_owned(), json!(tags));
+    }
+    let mut user = serde_json::Map::new();
+    if let Some(e) = email {
+        user.insert("email".into(), json!(e));
+    }
+    if let Some(u) = user_id {
+        user.insert("userId".into(), json!(u));
+        if email.is_none() {
+            // Create the user by userId when Iterable has none yet.
+            user.insert("preferUserId".into(), json!(true));
+        }
+    }
+    user.insert("dataFields".into(), Value::Object(fields));
+    Ok((Value::Object(user), id.to_owned()))
+}
+
+/// Upserts one person (`users/update`) or many (`users/bulkUpdate`, with per-item failures).
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/iterable/subscribers", tag = "iterable",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    request_body = SubscribersRequest,
+    responses(
+        (status = 200, description = "one person: `Upserted`; many: `BulkResult`", body = Envelope<Upserted>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn upsert_subscribers(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<SubscribersRequest>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let publisher = scope.publisher()?;
+    match body.subscribers {
+        None => {
+            let (user, id) = iterable_user(body.one, "")?;
+            let creds = credentials(&state, publisher).await?;
+            state.connectors.iterable.upsert_user(&creds, &user).await?;
+            Ok(Envelope::ok(Upserted {
+                platform: Platform::Iterable,
+                id: Some(id),
+                status: "upserted",
+            })
+            .into_response())
+        }
+        Some(items) => {
+            if items.is_empty() {
+                return Err(ApiError::validation(
+                    "subscribers",
+                    "subscribers is empty: give at least one person.",
+                ));
+            }
+            let mut failed = Vec::new();
+            let mut users = Vec::new();
+            let mut positions = Vec::new();
+            for (index, item) in items.into_iter().enumerate() {
+                let prefix = format!("subscribers[{index}].");
+                let parsed = serde_json::from_value::<SubscriberInput>(item)
+                    .map_err(|e| ApiError::validation(prefix.clone(), format!("{e}.")))
+                    .and_then(|s| iterable_user(s, &prefix));
+                match parsed {
+                    Ok((user, _)) => {
+                        users.push(user);
+                        positions.push(index);
+                    }
+                    Err(e) => failed.push(BulkFailure {
+                        index,
+                        code: e.code,
+                        error: e.message.to_string(),
+                    }),
+                }
+            }
+            let creds = credentials(&state, publisher).await?;
+            let outcome = if users.is_empty() {
+                connectors::iterable::BulkOutcome::default()
+            } else {
+                state
+                    .connectors
+                    .iterable
+                    .bulk_upsert_users(&creds, &users)
+                    .await?
+            };
+            failed.extend(outcome.failed.into_iter().map(|f| BulkFailure {
+                index: positions.get(f.index).copied().unwrap_or(f.index),
+                code: item_code(f.kind),
+                error: f.reason,
+            }));
+            failed.sort_by_key(|f| f.index);
+            Ok(Envelope::ok(BulkResult {
+                accepted: outcome.accepted,
+                failed,
+            })
+            .into_response())
+        }
+    }
+}
+
+/// One event to track.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Map<String, Value>>,
+    /// RFC 3339; defaults to now.
+    pub timestamp: Option<String>,
+}
+
+/// `POST …/events`: one event, or many as `{"events": [...]}` (`events/trackBulk`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsRequest {
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub one: EventInput,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub events: Option<Vec<Value>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub platform: Platform,
+    pub status: &'static str,
+    /// The event id we gave Iterable (retries of the same event update it, never duplicate it).
+    pub id: String,
+}
+
+/// Our event as Iterable's `events/track` body, with a fresh id so retries are safe.
+fn iterable_event(e: EventInput, prefix: &str) -> Result<(Value, String), ApiError> {
+    let name = e
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::validation(format!("{prefix}name"), "Give the event's name."))?;
+    let email = e.email.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    let user_id = e
+        .user_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    if email.is_none() && user_id.is_none() {
+        return Err(ApiError::validation(
+            format!("{prefix}email"),
+            "Give the email (or userId) of the person the event is about.",
+        ));
+    }
+    if let Some(v) = email
+        && !is_email(v)
+    {
+        return Err(ApiError::validation(
+            format!("{prefix}email"),
+            format!("'{v}' is not an email address."),
+        ));
+    }
+    let created = match e.timestamp.as_deref() {
+        None => chrono::Utc::now(),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|_| {
+                ApiError::validation(
+                    format!("{prefix}timestamp"),
+                    format!("timestamp must be RFC 3339 (2024-05-01T12:00:00Z), not '{t}'."),
+                )
+            })?
+            .with_timezone(&chrono::Utc),
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut ev = serde_json::Map::new();
+    ev.insert("id".into(), json!(id));
+    ev.insert("eventName".into(), json!(name));
+    if let Some(v) = email {
+        ev.insert("email".into(), json!(v));
+    }
+    if let Some(v) = user_id {
+        ev.insert("userId".into(), json!(v));
+    }
+    ev.insert("createdAt".into(), json!(created.timestamp()));
+    ev.insert(
+        "dataFields".into(),
+        Value::Object(e.data.unwrap_or_default()),
+    );
+    Ok((Value::Object(ev), id))
+}
+
+/// Tracks one event (`events/track`) or many (`events/trackBulk`, with per-item failures).
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/iterable/events", tag = "iterable",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    request_body = EventsRequest,
+    responses(
+        (status = 200, description = "one event: `Accepted`; many: `BulkResult`", body = Envelope<Accepted>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn track_events(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<EventsRequest>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let publisher = scope.publisher()?;
+    match body.events {
+        None => {
+            let (event, id) = iterable_event(body.one, "")?;
+            let creds = credentials(&state, publisher).await?;
+            state
+                .connectors
+                .iterable
+                .track_event(&creds, &event)
+                .await?;
+            Ok(Envelope::ok(Accepted {
+                platform: Platform::Iterable,
+                status: "accepted",
+                id,
+            })
+            .into_response())
+        }
+        Some(items) => {
+            if items.is_empty() {
+                return Err(ApiError::validation(
+                    "events",
+                    "events is empty: give at least one event.",
+                ));
+            }
+            let mut failed = Vec::new();
+            let mut events = Vec::new();
+            let mut positions = Vec::new();
+            for (index, item) in items.into_iter().enumerate() {
+                let prefix = format!("events[{index}].");
+                let parsed = serde_json::from_value::<EventInput>(item)
+                    .map_err(|e| ApiError::validation(prefix.clone(), format!("{e}.")))
+                    .and_then(|e| iterable_event(e, &prefix));
+                match parsed {
+                    Ok((event, _)) => {
+                        events.push(event);
+                        positions.push(index);
+                    }
+                    Err(e) => failed.push(BulkFailure {
+                        index,
+                        code: e.code,
+                        error: e.message.to_string(),
+                    }),
+                }
+            }
+            let creds = credentials(&state, publisher).await?;
+            let outcome = if events.is_empty() {
+                connectors::iterable::BulkOutcome::default()
+            } else {
+                state
+                    .connectors
+                    .iterable
+                    .track_events(&creds, &events)
+                    .await?
+            };
+            failed.extend(outcome.failed.into_iter().map(|f| BulkFailure {
+                index: positions.get(f.index).copied().unwrap_or(f.index),
+                code: item_code(f.kind),
+                error: f.reason,
+            }));
+            failed.sort_by_key(|f| f.index);
+            Ok(Envelope::ok(BulkResult {
+                accepted: outcome.accepted,
+                failed,
+            })
+            .into_response())
+        }
+    }
+}
+
+/// The channel of a message.
+#[derive(Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageChannel {
+    Email,
+    Sms,
+    Push,
+    InApp,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient {
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    /// Iterable sends to users, not numbers: the phone is taken from the user's profile.
+    pub phone: Option<String>,
+}
+
+/// `POST …/messages`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageRequest {
+    pub channel: MessageChannel,
+    /// The id of a running triggered Iterable campaign of that channel (required by Iterable).
+    #[schema(value_type = Option<String>)]
+    pub campaign_id: Option<Value>,
+    pub to: Recipient,
+    /// Iterable `dataFields` for the template.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Map<String, Value>>,
+    /// RFC 3339; Iterable schedules up to 365 days ahead.
+    pub send_at: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    pub platform: Platform,
+    pub channel: MessageChannel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub status: &'static str,
+}
+
+/// Sends one message through a triggered campaign (`/api/{email,sms,push,inApp}/target`).
+///
+/// The campaign's template decides the content and, for email, the sender; Iterable's target
+/// API takes no sender fields, so the integration's `fromEmail`/`replyTo` are not sent.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/iterable/messages", tag = "iterable",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    request_body = MessageRequest,
+    responses(
+        (status = 200, body = Envelope<Queued>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<MessageRequest>,
+) -> ApiResult<Envelope<Queued>> {
+    use connectors::iterable::Medium;
+    let publisher = scope.publisher()?;
+    let campaign_id = match &body.campaign_id {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::validation(
+            "campaignId",
+            "Iterable sends one message through a triggered campaign: give campaignId, the numeric id of a running triggered campaign of this channel.",
+        )
+    })?;
+    let mut target = serde_json::Map::new();
+    target.insert("campaignId".into(), json!(campaign_id));
+    let email = body
+        .to
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let user_id = body
+        .to
+        .user_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match (email, user_id) {
+        (Some(e), _) if !is_email(e) => {
+            return Err(ApiError::validation(
+                "to.email",
+                format!("'{e}' is not an email address."),
+            ));
+        }
+        (Some(e), _) => {
+            target.insert("recipientEmail".into(), json!(e));
+        }
+        (None, Some(u)) => {
+            target.insert("recipientUserId".into(), json!(u));
+        }
+        (None, None) => {
+            return Err(ApiError::validation(
+                "to.email",
+                "Iterable sends to a user: give to.email (or to.userId); a phone number alone is not enough.",
+            ));
+        }
+    }
+    if let Some(data) = body.data {
+        target.insert("dataFields".into(), Value::Object(data));
+    }
+    if let Some(at) = body.send_at.as_deref() {
+        let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| {
+            ApiError::validation(
+                "sendAt",
+                format!("sendAt must be RFC 3339 (2024-05-01T12:00:00Z), not '{at}'."),
+            )
+        })?;
+        target.insert(
+            "sendAt".into(),
+            json!(
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            ),
+        );
+    }
+    let medium = match body.channel {
+        MessageChannel::Email => Medium::Email,
+        MessageChannel::Sms => Medium::Sms,
+        MessageChannel::Push => Medium::Push,
+        MessageChannel::InApp => Medium::InApp,
+    };
+    let creds = credentials(&state, publisher).await?;
+    let message_id = state
+        .connectors
+        .iterable
+        .send_target(&creds, medium, &Value::Object(target))
+        .await?;
+    Ok(Envelope::ok(Queued {
+        platform: Platform::Iterable,
+        channel: body.channel,
+        message_id,
+        status: "queued",
     }))
 }
 
