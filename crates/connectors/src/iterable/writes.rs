@@ -193,7 +193,16 @@ impl IterableConnector {
             })
             .await?;
         if !answer.is_success() {
-            return Err(errors::map(&answer, operation));
+            let e = errors::map(&answer, operation);
+            // A key that reads but may not write is a read-only key: say so, as a permission.
+            if errors::is_bad_key(&e) && self.channels_raw(creds).await.is_ok() {
+                return Err(ConnectorError {
+                    kind: ErrorKind::PermissionDenied,
+                    message: errors::read_only_message(operation),
+                    ..e
+                });
+            }
+            return Err(e);
         }
         let v: Value = serde_json::from_slice(&answer.body)
             .map_err(|_| errors::malformed(operation, answer.status.as_u16(), "unreadable JSON"))?;

@@ -886,3 +886,34 @@ async fn messages_per_channel_through_triggered_campaigns() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_read_only_key_may_read_but_writes_answer_permission_denied() {
+    let e = env().await;
+    e.post(
+        CONNECT,
+        json!({"publisherId": "pub-a", "apiKey": US_READ_ONLY_KEY}),
+    )
+    .await
+    .expect_ok(200);
+    e.get("/api/integrations/iterable/pub-a/campaigns?limit=1")
+        .await
+        .expect_ok(200);
+    let a = e
+        .post(
+            "/api/integrations/pub-a/iterable/subscribers",
+            json!({"email": "r@example.com"}),
+        )
+        .await;
+    let body = a.expect_error(403, "PERMISSION_DENIED");
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains("read-only"), "{msg}");
+    assert_eq!(body["details"]["platformStatus"], 401);
+    let a = e
+        .post(
+            "/api/integrations/pub-a/iterable/events",
+            json!({"name": "x", "email": "r@example.com"}),
+        )
+        .await;
+    a.expect_error(403, "PERMISSION_DENIED");
+}
