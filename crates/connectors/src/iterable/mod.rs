@@ -7,6 +7,7 @@
 
 mod errors;
 mod models;
+pub mod webhooks;
 mod writes;
 
 use std::time::{Duration, Instant};
