@@ -9,7 +9,7 @@
 //! | --- | --- | --- | --- |
 //! | 401 | `InvalidJwtPayload`, `BadAuthorizationHeader`, `JwtUserIdentifiersMismatched` | InvalidCredentials (a JWT-enabled client-side key) | `INVALID_CREDENTIALS` |
 //! | 401 | `BadApiKey`, `Unauthorized`, anything else | InvalidCredentials (wrong, revoked, client-side or other-region key) | `INVALID_CREDENTIALS` |
-//! | 401 on a write, `BadApiKey`, while `GET /api/channels` works with the key | PermissionDenied (a read-only key) | `PERMISSION_DENIED` |
+//! | 401 on a write or export, `BadApiKey`, while `GET /api/channels` works with the key | PermissionDenied (a read-only key) | `PERMISSION_DENIED` |
 //! | 403 | any (`Forbidden`, `ForbiddenParamsError`, …) | PermissionDenied | `PERMISSION_DENIED` |
 //! | 404 | any | NotFound | `NOT_FOUND` |
 //! | 400, 409, 413, 422 | `BadParams`, `BadJsonBody`, `InvalidEmailAddressError`, `RequestFieldsTypesMismatched`, `ExternalKeyConflict`, `BatchTooLarge`, … | InvalidRequest | `VALIDATION_ERROR` |
@@ -121,11 +121,12 @@ under Integrations → API Keys and use that."
         .to_owned()
 }
 
-/// The sentence for a key that may read but not write (a read-only key).
+/// The sentence for a key that may read project data but not do `operation` (a read-only key).
 pub(crate) fn read_only_message(operation: &str) -> String {
     format!(
-        "Iterable refused {operation}: the connected API key can read but not write (a read-only key). \
-Reconnect with a server-side (\"Standard\") key, which may also update users, track events and send."
+        "Iterable refused {operation}: the connected API key is a read-only key, which may read \
+campaigns, lists and templates but not write or export. Reconnect with a server-side (\"Standard\") \
+key, which may also update users, track events, send and export."
     )
 }
 

@@ -917,3 +917,53 @@ async fn a_read_only_key_may_read_but_writes_answer_permission_denied() {
         .await;
     a.expect_error(403, "PERMISSION_DENIED");
 }
+
+#[tokio::test]
+async fn export_reads_users_and_events_within_a_window_for_sync() {
+    use connectors::iterable::Credentials;
+    use secrecy::SecretString;
+    let e = env().await;
+    let creds = Credentials::new(
+        SecretString::from(US_SERVER_KEY.to_owned()),
+        domain::Region::Us,
+    );
+    let now = chrono::Utc::now();
+    let connector = &e.app.state.connectors.iterable;
+    let users = connector
+        .export_since(
+            &creds,
+            "user",
+            None,
+            connectors::iterable::DEFAULT_LOOKBACK,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(users.rows.len(), 500);
+    assert!(users.rows[0]["email"].is_string());
+    assert_eq!(users.cursor, now);
+    let sends = connector
+        .export(&creds, "emailSend", now - chrono::Duration::days(400), now)
+        .await
+        .unwrap();
+    assert!(!sends.is_empty());
+    let reqs = e.us.requests(Some("/api/export/data.json")).await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    let q = query_pairs(&reqs[1].query);
+    assert!(
+        q.contains(&("dataTypeName".into(), "emailSend".into())),
+        "{q:?}"
+    );
+    assert!(
+        q.iter()
+            .any(|(k, v)| k == "startDateTime" && v.ends_with("+00:00"))
+    );
+    // A read-only key may not export: Iterable's 401 is diagnosed as a permission.
+    let ro = Credentials::new(
+        SecretString::from(US_READ_ONLY_KEY.to_owned()),
+        domain::Region::Us,
+    );
+    let err = connector.export(&ro, "user", now, now).await.unwrap_err();
+    assert_eq!(err.code(), domain::ErrorCode::PermissionDenied);
+    assert!(err.message.contains("read-only"), "{}", err.message);
+}
