@@ -9,7 +9,7 @@
 //! | --- | --- | --- | --- |
 //! | 401 | `InvalidJwtPayload`, `BadAuthorizationHeader`, `JwtUserIdentifiersMismatched` | InvalidCredentials (a JWT-enabled client-side key) | `INVALID_CREDENTIALS` |
 //! | 401 | `BadApiKey`, `Unauthorized`, anything else | InvalidCredentials (wrong, revoked, client-side or other-region key) | `INVALID_CREDENTIALS` |
-//! | 401 on a write, `BadApiKey`, while `GET /api/channels` works with the key | PermissionDenied (a read-only key) | `PERMISSION_DENIED` |
+//! | 401 on a write or export, `BadApiKey`, while `GET /api/channels` works with the key | PermissionDenied (a read-only key) | `PERMISSION_DENIED` |
 //! | 403 | any (`Forbidden`, `ForbiddenParamsError`, …) | PermissionDenied | `PERMISSION_DENIED` |
 //! | 404 | any | NotFound | `NOT_FOUND` |
 //! | 400, 409, 413, 422 | `BadParams`, `BadJsonBody`, `InvalidEmailAddressError`, `RequestFieldsTypesMismatched`, `ExternalKeyConflict`, `BatchTooLarge`, … | InvalidRequest | `VALIDATION_ERROR` |
@@ -121,12 +121,31 @@ under Integrations → API Keys and use that."
         .to_owned()
 }
 
-/// The sentence for a key that may read but not write (a read-only key).
+/// The sentence for a key that may read project data but not do `operation` (a read-only key).
 pub(crate) fn read_only_message(operation: &str) -> String {
     format!(
-        "Iterable refused {operation}: the connected API key can read but not write (a read-only key). \
-Reconnect with a server-side (\"Standard\") key, which may also update users, track events and send."
+        "Iterable refused {}: the connected API key is a read-only key, which may read \
+campaigns, lists and templates but not write or export. Reconnect with a server-side (\"Standard\") \
+key, which may also update users, track events, send and export.",
+        what(operation)
     )
+}
+
+/// An operation in words, for messages (`list_campaigns` → "the campaigns read").
+pub(crate) fn what(operation: &str) -> &str {
+    match operation {
+        "list_campaigns" => "the campaigns read",
+        "list_templates" => "the templates read",
+        "list_lists" => "the lists read",
+        "list_channels" => "the channels read",
+        "upsert_user" => "the user update",
+        "bulk_upsert_users" => "the bulk user update",
+        "track_event" => "the event",
+        "track_events" => "the bulk event upload",
+        "send_message" => "the send",
+        "export" => "the export",
+        other => other,
+    }
 }
 
 /// Maps a non-2xx answer that got past the retry policy.
@@ -154,7 +173,8 @@ pub(crate) fn map(answer: &Answer, operation: &str) -> ConnectorError {
         403 => e(
             ErrorKind::PermissionDenied,
             format!(
-                "Iterable refused {operation}: the API key lacks the permission ({}). Use a server-side (\"Standard\") key, not a read-only or client-side one.",
+                "Iterable refused {}: the API key lacks the permission ({}). Use a server-side (\"Standard\") key, not a read-only or client-side one.",
+                what(operation),
                 err.described()
             ),
         ),
@@ -164,12 +184,13 @@ pub(crate) fn map(answer: &Answer, operation: &str) -> ConnectorError {
         ),
         400 | 409 | 413 | 422 => e(
             ErrorKind::InvalidRequest,
-            format!("Iterable refused {operation}: {}.", err.described()),
+            format!("Iterable refused {}: {}.", what(operation), err.described()),
         ),
         _ => e(
             ErrorKind::Unavailable,
             format!(
-                "Iterable answered {operation} with an unexpected HTTP {status} ({}).",
+                "Iterable answered {} with an unexpected HTTP {status} ({}).",
+                what(operation),
                 err.described()
             ),
         ),
@@ -182,7 +203,8 @@ pub(crate) fn malformed(operation: &str, status: u16, what: &str) -> ConnectorEr
         Platform::Iterable,
         ErrorKind::Unavailable,
         format!(
-            "Iterable answered {operation} with a body that is not the JSON expected ({what}); try again later."
+            "Iterable answered {} with a body that is not the JSON expected ({what}); try again later.",
+            self::what(operation)
         ),
     )
     .with_status(status)

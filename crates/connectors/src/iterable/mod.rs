@@ -6,6 +6,7 @@
 //! key, truncated key).
 
 mod errors;
+mod export;
 mod models;
 pub mod webhooks;
 mod writes;
@@ -18,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use export::{DEFAULT_LOOKBACK, EVENT_TYPES, ExportBatch};
 pub use models::{
     Account, CAMPAIGN_STATES, CampaignPage, Channel, List, Template, campaign_state, channel_name,
 };

@@ -213,7 +213,8 @@ impl IterableConnector {
                 domain::Platform::Iterable,
                 ErrorKind::InvalidRequest,
                 format!(
-                    "Iterable refused {operation}: {} ({code}).",
+                    "Iterable refused {}: {} ({code}).",
+                    errors::what(operation),
                     v.get("msg")
                         .and_then(Value::as_str)
                         .unwrap_or("no reason given")

@@ -917,3 +917,157 @@ async fn a_read_only_key_may_read_but_writes_answer_permission_denied() {
         .await;
     a.expect_error(403, "PERMISSION_DENIED");
 }
+
+#[tokio::test]
+async fn export_reads_users_and_events_within_a_window_for_sync() {
+    use connectors::iterable::Credentials;
+    use secrecy::SecretString;
+    let e = env().await;
+    let creds = Credentials::new(
+        SecretString::from(US_SERVER_KEY.to_owned()),
+        domain::Region::Us,
+    );
+    let now = chrono::Utc::now();
+    let connector = &e.app.state.connectors.iterable;
+    let users = connector
+        .export_since(
+            &creds,
+            "user",
+            None,
+            connectors::iterable::DEFAULT_LOOKBACK,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(users.rows.len(), 500);
+    assert!(users.rows[0]["email"].is_string());
+    assert_eq!(users.cursor, now);
+    let sends = connector
+        .export(&creds, "emailSend", now - chrono::Duration::days(400), now)
+        .await
+        .unwrap();
+    assert!(!sends.is_empty());
+    let reqs = e.us.requests(Some("/api/export/data.json")).await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    let q = query_pairs(&reqs[1].query);
+    assert!(
+        q.contains(&("dataTypeName".into(), "emailSend".into())),
+        "{q:?}"
+    );
+    assert!(
+        q.iter()
+            .any(|(k, v)| k == "startDateTime" && v.ends_with("+00:00"))
+    );
+    // A read-only key may not export: Iterable's 401 is diagnosed as a permission.
+    let ro = Credentials::new(
+        SecretString::from(US_READ_ONLY_KEY.to_owned()),
+        domain::Region::Us,
+    );
+    let err = connector.export(&ro, "user", now, now).await.unwrap_err();
+    assert_eq!(err.code(), domain::ErrorCode::PermissionDenied);
+    assert!(err.message.contains("read-only"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn the_iterable_key_never_reaches_the_logs_even_at_trace() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+        time::Duration,
+    };
+    let sims = Sandbox::start(
+        &mut sim_core::Binder::ephemeral(),
+        &SandboxOptions::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sharpsend"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SHARPSEND_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("SHARPSEND_MASTER_KEY", random_master_key())
+        .env("SHARPSEND_DATABASE_URL", &db_url)
+        .env("RUST_LOG", "trace")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in sims.upstream_overrides() {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut readers = Vec::new();
+    let stderr = child.stderr.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for stream in [
+        Box::new(stderr) as Box<dyn std::io::Read + Send>,
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+    ] {
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        }));
+    }
+    drop(tx);
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server starts");
+        let found = line
+            .split("addr=")
+            .nth(1)
+            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
+        log.push(line);
+        if let Some(a) = found.filter(|a| !a.is_empty()) {
+            break a;
+        }
+    };
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        CONNECT,
+        json!({"publisherId": "pub-a", "apiKey": US_SERVER_KEY}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    post(TEST, json!({"apiKey": EU_SERVER_KEY})).await.unwrap();
+    post(TEST, json!({"apiKey": US_MOBILE_KEY})).await.unwrap();
+    post(
+        "/api/integrations/pub-a/iterable/subscribers",
+        json!({"email": "r@example.com"}),
+    )
+    .await
+    .unwrap();
+    let r = http
+        .get(format!(
+            "{base}/api/integrations/iterable/pub-a/campaigns?limit=2"
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    child.kill().unwrap();
+    let _ = child.wait();
+    for r in readers {
+        let _ = r.join();
+    }
+    log.extend(rx.try_iter());
+    let text = log.join("\n");
+    assert!(text.contains("Iterable connected"), "logs were captured");
+    for secret in [US_SERVER_KEY, EU_SERVER_KEY, US_MOBILE_KEY] {
+        assert!(!text.contains(secret), "key {secret} appeared in the logs");
+    }
+}
