@@ -15,7 +15,8 @@ async fn secrets_never_reach_the_logs_even_at_trace() {
     let master = random_master_key();
     let db_url = format!("sqlite://{}", dir.path().join("logs.db").display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_sharpsend"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        // The sandbox: platform calls go to the built-in simulators, never to a real platform.
+        .args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
         .env("SHARPSEND_ADMIN_TOKEN", admin)
         .env("SHARPSEND_MASTER_KEY", &master)
         .env("SHARPSEND_DATABASE_URL", &db_url)
@@ -73,6 +74,13 @@ async fn secrets_never_reach_the_logs_even_at_trace() {
         .await
         .unwrap();
     let platform_key = "iterable-PLATFORM-secret-9911";
+    // A real sandbox key, which the server stores and uses.
+    http.post(format!("{base}/api/integrations/iterable/connect"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"publisherId": "pub-a", "apiKey": sim_iterable::US_SERVER_KEY, "region": "us"}))
+        .send()
+        .await
+        .unwrap();
     http.post(format!("{base}/api/integrations/iterable/test-connection"))
         .bearer_auth(&key)
         .json(&serde_json::json!({"apiKey": platform_key, "region": "us"}))
@@ -89,7 +97,14 @@ async fn secrets_never_reach_the_logs_even_at_trace() {
     let _ = child.wait();
     let _ = reader.join();
     log.extend(rx.try_iter());
-    let text = log.join("\n");
+    // Log lines only (they start with their timestamp): the sandbox banner prints the sandbox
+    // credentials on purpose, as `serve --sandbox` is meant to.
+    let text = log
+        .iter()
+        .filter(|l| l.starts_with("20"))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         text.contains("request answered") || text.contains("request rejected"),
         "logs were captured"
