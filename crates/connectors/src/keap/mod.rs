@@ -145,6 +145,18 @@ pub struct ContactQuery {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// A subscriber to upsert as a Keap contact.
+#[derive(Clone, Debug, Default)]
+pub struct SubscriberInput {
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub lead_source_id: Option<String>,
+    /// Keap tag ids to apply.
+    pub tag_ids: Vec<String>,
+}
+
 /// A page of contacts; `count` is Keap's total of matches.
 pub struct ContactPage {
     pub contacts: Vec<Contact>,
@@ -159,6 +171,8 @@ struct Req<'a> {
     path: &'a str,
     query: &'a [(&'a str, String)],
     body: Option<&'a Value>,
+    /// Safe to repeat after an ambiguous failure (GETs, upserts by email, tag applications).
+    idempotent: bool,
 }
 
 /// The Keap connector.
@@ -219,12 +233,9 @@ impl KeapConnector {
             path,
             query,
             body,
+            idempotent,
         } = r;
         let url = self.url(path)?;
-        let idempotent = matches!(
-            method,
-            reqwest::Method::GET | reqwest::Method::PUT | reqwest::Method::DELETE
-        );
         let answer = self
             .client
             .send(
@@ -277,6 +288,7 @@ impl KeapConnector {
                     path: "crm/rest/v2/oauth/connect/userinfo",
                     query: &[],
                     body: None,
+                    idempotent: true,
                 },
             )
             .await?;
@@ -328,6 +340,7 @@ impl KeapConnector {
                     path: "crm/rest/v1/contacts",
                     query: &query,
                     body: None,
+                    idempotent: true,
                 },
             )
             .await?;
@@ -365,6 +378,7 @@ impl KeapConnector {
                         path: "crm/rest/v2/leadSources",
                         query: &query,
                         body: None,
+                        idempotent: true,
                     },
                 )
                 .await?;
@@ -406,6 +420,7 @@ impl KeapConnector {
                     path: &format!("crm/rest/v2/campaigns/{id}"),
                     query: &[],
                     body: None,
+                    idempotent: true,
                 },
             )
             .await
@@ -414,6 +429,66 @@ impl KeapConnector {
             Err(KeapError::Other(e)) if e.kind == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Creates or updates a contact by email (REST v2 `POST /contacts?duplicate_option=Email`),
+    /// then applies its tags; answers the contact id.
+    pub async fn upsert_contact(
+        &self,
+        cred: &KeapCredential,
+        s: &SubscriberInput,
+    ) -> Result<String, KeapError> {
+        let mut body = json!({
+            "email_addresses": [{"email": s.email, "field": "EMAIL1"}],
+        });
+        if let Some(v) = &s.first_name {
+            body["given_name"] = json!(v);
+        }
+        if let Some(v) = &s.last_name {
+            body["family_name"] = json!(v);
+        }
+        if let Some(v) = &s.phone {
+            body["phone_numbers"] = json!([{"number": v, "field": "PHONE1"}]);
+        }
+        if let Some(v) = &s.lead_source_id {
+            body["leadsource_id"] = json!(v);
+        }
+        let answer = self
+            .request(
+                cred,
+                Req {
+                    operation: "upsert_contact",
+                    what: "create or update the contact",
+                    method: reqwest::Method::POST,
+                    path: "crm/rest/v2/contacts",
+                    query: &[("duplicate_option", "Email".to_owned())],
+                    body: Some(&body),
+                    idempotent: true,
+                },
+            )
+            .await?;
+        let created: Value = Self::decode(&answer, "the contact upsert")?;
+        let id = created
+            .get("id")
+            .and_then(models::id_string)
+            .ok_or_else(|| KeapError::Other(errors::malformed("the contact upsert")))?;
+        for tag in &s.tag_ids {
+            let body = json!({"contact_ids": [id]});
+            self.request(
+                cred,
+                Req {
+                    operation: "apply_tags",
+                    what: &format!("apply tag {tag}"),
+                    method: reqwest::Method::POST,
+                    path: &format!("crm/rest/v2/tags/{tag}/contacts:applyTags"),
+                    query: &[],
+                    body: Some(&body),
+                    idempotent: true,
+                },
+            )
+            .await?;
+        }
+        Ok(id)
     }
 
     /// Exchanges a refresh token for a new pair (form body, client credentials in Basic auth).

@@ -669,3 +669,91 @@ async fn authorize_url_needs_a_client() {
     app.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn subscribers_upsert_by_email_with_tags_and_lead_source() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = keap_sim(&sandbox);
+    let (access, refresh) = token_pair(&sim).await;
+    let mut body = oauth_body(&access, &refresh, None);
+    body["config"]["leadSourceId"] = json!("1");
+    connect(&app, body).await;
+    let path = "/api/integrations/pub-k/keap/subscribers";
+
+    let a = app
+        .call(
+            Method::POST,
+            path,
+            Some(ADMIN_TOKEN),
+            Some(
+                json!({"email": "new.reader@example.com", "firstName": "New", "tags": ["91", 93]}),
+            ),
+        )
+        .await;
+    let d = a.expect_ok(200).clone();
+    assert_eq!(d["platform"], "keap");
+    assert_eq!(d["status"], "upserted");
+    let id = d["id"].as_str().unwrap().to_owned();
+    let reqs = sim.requests(Some("/crm/rest/v2/contacts")).await.unwrap();
+    let r = reqs.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(r.query.as_deref(), Some("duplicate_option=Email"));
+    let sent = r.json();
+    assert_eq!(
+        sent["email_addresses"][0]["email"],
+        "new.reader@example.com"
+    );
+    assert_eq!(sent["given_name"], "New");
+    assert_eq!(sent["leadsource_id"], "1");
+    let tagged = sim.requests(Some("/crm/rest/v2/tags/")).await.unwrap();
+    assert_eq!(tagged.len(), 2);
+    assert!(tagged[0].path.ends_with("contacts:applyTags"));
+    // The same email again updates the same contact.
+    let a = app
+        .call(
+            Method::POST,
+            path,
+            Some(ADMIN_TOKEN),
+            Some(json!({"email": "new.reader@example.com", "lastName": "Reader"})),
+        )
+        .await;
+    assert_eq!(a.expect_ok(200)["id"], id.as_str());
+
+    // Validation before any upstream call.
+    let before = sim.requests(None).await.unwrap().len();
+    for (b, field) in [
+        (json!({"firstName": "x"}), "email"),
+        (json!({"email": "nope"}), "email"),
+        (json!({"email": "a@b.c", "tags": ["vip"]}), "tags[0]"),
+        (json!({"subscribers": []}), "subscribers"),
+    ] {
+        let a = app
+            .call(Method::POST, path, Some(ADMIN_TOKEN), Some(b))
+            .await;
+        a.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(a.field(), field);
+    }
+    assert_eq!(sim.requests(None).await.unwrap().len(), before);
+
+    // A batch: per-item failures, the rest accepted.
+    let a = app
+        .call(
+            Method::POST,
+            path,
+            Some(ADMIN_TOKEN),
+            Some(json!({"subscribers": [
+                {"email": "b1@example.com"},
+                {"email": "bad"},
+                {"email": "b3@example.com", "tags": ["999999"]},
+                {"email": "b4@example.com"}
+            ]})),
+        )
+        .await;
+    let d = a.expect_ok(200);
+    assert_eq!(d["accepted"], 2, "{d}");
+    assert_eq!(d["failed"][0]["index"], 1);
+    assert_eq!(d["failed"][0]["code"], "VALIDATION_ERROR");
+    assert_eq!(d["failed"][1]["index"], 2);
+    app.stop().await;
+    db.cleanup().await;
+}

@@ -3,6 +3,7 @@
 
 pub mod oauth;
 pub mod tokens;
+pub mod writes;
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -30,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(connect))
         .routes(routes!(list_contacts))
         .routes(routes!(oauth::authorize_url))
+        .routes(routes!(writes::upsert_subscribers))
 }
 
 /// Keap's public routes (outside `/api/`): the OAuth callback.
