@@ -356,6 +356,42 @@ impl KeapConnector {
         })
     }
 
+    /// One page of campaigns (REST v1 `GET /campaigns`); answers them and Keap's total.
+    pub async fn list_campaigns(
+        &self,
+        cred: &KeapCredential,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<domain::shapes::Campaign>, u64), KeapError> {
+        let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
+        let answer = self
+            .request(
+                cred,
+                Req {
+                    operation: "list_campaigns",
+                    what: "list campaigns",
+                    method: reqwest::Method::GET,
+                    path: "crm/rest/v1/campaigns",
+                    query: &query,
+                    body: None,
+                    idempotent: true,
+                },
+            )
+            .await?;
+        let page: Value = Self::decode(&answer, "the campaign list")?;
+        let items = page
+            .get("campaigns")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let campaigns: Vec<_> = items.iter().filter_map(models::campaign).collect();
+        let total = page
+            .get("count")
+            .and_then(Value::as_u64)
+            .unwrap_or(campaigns.len() as u64);
+        Ok((campaigns, total))
+    }
+
     /// Whether a lead source exists (REST v2 `GET /leadSources`).
     pub async fn lead_source_exists(
         &self,

@@ -104,6 +104,29 @@ pub struct V1ContactPage {
     pub count: Option<u64>,
 }
 
+/// A v1 campaign as the contract's Campaign: `published` or `draft`, type `campaign` (Keap's
+/// Campaign Builder sequences), created time; Keap reports no channel or update time.
+pub fn campaign(v: &Value) -> Option<domain::shapes::Campaign> {
+    let published = v.get("published_status").and_then(Value::as_bool) == Some(true);
+    Some(domain::shapes::Campaign {
+        id: id_string(v.get("id")?)?,
+        name: v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        status: if published { "published" } else { "draft" }.to_owned(),
+        kind: "campaign".to_owned(),
+        channel: None,
+        created_at: v
+            .get("date_created")
+            .and_then(Value::as_str)
+            .and_then(parse_time),
+        updated_at: None,
+        platform: Platform::Keap,
+    })
+}
+
 /// An OAuth token response.
 #[derive(Deserialize)]
 pub struct TokenResponse {

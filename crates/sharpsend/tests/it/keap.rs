@@ -757,3 +757,39 @@ async fn subscribers_upsert_by_email_with_tags_and_lead_source() {
     app.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn campaigns_are_listed_with_paging() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = keap_sim(&sandbox);
+    connect(
+        &app,
+        json!({"publisherId": "pub-k", "apiKey": sim_keap::SERVICE_ACCOUNT_KEY}),
+    )
+    .await;
+    let path = "/api/integrations/pub-k/keap/campaigns";
+    let a = app
+        .get(&format!("{path}?limit=5&offset=2"), ADMIN_TOKEN)
+        .await;
+    let d = a.expect_ok(200);
+    assert_eq!(d["limit"], 5);
+    assert_eq!(d["offset"], 2);
+    assert_eq!(d["total"], 12);
+    let c = &d["campaigns"][0];
+    assert!(c["id"].is_string());
+    assert!(["published", "draft"].contains(&c["status"].as_str().unwrap()));
+    assert_eq!(c["type"], "campaign");
+    assert_eq!(c["platform"], "keap");
+    assert!(c["createdAt"].as_str().unwrap().ends_with('Z'));
+    let reqs = sim.requests(Some("/crm/rest/v1/campaigns")).await.unwrap();
+    assert_eq!(reqs[0].query.as_deref(), Some("limit=5&offset=2"));
+    let a = app.get(&format!("{path}?limit=0"), ADMIN_TOKEN).await;
+    a.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(a.field(), "limit");
+    app.get("/api/integrations/pub-z/keap/campaigns", ADMIN_TOKEN)
+        .await
+        .expect_error(404, "INTEGRATION_NOT_FOUND");
+    app.stop().await;
+    db.cleanup().await;
+}

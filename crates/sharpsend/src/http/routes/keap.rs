@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_contacts))
         .routes(routes!(oauth::authorize_url))
         .routes(routes!(writes::upsert_subscribers))
+        .routes(routes!(list_campaigns))
 }
 
 /// Keap's public routes (outside `/api/`): the OAuth callback.
@@ -429,5 +430,73 @@ pub async fn list_contacts(
         count: page.count,
         limit: query.limit,
         offset: query.offset,
+    }))
+}
+
+/// `GET …/{publisherId}/keap/campaigns` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CampaignsQuery {
+    /// 1–1000, default 100.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}
+
+/// A page of Keap campaigns.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CampaignList {
+    pub campaigns: Vec<domain::shapes::Campaign>,
+    /// Keap's total of campaigns.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Lists the publisher's Keap campaigns (Campaign Builder; REST v1): `published` or `draft`.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/keap/campaigns", tag = "keap",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), CampaignsQuery),
+    responses(
+        (status = 200, body = Envelope<CampaignList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_campaigns(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<CampaignsQuery>,
+) -> ApiResult<Envelope<CampaignList>> {
+    let publisher = scope.publisher()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "`limit` must be between 1 and 1000.",
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::validation(
+            "offset",
+            "`offset` must be 0 or more.",
+        ));
+    }
+    let (limit, offset) = (limit as u32, offset as u64);
+    let mut session = tokens::session(&state, publisher).await?;
+    let keap = state.connectors.keap.clone();
+    let (campaigns, total) = tokens::call(&state, &mut session, |cred| {
+        let keap = keap.clone();
+        async move { keap.list_campaigns(&cred, limit, offset).await }
+    })
+    .await?;
+    Ok(Envelope::ok(CampaignList {
+        campaigns,
+        total,
+        limit,
+        offset,
     }))
 }
