@@ -392,6 +392,55 @@ impl KeapConnector {
         Ok((campaigns, total))
     }
 
+    /// One page of tags (REST v1 `GET /tags`): `{id, name, description, category}` with ids as
+    /// strings, and Keap's total.
+    pub async fn list_tags(
+        &self,
+        cred: &KeapCredential,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(Vec<Value>, u64), KeapError> {
+        let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
+        let answer = self
+            .request(
+                cred,
+                Req {
+                    operation: "list_tags",
+                    what: "list tags",
+                    method: reqwest::Method::GET,
+                    path: "crm/rest/v1/tags",
+                    query: &query,
+                    body: None,
+                    idempotent: true,
+                },
+            )
+            .await?;
+        let page: Value = Self::decode(&answer, "the tag list")?;
+        let tags: Vec<Value> = page
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|t| {
+                        Some(json!({
+                            "id": models::id_string(t.get("id")?)?,
+                            "name": t.get("name").and_then(Value::as_str),
+                            "description": t.get("description").and_then(Value::as_str),
+                            "category": t.get("category").and_then(|c| c.get("name")).and_then(Value::as_str),
+                            "platform": "keap",
+                        }))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let total = page
+            .get("count")
+            .and_then(Value::as_u64)
+            .unwrap_or(tags.len() as u64);
+        Ok((tags, total))
+    }
+
     /// Whether a lead source exists (REST v2 `GET /leadSources`).
     pub async fn lead_source_exists(
         &self,

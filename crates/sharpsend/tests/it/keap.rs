@@ -787,6 +787,15 @@ async fn campaigns_are_listed_with_paging() {
     let a = app.get(&format!("{path}?limit=0"), ADMIN_TOKEN).await;
     a.expect_error(400, "VALIDATION_ERROR");
     assert_eq!(a.field(), "limit");
+    // Tags are Keap's segments.
+    let a = app
+        .get("/api/integrations/pub-k/keap/segments?limit=3", ADMIN_TOKEN)
+        .await;
+    let d = a.expect_ok(200);
+    assert_eq!(d["total"], 12);
+    assert_eq!(d["segments"].as_array().unwrap().len(), 3);
+    assert_eq!(d["segments"][0]["id"], "91");
+    assert!(d["segments"][0]["name"].is_string());
     app.get("/api/integrations/pub-z/keap/campaigns", ADMIN_TOKEN)
         .await
         .expect_error(404, "INTEGRATION_NOT_FOUND");

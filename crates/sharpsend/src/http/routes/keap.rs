@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::authorize_url))
         .routes(routes!(writes::upsert_subscribers))
         .routes(routes!(list_campaigns))
+        .routes(routes!(list_segments))
 }
 
 /// Keap's public routes (outside `/api/`): the OAuth callback.
@@ -495,6 +496,66 @@ pub async fn list_campaigns(
     .await?;
     Ok(Envelope::ok(CampaignList {
         campaigns,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// A page of Keap tags (Keap's segments).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SegmentList {
+    /// `{id, name, description, category, platform}`.
+    #[schema(value_type = Vec<Object>)]
+    pub segments: Vec<Value>,
+    /// Keap's total of tags.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Lists the publisher's Keap tags, Keap's way of segmenting contacts (REST v1 `/tags`).
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/keap/segments", tag = "keap",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), CampaignsQuery),
+    responses(
+        (status = 200, body = Envelope<SegmentList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_segments(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<CampaignsQuery>,
+) -> ApiResult<Envelope<SegmentList>> {
+    let publisher = scope.publisher()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "`limit` must be between 1 and 1000.",
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::validation(
+            "offset",
+            "`offset` must be 0 or more.",
+        ));
+    }
+    let (limit, offset) = (limit as u32, offset as u64);
+    let mut session = tokens::session(&state, publisher).await?;
+    let keap = state.connectors.keap.clone();
+    let (segments, total) = tokens::call(&state, &mut session, |cred| {
+        let keap = keap.clone();
+        async move { keap.list_tags(&cred, limit, offset).await }
+    })
+    .await?;
+    Ok(Envelope::ok(SegmentList {
+        segments,
         total,
         limit,
         offset,
