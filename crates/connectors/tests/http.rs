@@ -176,5 +176,9 @@ async fn budgets_slow_calls_down_before_the_platform_must() {
         c.send(other, |h| h.get(&url)).await.unwrap();
     }
     // Sharing the first key's empty bucket would take ~1 s.
-    assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
 }

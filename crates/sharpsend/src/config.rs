@@ -35,6 +35,9 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// `SHARPSEND_SYNC_INTERVAL_MINUTES`: automatic sync period; 0 turns the scheduler off.
     pub sync_interval_minutes: u32,
+    /// `SHARPSEND_KEAP_CLIENT_ID` / `SHARPSEND_KEAP_CLIENT_SECRET`: the operator's Keap OAuth
+    /// app, used by the authorize flow when the publisher brings no client of their own.
+    pub keap_client: Option<(String, SecretString)>,
 }
 
 impl std::fmt::Debug for Config {
@@ -56,6 +59,10 @@ impl std::fmt::Debug for Config {
             .field("upstreams", &self.upstreams)
             .field("upstream_timeout", &self.upstream_timeout)
             .field("sync_interval_minutes", &self.sync_interval_minutes)
+            .field(
+                "keap_client",
+                &self.keap_client.as_ref().map(|(id, _)| (id, "[redacted]")),
+            )
             .finish()
     }
 }
@@ -172,6 +179,18 @@ impl Config {
             &mut problems,
         );
 
+        let keap_client = match (
+            get("SHARPSEND_KEAP_CLIENT_ID"),
+            get("SHARPSEND_KEAP_CLIENT_SECRET"),
+        ) {
+            (Some(id), Some(secret)) => Some((id, SecretString::from(secret))),
+            (None, None) => None,
+            _ => {
+                problems.push("SHARPSEND_KEAP_CLIENT_ID and SHARPSEND_KEAP_CLIENT_SECRET: set both or neither".to_owned());
+                None
+            }
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -185,6 +204,7 @@ impl Config {
             upstreams,
             upstream_timeout: Duration::from_millis(u64::from(timeout_ms)),
             sync_interval_minutes,
+            keap_client,
         })
     }
 

@@ -134,6 +134,17 @@ pub trait Store: Send + Sync + 'static {
         fields: Vec<SealedField>,
     ) -> StoreResult<Option<i64>>;
 
+    /// Takes an exclusive lock on an integration's credentials for a token refresh that must
+    /// never race, across processes: PostgreSQL `SELECT … FOR UPDATE` on the integration row,
+    /// SQLite an immediate (write-locking) transaction. Answers the credentials as they are once
+    /// the lock is held (re-read: another holder may have refreshed meanwhile), or `None` when the
+    /// integration is gone. The lock lasts until [`CredentialLock::commit`] or
+    /// [`CredentialLock::release`] (or the guard is dropped, which rolls back).
+    async fn lock_credentials(
+        &self,
+        integration_id: &str,
+    ) -> StoreResult<Option<Box<dyn CredentialLock>>>;
+
     /// Up to `limit` sealed fields not under `active_key_id`, for `vault rotate`.
     async fn credentials_not_under(
         &self,
@@ -152,6 +163,18 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_sync_job(&self, integration_id: &str) -> StoreResult<Option<SyncJobRecord>>;
     /// Queues a job (used by the sync engine and tests).
     async fn insert_sync_job(&self, job: NewSyncJob) -> StoreResult<SyncJobRecord>;
+}
+
+/// An exclusive hold on one integration's credentials (see [`Store::lock_credentials`]).
+#[async_trait]
+pub trait CredentialLock: Send {
+    /// The credentials read under the lock.
+    fn credentials(&self) -> &Credentials;
+    /// Replaces the given fields (others are kept), moves the version on, and releases the lock;
+    /// answers the new version.
+    async fn commit(self: Box<Self>, fields: Vec<SealedField>) -> StoreResult<i64>;
+    /// Releases the lock without writing.
+    async fn release(self: Box<Self>) -> StoreResult<()>;
 }
 
 /// Which database a URL names.

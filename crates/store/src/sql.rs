@@ -152,6 +152,56 @@ impl TryFrom<SyncJobRow> for SyncJobRecord {
 /// `pool: sqlx::Pool<$db>` field and a `dialect_*` set of inherent methods.
 macro_rules! impl_common_store {
     ($store:ty, $db:ty, $backend:literal) => {
+        /// [`crate::CredentialLock`] as an open transaction holding the lock.
+        pub(crate) struct TxCredentialLock {
+            tx: sqlx::Transaction<'static, $db>,
+            store: $store,
+            credentials: $crate::Credentials,
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::CredentialLock for TxCredentialLock {
+            fn credentials(&self) -> &$crate::Credentials {
+                &self.credentials
+            }
+
+            async fn commit(self: Box<Self>, fields: Vec<$crate::SealedField>) -> $crate::StoreResult<i64> {
+                let this = *self;
+                let mut tx = this.tx;
+                let id = &this.credentials.integration_id;
+                let version = this.credentials.version;
+                sqlx::query(
+                    "UPDATE integrations SET credentials_version = credentials_version + 1, updated_at = $3 \
+                     WHERE id = $1 AND credentials_version = $2",
+                )
+                .bind(id)
+                .bind(version)
+                .bind(chrono::Utc::now())
+                .execute(&mut *tx)
+                .await?;
+                for f in &fields {
+                    sqlx::query(
+                        "INSERT INTO credentials (integration_id, field, key_id, ciphertext) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (integration_id, field) DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext",
+                    )
+                    .bind(id)
+                    .bind(&f.field)
+                    .bind(i64::from(f.key_id))
+                    .bind(&f.ciphertext)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                this.store.bump_epoch().await?;
+                Ok(version + 1)
+            }
+
+            async fn release(self: Box<Self>) -> $crate::StoreResult<()> {
+                self.tx.rollback().await?;
+                Ok(())
+            }
+        }
+
         impl $store {
             /// Records a committed write: the shared counter for other processes, then the local
             /// one. Called after the write, so a cache filled before it is always invalidated.
@@ -499,6 +549,50 @@ macro_rules! impl_common_store {
                 tx.commit().await?;
                 self.bump_epoch().await?;
                 Ok(Some(expected_version + 1))
+            }
+
+            async fn lock_credentials(
+                &self,
+                integration_id: &str,
+            ) -> $crate::StoreResult<Option<Box<dyn $crate::CredentialLock>>> {
+                // SQLite: BEGIN IMMEDIATE takes the database's write lock now (waiting out the
+                // busy timeout), so two processes cannot both read the old refresh token.
+                // PostgreSQL: a row lock on the integration, held to commit.
+                let (begin, suffix) = if $backend == "sqlite" {
+                    ("BEGIN IMMEDIATE", "")
+                } else {
+                    ("BEGIN", " FOR UPDATE")
+                };
+                let mut tx = self.pool.begin_with(begin).await?;
+                let version = sqlx::query_scalar::<_, i64>(&format!(
+                    "SELECT credentials_version FROM integrations WHERE id = $1{suffix}"
+                ))
+                .bind(integration_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(version) = version else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let rows = sqlx::query_as::<_, $crate::sql::CredentialRowDb>(
+                    "SELECT integration_id, field, key_id, ciphertext FROM credentials WHERE integration_id = $1 ORDER BY field",
+                )
+                .bind(integration_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let fields = rows
+                    .into_iter()
+                    .map(|r| r.into_row().map(|r| r.sealed))
+                    .collect::<$crate::StoreResult<Vec<_>>>()?;
+                Ok(Some(Box::new(TxCredentialLock {
+                    tx,
+                    store: self.clone(),
+                    credentials: $crate::Credentials {
+                        integration_id: integration_id.to_owned(),
+                        version,
+                        fields,
+                    },
+                })))
             }
 
             async fn credentials_not_under(

@@ -451,3 +451,48 @@ async fn writes_move_the_local_and_shared_epochs() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn credential_lock_serialises_refreshers() {
+    each_backend(|s, b| async move {
+        s.save_integration(new_integration("int_lock", "pub-l", Platform::Keap))
+            .await
+            .unwrap();
+        assert!(
+            s.lock_credentials("int_none").await.unwrap().is_none(),
+            "{b}"
+        );
+        let first = s.lock_credentials("int_lock").await.unwrap().unwrap();
+        let v0 = first.credentials().version;
+        // A second locker waits until the first commits, then reads what it wrote.
+        let s2 = s.clone();
+        let second = tokio::spawn(async move {
+            let lock = s2.lock_credentials("int_lock").await.unwrap().unwrap();
+            let seen = lock.credentials().clone();
+            lock.release().await.unwrap();
+            seen
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!second.is_finished(), "{b}: the second locker must wait");
+        let v1 = first
+            .commit(vec![sealed("refreshToken", 7, b"rotated")])
+            .await
+            .unwrap();
+        assert_eq!(v1, v0 + 1, "{b}");
+        let seen = second.await.unwrap();
+        assert_eq!(seen.version, v1, "{b}");
+        assert_eq!(
+            seen.field("refreshToken").unwrap().ciphertext,
+            b"rotated".to_vec(),
+            "{b}"
+        );
+        assert!(seen.field("apiKey").is_some(), "{b}: other fields kept");
+        // Release writes nothing; a dropped guard rolls back and frees the lock.
+        let lock = s.lock_credentials("int_lock").await.unwrap().unwrap();
+        drop(lock);
+        let lock = s.lock_credentials("int_lock").await.unwrap().unwrap();
+        assert_eq!(lock.credentials().version, v1, "{b}");
+        lock.release().await.unwrap();
+    })
+    .await;
+}

@@ -47,6 +47,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::health::metrics))
+        .merge(routes::keap::public_routes())
 }
 
 /// The OpenAPI document of every route.

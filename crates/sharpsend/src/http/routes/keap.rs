@@ -1,11 +1,563 @@
 //! Keap endpoints (CONTRACT §4 and §7): test-connection, connect, and Keap's own reads and
 //! writes. Registered under the `authorize` middleware with every other `/api/` route.
 
-use utoipa_axum::router::OpenApiRouter;
+pub mod oauth;
+pub mod tokens;
+pub mod writes;
 
-use crate::state::AppState;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use connectors::keap::{ContactQuery, KeapCredential, KeapError, TokenSet};
+use domain::{Platform, Region, shapes::Contact, shapes::Integration};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    http::{
+        error::{ApiError, ApiResult},
+        extract::{ApiJson, ApiQuery, Scope},
+        openapi::{Envelope, ErrorBody},
+    },
+    integrations::{self, NewConnection},
+    state::AppState,
+};
 
 /// Keap's routes, with their OpenAPI operations.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(test_connection))
+        .routes(routes!(connect))
+        .routes(routes!(list_contacts))
+        .routes(routes!(oauth::authorize_url))
+        .routes(routes!(writes::upsert_subscribers))
+        .routes(routes!(list_campaigns))
+        .routes(routes!(list_segments))
+}
+
+/// Keap's public routes (outside `/api/`): the OAuth callback.
+pub fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(oauth::callback))
+}
+
+/// A Keap id given as a string or a number.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+pub enum KeapId {
+    Text(String),
+    Number(u64),
+}
+
+impl KeapId {
+    fn as_string(&self) -> String {
+        match self {
+            KeapId::Text(s) => s.trim().to_owned(),
+            KeapId::Number(n) => n.to_string(),
+        }
+    }
+}
+
+/// `POST /api/integrations/keap/test-connection`: an OAuth access token, or a PAT/SAK.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestConnectionBody {
+    /// An OAuth 2.0 access token (sent as `Authorization: Bearer`).
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// A Personal Access Token or Service Account Key (sent as `X-Keap-API-Key`).
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+/// What a successful test reports.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestConnectionResult {
+    pub platform: Platform,
+    pub ok: bool,
+    /// Keap has no regions: always `null`.
+    pub region: Option<Region>,
+    /// What Keap told us: `tenantId` (the app host), `userId`, `email`, `name`, `isAdmin`,
+    /// `authType` (`oauth` or `apiKey`).
+    #[schema(value_type = Object)]
+    pub account: Value,
+    pub latency_ms: u64,
+}
+
+fn nonempty(field: &str, value: Option<String>) -> ApiResult<Option<SecretString>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => {
+            Err(ApiError::validation(field, format!("`{field}` is empty.")))
+        }
+        Some(v) => Ok(Some(SecretString::from(v.trim().to_owned()))),
+    }
+}
+
+/// One credential from `accessToken` or `apiKey` (exactly one of them).
+fn one_credential(
+    access_token: Option<String>,
+    api_key: Option<String>,
+    client_id: Option<&str>,
+) -> ApiResult<KeapCredential> {
+    let hint_key = |t: &str| t.starts_with("KeapAK-");
+    match (access_token, api_key) {
+        (Some(_), Some(_)) => Err(ApiError::validation(
+            "apiKey",
+            "Send either `accessToken` (OAuth) or `apiKey` (a Personal Access Token or Service Account Key), not both.",
+        )),
+        (None, None) => Err(ApiError::validation(
+            "accessToken",
+            "Send `accessToken` (an OAuth access token) or `apiKey` (a Keap Personal Access Token or Service Account Key).",
+        )),
+        (Some(t), None) => {
+            if hint_key(t.trim()) {
+                return Err(ApiError::validation(
+                    "accessToken",
+                    "This looks like a Keap Personal Access Token or Service Account Key (`KeapAK-…`): send it as `apiKey`, not `accessToken`.",
+                ));
+            }
+            let t = nonempty("accessToken", Some(t))?.unwrap_or_else(|| SecretString::from(""));
+            Ok(KeapCredential::oauth(t, client_id))
+        }
+        (None, Some(k)) => {
+            let k = nonempty("apiKey", Some(k))?.unwrap_or_else(|| SecretString::from(""));
+            Ok(KeapCredential::api_key(k))
+        }
+    }
+}
+
+/// Tests Keap credentials: an OAuth access token or a Personal Access Token / Service Account
+/// Key. Calls Keap's userinfo and reports the user and the tenant (the app host).
+#[utoipa::path(post, path = "/api/integrations/keap/test-connection", tag = "keap",
+    security(("bearer" = [])),
+    request_body = TestConnectionBody,
+    responses(
+        (status = 200, body = Envelope<TestConnectionResult>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS: Keap rejected the token or key", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn test_connection(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TestConnectionBody>,
+) -> ApiResult<Envelope<TestConnectionResult>> {
+    let cred = one_credential(body.access_token, body.api_key, None)?;
+    let info = state
+        .connectors
+        .keap
+        .test_connection(&cred)
+        .await
+        .map_err(connectors::ConnectorError::from)?;
+    Ok(Envelope::ok(TestConnectionResult {
+        platform: Platform::Keap,
+        ok: true,
+        region: None,
+        account: info.account,
+        latency_ms: info.latency.as_millis() as u64,
+    }))
+}
+
+/// `config` of a Keap connect.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeapConfigBody {
+    /// The lead source new subscribers get (checked to exist).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub lead_source_id: Option<KeapId>,
+    /// Campaigns to work with (each checked to exist).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub campaign_ids: Vec<KeapId>,
+}
+
+/// `POST /api/integrations/keap/connect`: OAuth (client credentials and a token pair) or a
+/// PAT/SAK in `apiKey`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectBody {
+    pub publisher_id: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Seconds the access token stays valid (Keap's `expires_in`; 86,400 when absent).
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+    /// A Personal Access Token or Service Account Key, instead of the OAuth fields.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub config: Option<KeapConfigBody>,
+}
+
+/// Connects Keap: tests the credentials against Keap first (nothing is stored when they fail),
+/// checks `config.leadSourceId` and `config.campaignIds` exist, then stores the client secret and
+/// tokens sealed in the vault. Connecting again replaces credentials and config (`replaced`).
+#[utoipa::path(post, path = "/api/integrations/keap/connect", tag = "keap",
+    security(("bearer" = [])),
+    request_body = ConnectBody,
+    responses(
+        (status = 200, body = Envelope<Integration>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn connect(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<ConnectBody>,
+) -> ApiResult<Envelope<Integration>> {
+    let publisher = scope.publisher()?.clone();
+    let mut secrets: Vec<(&'static str, SecretString)> = Vec::new();
+    let cred = if body.api_key.is_some() {
+        for (field, present) in [
+            ("accessToken", body.access_token.is_some()),
+            ("refreshToken", body.refresh_token.is_some()),
+        ] {
+            if present {
+                return Err(ApiError::validation(
+                    field,
+                    format!(
+                        "Send either `apiKey` (a Personal Access Token or Service Account Key) or the OAuth fields, not `{field}` with it."
+                    ),
+                ));
+            }
+        }
+        let cred = one_credential(None, body.api_key.clone(), None)?;
+        if let Some(key) = nonempty("apiKey", body.api_key)? {
+            secrets.push((tokens::API_KEY, key));
+        }
+        cred
+    } else {
+        let client_id = nonempty("clientId", body.client_id)?.ok_or_else(|| {
+            ApiError::validation("clientId", "`clientId` is required: your Keap app's client id (Keap developer portal › My Apps). Or connect with `apiKey` (a PAT/SAK) instead.")
+        })?;
+        let client_secret = nonempty("clientSecret", body.client_secret)?.ok_or_else(|| {
+            ApiError::validation(
+                "clientSecret",
+                "`clientSecret` is required: your Keap app's client secret, needed to refresh tokens.",
+            )
+        })?;
+        let refresh_token = nonempty("refreshToken", body.refresh_token)?.ok_or_else(|| {
+            ApiError::validation(
+                "refreshToken",
+                "`refreshToken` is required with OAuth: Keap's access tokens last 24 hours.",
+            )
+        })?;
+        if body.access_token.is_none() {
+            return Err(ApiError::validation(
+                "accessToken",
+                "`accessToken` is required: the access token of the OAuth grant (or connect with `apiKey`).",
+            ));
+        }
+        if let Some(e) = body.expires_in
+            && e <= 0
+        {
+            return Err(ApiError::validation(
+                "expiresIn",
+                "`expiresIn` must be a positive number of seconds (Keap's `expires_in`).",
+            ));
+        }
+        use secrecy::ExposeSecret as _;
+        let cred = one_credential(
+            body.access_token.clone(),
+            None,
+            Some(client_id.expose_secret()),
+        )?;
+        let pair = TokenSet {
+            access_token: nonempty("accessToken", body.access_token)?
+                .unwrap_or_else(|| SecretString::from("")),
+            refresh_token,
+            expires_at: connectors::keap::expires_at(body.expires_in),
+            tenant: None,
+        };
+        secrets.push((tokens::CLIENT_ID, client_id));
+        secrets.push((tokens::CLIENT_SECRET, client_secret));
+        secrets.push((tokens::ACCESS_TOKEN, pair.access_token));
+        secrets.push((tokens::REFRESH_TOKEN, pair.refresh_token));
+        secrets.push((
+            tokens::EXPIRES_AT,
+            SecretString::from(
+                pair.expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+        ));
+        cred
+    };
+
+    let keap = &state.connectors.keap;
+    let err = |e: KeapError| ApiError::from(connectors::ConnectorError::from(e));
+    let info = keap.test_connection(&cred).await.map_err(err)?;
+    let config = body.config.unwrap_or_default();
+    let lead_source_id = config.lead_source_id.as_ref().map(KeapId::as_string);
+    if let Some(id) = &lead_source_id
+        && !keap.lead_source_exists(&cred, id).await.map_err(err)?
+    {
+        return Err(ApiError::validation(
+            "config.leadSourceId",
+            format!(
+                "Keap has no lead source {id}: pick one from Keap's Settings › Lead Sources (or leave leadSourceId out)."
+            ),
+        ));
+    }
+    let mut campaign_ids = Vec::with_capacity(config.campaign_ids.len());
+    for (i, id) in config.campaign_ids.iter().enumerate() {
+        let id = id.as_string();
+        if !keap.campaign_exists(&cred, &id).await.map_err(err)? {
+            return Err(ApiError::validation(
+                format!("config.campaignIds[{i}]"),
+                format!("Keap has no campaign {id} in this account."),
+            ));
+        }
+        campaign_ids.push(id);
+    }
+    let auth_type = info.account.get("authType").cloned().unwrap_or(Value::Null);
+    let tenant = info.account.get("tenantId").cloned().unwrap_or(Value::Null);
+    let integration = integrations::connect(
+        &state,
+        NewConnection {
+            publisher,
+            platform: Platform::Keap,
+            region: None,
+            config: json!({
+                "leadSourceId": lead_source_id,
+                "campaignIds": campaign_ids,
+                "tenantId": tenant,
+                "authType": auth_type,
+            }),
+            secrets,
+        },
+    )
+    .await?;
+    Ok(Envelope::ok(integration))
+}
+
+/// `GET …/keap/{publisherId}/contacts` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactsQuery {
+    /// 1–1000, default 50.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+    /// Exact email.
+    pub email: Option<String>,
+    /// RFC 3339: contacts updated at or after this time.
+    pub since: Option<String>,
+}
+
+/// A page of Keap contacts.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactList {
+    pub contacts: Vec<Contact>,
+    /// Keap's total of contacts matching the query (not only this page).
+    pub count: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Lists the publisher's Keap CRM contacts (REST v1), newest query each call: primary email,
+/// names, phone, tag ids, dates (Keap's `+0000` offsets as RFC 3339 UTC), ids as strings.
+#[utoipa::path(get, path = "/api/integrations/keap/{publisherId}/contacts", tag = "keap",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), ContactsQuery),
+    responses(
+        (status = 200, body = Envelope<ContactList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS (reconnect needed)", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_contacts(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<ContactsQuery>,
+) -> ApiResult<Envelope<ContactList>> {
+    let publisher = scope.publisher()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "`limit` must be between 1 and 1000.",
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::validation(
+            "offset",
+            "`offset` must be 0 or more.",
+        ));
+    }
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|_| {
+                    ApiError::validation(
+                        "since",
+                        "`since` must be an RFC 3339 time, e.g. 2026-01-31T00:00:00Z.",
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
+    let query = ContactQuery {
+        limit: limit as u32,
+        offset: offset as u64,
+        email: q.email.filter(|e| !e.trim().is_empty()),
+        since,
+    };
+    let mut session = tokens::session(&state, publisher).await?;
+    let keap = state.connectors.keap.clone();
+    let page = tokens::call(&state, &mut session, |cred| {
+        let keap = keap.clone();
+        let query = query.clone();
+        async move { keap.list_contacts(&cred, &query).await }
+    })
+    .await?;
+    Ok(Envelope::ok(ContactList {
+        contacts: page.contacts,
+        count: page.count,
+        limit: query.limit,
+        offset: query.offset,
+    }))
+}
+
+/// `GET …/{publisherId}/keap/campaigns` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CampaignsQuery {
+    /// 1–1000, default 100.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}
+
+/// A page of Keap campaigns.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CampaignList {
+    pub campaigns: Vec<domain::shapes::Campaign>,
+    /// Keap's total of campaigns.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Lists the publisher's Keap campaigns (Campaign Builder; REST v1): `published` or `draft`.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/keap/campaigns", tag = "keap",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), CampaignsQuery),
+    responses(
+        (status = 200, body = Envelope<CampaignList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_campaigns(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<CampaignsQuery>,
+) -> ApiResult<Envelope<CampaignList>> {
+    let publisher = scope.publisher()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "`limit` must be between 1 and 1000.",
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::validation(
+            "offset",
+            "`offset` must be 0 or more.",
+        ));
+    }
+    let (limit, offset) = (limit as u32, offset as u64);
+    let mut session = tokens::session(&state, publisher).await?;
+    let keap = state.connectors.keap.clone();
+    let (campaigns, total) = tokens::call(&state, &mut session, |cred| {
+        let keap = keap.clone();
+        async move { keap.list_campaigns(&cred, limit, offset).await }
+    })
+    .await?;
+    Ok(Envelope::ok(CampaignList {
+        campaigns,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// A page of Keap tags (Keap's segments).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SegmentList {
+    /// `{id, name, description, category, platform}`.
+    #[schema(value_type = Vec<Object>)]
+    pub segments: Vec<Value>,
+    /// Keap's total of tags.
+    pub total: u64,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Lists the publisher's Keap tags, Keap's way of segmenting contacts (REST v1 `/tags`).
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/keap/segments", tag = "keap",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), CampaignsQuery),
+    responses(
+        (status = 200, body = Envelope<SegmentList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_segments(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<CampaignsQuery>,
+) -> ApiResult<Envelope<SegmentList>> {
+    let publisher = scope.publisher()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "`limit` must be between 1 and 1000.",
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::validation(
+            "offset",
+            "`offset` must be 0 or more.",
+        ));
+    }
+    let (limit, offset) = (limit as u32, offset as u64);
+    let mut session = tokens::session(&state, publisher).await?;
+    let keap = state.connectors.keap.clone();
+    let (segments, total) = tokens::call(&state, &mut session, |cred| {
+        let keap = keap.clone();
+        async move { keap.list_tags(&cred, limit, offset).await }
+    })
+    .await?;
+    Ok(Envelope::ok(SegmentList {
+        segments,
+        total,
+        limit,
+        offset,
+    }))
 }
