@@ -29,7 +29,9 @@ use crate::{
 
 pub use check::{ApiCheck, ConnectionReport};
 pub use reads::{CampaignFilter, NEWSLETTER_PAGE, Person, Segment};
-pub use writes::{ItemFailure, LimitError, PersonId, PersonUpsert, check_person};
+pub use writes::{
+    ItemFailure, LimitError, PersonId, PersonUpsert, TrackEvent, check_event, check_person,
+};
 
 /// Endpoint classes with their own budget.
 pub(crate) mod class {

@@ -299,6 +299,133 @@ impl CustomerioConnector {
     }
 }
 
+/// Event names: at most 100 bytes.
+pub const MAX_EVENT_NAME_BYTES: usize = 100;
+/// Event data: at most 100,000 bytes.
+pub const MAX_EVENT_DATA_BYTES: usize = 100_000;
+
+/// An event to track.
+#[derive(Clone, Debug)]
+pub struct TrackEvent {
+    pub name: String,
+    /// `None`: an anonymous event.
+    pub person: Option<PersonId>,
+    pub data: Map<String, Value>,
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Checks the event against Customer.io's limits (name ≤100 bytes, data ≤100,000 bytes).
+pub fn check_event(e: &TrackEvent) -> Result<(), LimitError> {
+    let name = e.name.trim();
+    if name.is_empty() || name.len() > MAX_EVENT_NAME_BYTES {
+        return Err(LimitError {
+            field: "name".into(),
+            message: format!(
+                "The event name must be 1–{MAX_EVENT_NAME_BYTES} bytes (Customer.io's limit)."
+            ),
+        });
+    }
+    let size = Value::Object(e.data.clone()).to_string().len();
+    if size > MAX_EVENT_DATA_BYTES {
+        return Err(LimitError {
+            field: "data".into(),
+            message: format!(
+                "Event data is {size} bytes; Customer.io takes at most {MAX_EVENT_DATA_BYTES}."
+            ),
+        });
+    }
+    if let Some(p) = &e.person
+        && (p.value().is_empty() || p.value().len() > MAX_ID_BYTES)
+    {
+        return Err(LimitError {
+            field: p.key().into(),
+            message: format!(
+                "The identifier must be 1–{MAX_ID_BYTES} bytes (Customer.io's limit)."
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl CustomerioConnector {
+    /// Tracks an event: through Data Pipelines (`/v1/track`) when a `cdpApiKey` is stored and the
+    /// person has a user id, else through the Track API (`/api/v1/customers/{id}/events`, or
+    /// `/api/v1/events` for an anonymous event). Answers which API took it.
+    pub async fn track_event(
+        &self,
+        creds: &Credentials,
+        event: &TrackEvent,
+    ) -> Result<Api, ConnectorError> {
+        if let (Some(cdp), Some(PersonId::Id(user))) = (&creds.cdp_api_key, &event.person) {
+            let digest = budget_key(cdp);
+            let url = self.url(Api::Cdp, creds.region, "/v1/track");
+            let mut body =
+                json!({"userId": user, "event": event.name.trim(), "properties": event.data});
+            if let Some(t) = event.timestamp {
+                body["timestamp"] = json!(t.to_rfc3339());
+            }
+            let answer = self
+                .client
+                .send(
+                    Call {
+                        operation: "cdp_track",
+                        class: class::CDP,
+                        budget_key: &digest,
+                        idempotent: false,
+                    },
+                    |http| {
+                        http.post(&url)
+                            .basic_auth(cdp.expose_secret(), Some(""))
+                            .header("X-Strict-Mode", "1")
+                            .json(&body)
+                    },
+                )
+                .await?;
+            return if answer.is_success() {
+                Ok(Api::Cdp)
+            } else {
+                Err(errors::map_answer(Api::Cdp, "tracking an event", &answer))
+            };
+        }
+        let key = creds.track_key();
+        let digest = budget_key(key);
+        let mut body = json!({"name": event.name.trim(), "data": event.data});
+        if let Some(t) = event.timestamp {
+            body["timestamp"] = json!(t.timestamp());
+        }
+        let path = match &event.person {
+            Some(p) => {
+                let seg: String =
+                    url::form_urlencoded::byte_serialize(p.value().as_bytes()).collect();
+                format!("/api/v1/customers/{}/events", seg.replace('+', "%20"))
+            }
+            None => "/api/v1/events".to_owned(),
+        };
+        let url = self.url(Api::Track, creds.region, &path);
+        let answer = self
+            .client
+            .send(
+                Call {
+                    operation: "track_event",
+                    class: class::TRACK,
+                    budget_key: &digest,
+                    idempotent: false,
+                },
+                |http| {
+                    http.post(&url)
+                        .basic_auth(&creds.site_id, Some(key.expose_secret()))
+                        .json(&body)
+                },
+            )
+            .await?;
+        if answer.is_success() {
+            Ok(Api::Track)
+        } else {
+            Err(errors::map_answer(Api::Track, "tracking an event", &answer))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -839,3 +839,75 @@ async fn many_subscribers_go_through_v2_batch_with_207_mapped_per_item() {
     a.expect_error(400, "VALIDATION_ERROR");
     assert_eq!(a.field(), "subscribers");
 }
+
+#[tokio::test]
+async fn events_go_through_track_or_pipelines_within_limits() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = sim(&sandbox);
+    let key = connected(&app, "pub-cio").await;
+    let events = "/api/integrations/pub-cio/customerio/events";
+    // By email: Track.
+    let a = app
+        .call(
+            Method::POST,
+            events,
+            Some(&key),
+            Some(
+                json!({"name": "article_read", "email": "reader@example.com",
+                          "data": {"slug": "hello"}, "timestamp": "2026-01-02T03:04:05Z"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        *a.expect_ok(200),
+        json!({"platform": "customerio", "status": "accepted", "api": "track"})
+    );
+    let sent = sim
+        .requests(Some("/api/v1/customers/reader%40example.com/events"))
+        .await
+        .unwrap();
+    let sent = sent.last().expect("the Track event call");
+    assert_eq!(sent.json()["name"], "article_read");
+    assert_eq!(sent.json()["timestamp"], 1_767_323_045);
+    // Anonymous: Track's anonymous endpoint.
+    let a = app
+        .call(
+            Method::POST,
+            events,
+            Some(&key),
+            Some(json!({"name": "page_view"})),
+        )
+        .await;
+    assert_eq!(a.expect_ok(200)["api"], "track");
+    assert_eq!(sim.requests(Some("/api/v1/events")).await.unwrap().len(), 1);
+    // By user id with a stored cdpApiKey: Data Pipelines, strict mode.
+    let a = app
+        .call(
+            Method::POST,
+            events,
+            Some(&key),
+            Some(json!({"name": "subscribed", "userId": "100001"})),
+        )
+        .await;
+    assert_eq!(a.expect_ok(200)["api"], "cdp");
+    let cdp = sim.requests(Some("/v1/track")).await.unwrap();
+    assert_eq!(cdp.last().unwrap().json()["event"], "subscribed");
+    assert_eq!(cdp.last().unwrap().status, Some(200));
+    // Limits, before any call.
+    let before = sim.requests(None).await.unwrap().len();
+    for (body, field) in [
+        (json!({"name": "x".repeat(101)}), "name"),
+        (json!({"name": " "}), "name"),
+        (
+            json!({"name": "big", "data": {"blob": "y".repeat(100_001)}}),
+            "data",
+        ),
+        (json!({"name": "t", "timestamp": "yesterday"}), "timestamp"),
+    ] {
+        let a = app.call(Method::POST, events, Some(&key), Some(body)).await;
+        a.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(a.field(), field);
+    }
+    assert_eq!(sim.requests(None).await.unwrap().len(), before);
+}

@@ -6,7 +6,8 @@ use std::{collections::BTreeSet, time::Instant};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use connectors::customerio::{
-    CampaignFilter, ConnectionReport, Credentials, PersonId, PersonUpsert, Segment, check_person,
+    Api, CampaignFilter, ConnectionReport, Credentials, PersonId, PersonUpsert, Segment,
+    TrackEvent, check_event, check_person,
 };
 use domain::{ErrorCode, Platform, Region, shapes::Campaign, shapes::Contact, shapes::Integration};
 use secrecy::SecretString;
@@ -35,6 +36,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_newsletters))
         .routes(routes!(list_contacts))
         .routes(routes!(upsert_subscribers))
+        .routes(routes!(track_event))
 }
 
 const PLATFORM: Platform = Platform::Customerio;
@@ -888,4 +890,85 @@ pub async fn upsert_subscribers(
         status: "upserted",
     })
     .into_response())
+}
+
+/// An event to track (`POST …/customerio/events`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventInput {
+    /// ≤100 bytes.
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// ≤100,000 bytes as JSON.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Map<String, Value>>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventAccepted {
+    pub platform: Platform,
+    pub status: &'static str,
+    /// `track` or `cdp`: the API that took the event.
+    pub api: &'static str,
+}
+
+/// Tracks an event for a person (`userId`, else `email`) or, with neither, an anonymous event.
+/// Goes through Data Pipelines when a `cdpApiKey` is stored and a `userId` is given, else the
+/// Track API. Customer.io's limits (name ≤100 bytes, data ≤100,000 bytes) are checked first.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/customerio/events", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    request_body = EventInput,
+    responses(
+        (status = 200, body = Envelope<EventAccepted>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn track_event(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(input): ApiJson<EventInput>,
+) -> ApiResult<Envelope<EventAccepted>> {
+    let person = match (non_empty(input.user_id), non_empty(input.email)) {
+        (Some(id), _) => Some(PersonId::Id(id)),
+        (None, Some(e)) => Some(PersonId::Email(e)),
+        (None, None) => None,
+    };
+    let event = TrackEvent {
+        name: input.name,
+        person,
+        data: input.data.unwrap_or_default(),
+        timestamp: input.timestamp,
+    };
+    check_event(&event).map_err(|e| {
+        let field = match e.field.as_str() {
+            "id" => "userId".to_owned(),
+            other => other.to_owned(),
+        };
+        ApiError::validation(field, e.message)
+    })?;
+    let creds = stored_credentials(&state, &scope).await?;
+    let api = state
+        .connectors
+        .customerio
+        .track_event(&creds, &event)
+        .await?;
+    Ok(Envelope::ok(EventAccepted {
+        platform: PLATFORM,
+        status: "accepted",
+        api: match api {
+            Api::Cdp => "cdp",
+            _ => "track",
+        },
+    }))
 }
