@@ -30,7 +30,8 @@ use crate::{
 pub use check::{ApiCheck, ConnectionReport};
 pub use reads::{CampaignFilter, NEWSLETTER_PAGE, Person, Segment};
 pub use writes::{
-    ItemFailure, LimitError, PersonId, PersonUpsert, TrackEvent, check_event, check_person,
+    ItemFailure, LimitError, PersonId, PersonUpsert, TrackEvent, Transactional, check_event,
+    check_person,
 };
 
 /// Endpoint classes with their own budget.

@@ -911,3 +911,88 @@ async fn events_go_through_track_or_pipelines_within_limits() {
     }
     assert_eq!(sim.requests(None).await.unwrap().len(), before);
 }
+
+#[tokio::test]
+async fn transactional_messages_are_sent_per_channel() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = sim(&sandbox);
+    let key = connected(&app, "pub-cio").await;
+    let messages = "/api/integrations/pub-cio/customerio/messages";
+    let a = app
+        .call(
+            Method::POST,
+            messages,
+            Some(&key),
+            Some(json!({"channel": "email", "campaignId": "1",
+                          "to": {"email": "reader@example.com"}, "data": {"name": "Ada"}})),
+        )
+        .await;
+    let data = a.expect_ok(200);
+    assert_eq!(data["status"], "queued");
+    assert_eq!(data["channel"], "email");
+    assert!(!data["messageId"].as_str().unwrap().is_empty());
+    let sent = sim.requests(Some("/v1/send/email")).await.unwrap();
+    let body = sent.last().unwrap().json();
+    assert_eq!(body["transactional_message_id"], 1);
+    assert_eq!(body["message_data"]["name"], "Ada");
+    assert_eq!(body["identifiers"]["email"], "reader@example.com");
+
+    let a = app
+        .call(
+            Method::POST,
+            messages,
+            Some(&key),
+            Some(json!({"channel": "sms", "campaignId": "login_code",
+                          "to": {"userId": "100001", "phone": "+15551234567"}})),
+        )
+        .await;
+    assert_eq!(a.expect_ok(200)["channel"], "sms");
+    let a = app
+        .call(
+            Method::POST,
+            messages,
+            Some(&key),
+            Some(json!({"channel": "push", "campaignId": "5", "to": {"userId": "100001"}})),
+        )
+        .await;
+    assert_eq!(a.expect_ok(200)["channel"], "push");
+
+    // An unknown message is Customer.io's 404, named.
+    let a = app
+        .call(
+            Method::POST,
+            messages,
+            Some(&key),
+            Some(
+                json!({"channel": "email", "campaignId": "999", "to": {"email": "r@example.com"}}),
+            ),
+        )
+        .await;
+    a.expect_error(404, "NOT_FOUND");
+
+    for (body, field) in [
+        (
+            json!({"channel": "fax", "campaignId": "1", "to": {"email": "r@example.com"}}),
+            "channel",
+        ),
+        (
+            json!({"channel": "email", "to": {"email": "r@example.com"}}),
+            "campaignId",
+        ),
+        (
+            json!({"channel": "sms", "campaignId": "4", "to": {"userId": "1", "phone": "555"}}),
+            "to.phone",
+        ),
+        (
+            json!({"channel": "push", "campaignId": "5", "to": {}}),
+            "to.userId",
+        ),
+    ] {
+        let a = app
+            .call(Method::POST, messages, Some(&key), Some(body))
+            .await;
+        a.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(a.field(), field);
+    }
+}

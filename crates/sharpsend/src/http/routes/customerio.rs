@@ -7,7 +7,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use connectors::customerio::{
     Api, CampaignFilter, ConnectionReport, Credentials, PersonId, PersonUpsert, Segment,
-    TrackEvent, check_event, check_person,
+    TrackEvent, Transactional, check_event, check_person,
 };
 use domain::{ErrorCode, Platform, Region, shapes::Campaign, shapes::Contact, shapes::Integration};
 use secrecy::SecretString;
@@ -37,6 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_contacts))
         .routes(routes!(upsert_subscribers))
         .routes(routes!(track_event))
+        .routes(routes!(send_message))
 }
 
 const PLATFORM: Platform = Platform::Customerio;
@@ -970,5 +971,149 @@ pub async fn track_event(
             Api::Cdp => "cdp",
             _ => "track",
         },
+    }))
+}
+
+/// The recipient of a message.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// E.164, for SMS.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// One message to send (`POST …/customerio/messages`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageInput {
+    /// `email`, `sms`, `push` or `in_app`.
+    pub channel: String,
+    /// The transactional message's id (or trigger name) in Customer.io; required.
+    #[serde(default)]
+    pub campaign_id: Option<String>,
+    pub to: Recipient,
+    /// Liquid data for the message (`message_data`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Map<String, Value>>,
+    /// RFC 3339, at most 90 days ahead.
+    #[serde(default)]
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageQueued {
+    pub platform: Platform,
+    pub channel: String,
+    pub message_id: String,
+    pub status: &'static str,
+}
+
+/// Sends one transactional message (email, SMS, push or in-app) through `/v1/send/{channel}`:
+/// `campaignId` is the transactional message's id or trigger name, `to.userId` (or `to.email`)
+/// the person; `to.email` is the address for email, `to.phone` (E.164) for SMS.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/customerio/messages", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    request_body = MessageInput,
+    responses(
+        (status = 200, body = Envelope<MessageQueued>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND, or NOT_FOUND: no such transactional message", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(input): ApiJson<MessageInput>,
+) -> ApiResult<Envelope<MessageQueued>> {
+    let channel: &'static str = match input.channel.as_str() {
+        "email" => "email",
+        "sms" => "sms",
+        "push" => "push",
+        "in_app" => "in_app",
+        other => {
+            return Err(ApiError::validation(
+                "channel",
+                format!("Unknown channel '{other}': use email, sms, push or in_app."),
+            ));
+        }
+    };
+    let Some(message_id) = non_empty(input.campaign_id) else {
+        return Err(ApiError::validation(
+            "campaignId",
+            "Give campaignId: the id or trigger name of a Customer.io transactional message.",
+        ));
+    };
+    let email = non_empty(input.to.email);
+    let person = match (non_empty(input.to.user_id), &email) {
+        (Some(id), _) => PersonId::Id(id),
+        (None, Some(e)) => PersonId::Email(e.clone()),
+        (None, None) => {
+            return Err(ApiError::validation(
+                "to.userId",
+                "Give to.userId or to.email: the person the message is for.",
+            ));
+        }
+    };
+    let to = match channel {
+        "email" => {
+            Some(email.ok_or_else(|| {
+                ApiError::validation("to.email", "An email message needs to.email.")
+            })?)
+        }
+        "sms" => {
+            let phone = non_empty(input.to.phone).ok_or_else(|| {
+                ApiError::validation("to.phone", "An SMS needs to.phone (E.164, +15551234567).")
+            })?;
+            let digits = phone.strip_prefix('+').unwrap_or("");
+            if digits.is_empty() || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit())
+            {
+                return Err(ApiError::validation(
+                    "to.phone",
+                    format!("`{phone}` is not an E.164 number (+ then up to 15 digits)."),
+                ));
+            }
+            Some(phone)
+        }
+        _ => None,
+    };
+    if let Some(at) = input.send_at
+        && at > Utc::now() + chrono::Duration::days(90)
+    {
+        return Err(ApiError::validation(
+            "sendAt",
+            "Customer.io schedules at most 90 days ahead.",
+        ));
+    }
+    let creds = stored_credentials(&state, &scope).await?;
+    let delivery = state
+        .connectors
+        .customerio
+        .send_transactional(
+            &creds,
+            &Transactional {
+                channel,
+                message_id,
+                person,
+                to,
+                data: input.data.unwrap_or_default(),
+                send_at: input.send_at,
+            },
+        )
+        .await?;
+    Ok(Envelope::ok(MessageQueued {
+        platform: PLATFORM,
+        channel: channel.to_owned(),
+        message_id: delivery,
+        status: "queued",
     }))
 }
