@@ -1,11 +1,1119 @@
 //! Customer.io endpoints (CONTRACT §4 and §7): test-connection, connect, and Customer.io's own reads and
 //! writes. Registered under the `authorize` middleware with every other `/api/` route.
 
-use utoipa_axum::router::OpenApiRouter;
+use std::{collections::BTreeSet, time::Instant};
 
-use crate::state::AppState;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use connectors::customerio::{
+    Api, CampaignFilter, ConnectionReport, Credentials, PersonId, PersonUpsert, Segment,
+    TrackEvent, Transactional, check_event, check_person,
+};
+use domain::{ErrorCode, Platform, Region, shapes::Campaign, shapes::Contact, shapes::Integration};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    http::{
+        error::{ApiError, ApiResult},
+        extract::{ApiJson, ApiQuery, Scope},
+        openapi::{Envelope, ErrorBody},
+    },
+    integrations::{self, NewConnection},
+    state::AppState,
+};
 
 /// Customer.io's routes, with their OpenAPI operations.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(test_connection))
+        .routes(routes!(connect))
+        .routes(routes!(list_campaigns))
+        .routes(routes!(list_segments))
+        .routes(routes!(list_broadcasts))
+        .routes(routes!(list_newsletters))
+        .routes(routes!(list_contacts))
+        .routes(routes!(upsert_subscribers))
+        .routes(routes!(track_event))
+        .routes(routes!(send_message))
+}
+
+const PLATFORM: Platform = Platform::Customerio;
+
+/// `POST /api/integrations/customerio/test-connection`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestConnectionBody {
+    /// The workspace's Site ID (Track API user name).
+    pub site_id: String,
+    /// The App API key (bearer).
+    pub api_key: String,
+    /// `us` (default) or `eu`.
+    #[serde(default)]
+    pub region: Option<Region>,
+    /// The Tracking API key paired with the Site ID; when absent, `apiKey` is tried as the Track key.
+    #[serde(default)]
+    pub tracking_key: Option<String>,
+    /// A Data Pipelines source API key.
+    #[serde(default)]
+    pub cdp_api_key: Option<String>,
+}
+
+/// Non-secret settings of a Customer.io integration.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerioConfig {
+    /// Segments to sync members of; each must exist in the workspace.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub segment_ids: Vec<Value>,
+    /// Campaigns (journeys) to follow; each must exist in the workspace.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub journey_ids: Vec<Value>,
+}
+
+/// `POST /api/integrations/customerio/connect`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectBody {
+    /// Checked against the token by the `authorize` middleware; the handler reads the scope.
+    #[allow(dead_code)]
+    pub publisher_id: String,
+    pub site_id: String,
+    /// The App API key (bearer).
+    pub api_key: String,
+    /// `us` (default) or `eu`.
+    #[serde(default)]
+    pub region: Option<Region>,
+    /// The Tracking API key paired with the Site ID.
+    pub tracking_key: String,
+    #[serde(default)]
+    pub cdp_api_key: Option<String>,
+    /// The reporting webhooks' signing key (Settings → Reporting Webhooks).
+    #[serde(default)]
+    pub webhook_signing_key: Option<String>,
+    #[serde(default)]
+    pub config: CustomerioConfig,
+}
+
+/// What a test-connection answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionTest {
+    pub platform: Platform,
+    pub ok: bool,
+    pub region: Region,
+    /// `siteId`, `workspaceId`, `workspaceName`, `apis: {track, app, cdp}` (which APIs accepted
+    /// the keys; `cdp` is null when no `cdpApiKey` was given) and `notes`.
+    #[schema(value_type = Object)]
+    pub account: Value,
+    pub latency_ms: u64,
+}
+
+fn required(field: &str, value: &str) -> Result<SecretString, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::validation(
+            field,
+            format!("`{field}` must not be empty."),
+        ));
+    }
+    if v.chars().any(char::is_whitespace) || v.len() > 512 {
+        return Err(ApiError::validation(
+            field,
+            format!("`{field}` is not a Customer.io key or id: it holds spaces or is too long."),
+        ));
+    }
+    Ok(SecretString::from(v.to_owned()))
+}
+
+fn optional(field: &str, value: Option<&String>) -> Result<Option<SecretString>, ApiError> {
+    value.map(|v| required(field, v)).transpose()
+}
+
+fn site_id(value: &str) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::validation(
+            "siteId",
+            "`siteId` must be the workspace's Site ID: letters and digits, as shown under Settings → Workspace Settings → API and webhook credentials.",
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn report_json(report: &ConnectionReport) -> Result<Value, ApiError> {
+    serde_json::to_value(report).map_err(ApiError::internal)
+}
+
+/// Tests Customer.io keys against the Track, App and Data Pipelines APIs without storing them.
+///
+/// `account.apis` says which APIs accepted the keys. A key of the wrong kind (an App key given as
+/// the Track key, a Track key as the App key, …) or valid only in the other region answers
+/// `INVALID_CREDENTIALS` with a message that says which and what to do.
+#[utoipa::path(post, path = "/api/integrations/customerio/test-connection", tag = "customerio",
+    security(("bearer" = [])),
+    request_body = TestConnectionBody,
+    responses(
+        (status = 200, body = Envelope<ConnectionTest>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS: which key was rejected and why", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn test_connection(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TestConnectionBody>,
+) -> ApiResult<Envelope<ConnectionTest>> {
+    let creds = Credentials {
+        region: body.region.unwrap_or_default(),
+        site_id: site_id(&body.site_id)?,
+        api_key: required("apiKey", &body.api_key)?,
+        tracking_key: optional("trackingKey", body.tracking_key.as_ref())?,
+        cdp_api_key: optional("cdpApiKey", body.cdp_api_key.as_ref())?,
+    };
+    let started = Instant::now();
+    let report = state.connectors.customerio.test_connection(&creds).await?;
+    Ok(Envelope::ok(ConnectionTest {
+        platform: PLATFORM,
+        ok: true,
+        region: creds.region,
+        account: report_json(&report)?,
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }))
+}
+
+/// Ids as strings: Customer.io's ids are numbers, the contract's strings; both are accepted.
+fn ids(field: &str, values: &[Value]) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
+        let id = match v {
+            Value::String(s) if !s.trim().is_empty() => s.trim().to_owned(),
+            Value::Number(n) if n.is_u64() => n.to_string(),
+            _ => {
+                return Err(ApiError::validation(
+                    format!("{field}[{i}]"),
+                    format!(
+                        "`{field}[{i}]` must be a Customer.io id (a string or a positive integer)."
+                    ),
+                ));
+            }
+        };
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+fn missing(wanted: &[String], present: &BTreeSet<String>) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|id| !present.contains(*id))
+        .cloned()
+        .collect()
+}
+
+/// Connects Customer.io for a publisher: tests the keys first (nothing is stored when they
+/// fail), checks that `config.segmentIds` and `config.journeyIds` exist in the workspace, then
+/// stores the keys in the vault. Connecting again replaces the keys and config (`replaced`).
+#[utoipa::path(post, path = "/api/integrations/customerio/connect", tag = "customerio",
+    security(("bearer" = [])),
+    request_body = ConnectBody,
+    responses(
+        (status = 200, body = Envelope<Integration>),
+        (status = 400, description = "VALIDATION_ERROR (a missing field, or segment/journey ids the workspace does not have: `details.missingIds`)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn connect(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<ConnectBody>,
+) -> ApiResult<Envelope<Integration>> {
+    let publisher = scope.publisher()?.clone();
+    let creds = Credentials {
+        region: body.region.unwrap_or_default(),
+        site_id: site_id(&body.site_id)?,
+        api_key: required("apiKey", &body.api_key)?,
+        tracking_key: Some(required("trackingKey", &body.tracking_key)?),
+        cdp_api_key: optional("cdpApiKey", body.cdp_api_key.as_ref())?,
+    };
+    let signing_key = optional("webhookSigningKey", body.webhook_signing_key.as_ref())?;
+    let segment_ids = ids("config.segmentIds", &body.config.segment_ids)?;
+    let journey_ids = ids("config.journeyIds", &body.config.journey_ids)?;
+
+    let connector = &state.connectors.customerio;
+    let report = connector.test_connection(&creds).await?;
+
+    let mut problems = Vec::new();
+    if !segment_ids.is_empty() {
+        let present: BTreeSet<String> = connector
+            .list_segments(&creds)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let absent = missing(&segment_ids, &present);
+        if !absent.is_empty() {
+            problems.push(("config.segmentIds", "segments", absent));
+        }
+    }
+    if !journey_ids.is_empty() {
+        let present: BTreeSet<String> = connector
+            .list_campaigns(&creds, &CampaignFilter::default())
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let absent = missing(&journey_ids, &present);
+        if !absent.is_empty() {
+            problems.push(("config.journeyIds", "campaigns (journeys)", absent));
+        }
+    }
+    if let Some((field, _, absent)) = problems.first() {
+        let sentence = problems
+            .iter()
+            .map(|(f, what, ids)| {
+                format!(
+                    "`{f}`: the workspace has no {what} with id {}.",
+                    ids.join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(ApiError::validation(
+            *field,
+            format!("{sentence} Nothing was stored; list them with GET /api/integrations/{publisher}/customerio/segments and …/campaigns."),
+        )
+        .detail("missingIds", absent.clone()));
+    }
+
+    let mut secrets = vec![("apiKey", creds.api_key)];
+    if let Some(k) = creds.tracking_key {
+        secrets.push(("trackingKey", k));
+    }
+    if let Some(k) = creds.cdp_api_key {
+        secrets.push(("cdpApiKey", k));
+    }
+    if let Some(k) = signing_key {
+        secrets.push(("webhookSigningKey", k));
+    }
+    let mut config = json!({
+        "siteId": creds.site_id,
+        "segmentIds": segment_ids,
+        "journeyIds": journey_ids,
+    });
+    if let Some(id) = report.workspace_id {
+        config["workspaceId"] = json!(id.to_string());
+    }
+    let integration = integrations::connect(
+        &state,
+        NewConnection {
+            publisher,
+            platform: PLATFORM,
+            region: Some(creds.region),
+            config,
+            secrets,
+        },
+    )
+    .await?;
+    Ok(Envelope::ok(integration))
+}
+
+/// The stored credentials of a publisher's Customer.io integration.
+async fn stored_credentials(state: &AppState, scope: &Scope) -> Result<Credentials, ApiError> {
+    let publisher = scope.publisher()?;
+    let record = state
+        .store
+        .get_integration(publisher, PLATFORM)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::IntegrationNotFound,
+                format!(
+                    "Publisher '{publisher}' has no Customer.io integration: connect one with POST /api/integrations/customerio/connect."
+                ),
+            )
+        })?;
+    let mut secrets = integrations::open_secrets(state, &record).await?;
+    let api_key = secrets
+        .remove("apiKey")
+        .ok_or_else(|| ApiError::internal("customerio integration without apiKey"))?;
+    let site_id = record
+        .config
+        .get("siteId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Credentials {
+        region: record.region.unwrap_or_default(),
+        site_id,
+        api_key,
+        tracking_key: secrets.remove("trackingKey"),
+        cdp_api_key: secrets.remove("cdpApiKey"),
+    })
+}
+
+/// Paging of a list we hold whole.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// 1–1000, default 100.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Default 0.
+    #[serde(default)]
+    pub offset: Option<u64>,
+}
+
+fn page<T>(
+    items: Vec<T>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+) -> Result<(Vec<T>, usize, u32, u64), ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "`limit` must be between 1 and 1000.",
+        ));
+    }
+    let offset = offset.unwrap_or(0);
+    let total = items.len();
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(limit).unwrap_or(1000);
+    Ok((
+        items.into_iter().skip(skip).take(take).collect(),
+        total,
+        limit,
+        offset,
+    ))
+}
+
+/// Query of the campaigns list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct CampaignQuery {
+    /// 1–1000, default 100.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Default 0.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// `running`, `draft` or `stopped`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Only active (`true`) or inactive (`false`) campaigns.
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// The trigger type: `segment`, `event`, `date`, `form`, …
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CampaignList {
+    pub campaigns: Vec<Campaign>,
+    pub total: usize,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A publisher's Customer.io campaigns (journeys), filtered by `state`, `active` and `type`,
+/// with times in RFC 3339.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/customerio/campaigns", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), CampaignQuery),
+    responses(
+        (status = 200, body = Envelope<CampaignList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_campaigns(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<CampaignQuery>,
+) -> ApiResult<Envelope<CampaignList>> {
+    if let Some(s) = &q.state
+        && !matches!(s.as_str(), "running" | "draft" | "stopped")
+    {
+        return Err(ApiError::validation(
+            "state",
+            format!("Unknown campaign state '{s}': use running, draft or stopped."),
+        ));
+    }
+    // Validate paging before any upstream call.
+    page(Vec::<()>::new(), q.limit, q.offset)?;
+    let creds = stored_credentials(&state, &scope).await?;
+    let filter = CampaignFilter {
+        state: q.state,
+        active: q.active,
+        kind: q.kind,
+    };
+    let all = state
+        .connectors
+        .customerio
+        .list_campaigns(&creds, &filter)
+        .await?;
+    let (campaigns, total, limit, offset) = page(all, q.limit, q.offset)?;
+    Ok(Envelope::ok(CampaignList {
+        campaigns,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// A Customer.io segment.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentView {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `dynamic` or `manual`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `finished`, `build`, `events`, …
+    pub state: String,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    pub platform: Platform,
+}
+
+impl From<Segment> for SegmentView {
+    fn from(s: Segment) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            description: s.description,
+            kind: s.kind,
+            state: s.state,
+            tags: s.tags,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            platform: PLATFORM,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SegmentList {
+    pub segments: Vec<SegmentView>,
+    pub total: usize,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A publisher's Customer.io segments.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/customerio/segments", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), Page),
+    responses(
+        (status = 200, body = Envelope<SegmentList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_segments(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<Page>,
+) -> ApiResult<Envelope<SegmentList>> {
+    page(Vec::<()>::new(), q.limit, q.offset)?;
+    let creds = stored_credentials(&state, &scope).await?;
+    let all = state.connectors.customerio.list_segments(&creds).await?;
+    let (segments, total, limit, offset) = page(all, q.limit, q.offset)?;
+    Ok(Envelope::ok(SegmentList {
+        segments: segments.into_iter().map(SegmentView::from).collect(),
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// A page of broadcasts or newsletters, in the Campaign shape.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BroadcastList {
+    pub broadcasts: Vec<Campaign>,
+    pub total: usize,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A publisher's API-triggered broadcasts (Campaign shape, `type` `triggered_broadcast`,
+/// `status` `running` or `draft`).
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/customerio/broadcasts", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), Page),
+    responses(
+        (status = 200, body = Envelope<BroadcastList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_broadcasts(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<Page>,
+) -> ApiResult<Envelope<BroadcastList>> {
+    page(Vec::<()>::new(), q.limit, q.offset)?;
+    let creds = stored_credentials(&state, &scope).await?;
+    let all = state.connectors.customerio.list_broadcasts(&creds).await?;
+    let (broadcasts, total, limit, offset) = page(all, q.limit, q.offset)?;
+    Ok(Envelope::ok(BroadcastList {
+        broadcasts,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NewsletterList {
+    pub newsletters: Vec<Campaign>,
+    pub total: usize,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A publisher's newsletters, oldest first (Campaign shape, `type` `newsletter`, `status`
+/// `sent` or `draft`, `channel` the message type). Every Customer.io page (`start`/`next`) is
+/// followed.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/customerio/newsletters", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), Page),
+    responses(
+        (status = 200, body = Envelope<NewsletterList>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_newsletters(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<Page>,
+) -> ApiResult<Envelope<NewsletterList>> {
+    page(Vec::<()>::new(), q.limit, q.offset)?;
+    let creds = stored_credentials(&state, &scope).await?;
+    let all = state.connectors.customerio.list_newsletters(&creds).await?;
+    let (newsletters, total, limit, offset) = page(all, q.limit, q.offset)?;
+    Ok(Envelope::ok(NewsletterList {
+        newsletters,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// Query of the people search.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactQuery {
+    /// The email address to look up (required: Customer.io lists people only by search).
+    pub email: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ContactList {
+    pub contacts: Vec<Contact>,
+    pub count: usize,
+}
+
+/// People of a publisher's Customer.io workspace with this email (`?email=`, required), in the
+/// Contact shape: `id` is the person's id, or `cio_{cio_id}` when they have none.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/customerio/contacts", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), ContactQuery),
+    responses(
+        (status = 200, body = Envelope<ContactList>),
+        (status = 400, description = "VALIDATION_ERROR (`email` missing or malformed)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn list_contacts(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiQuery(q): ApiQuery<ContactQuery>,
+) -> ApiResult<Envelope<ContactList>> {
+    let email = q.email.as_deref().map(str::trim).unwrap_or_default();
+    if email.is_empty() {
+        return Err(ApiError::validation(
+            "email",
+            "Customer.io people are looked up by email: add ?email=person@example.com.",
+        ));
+    }
+    if !email.contains('@') || email.len() > 254 {
+        return Err(ApiError::validation(
+            "email",
+            format!("`{email}` is not an email address."),
+        ));
+    }
+    let creds = stored_credentials(&state, &scope).await?;
+    let people = state
+        .connectors
+        .customerio
+        .find_people_by_email(&creds, email)
+        .await?;
+    let contacts: Vec<Contact> = people
+        .into_iter()
+        .map(|p| Contact {
+            id: p.id,
+            email: p.email,
+            first_name: None,
+            last_name: None,
+            phone: None,
+            tag_ids: Vec::new(),
+            created_at: None,
+            updated_at: None,
+            platform: PLATFORM,
+        })
+        .collect();
+    Ok(Envelope::ok(ContactList {
+        count: contacts.len(),
+        contacts,
+    }))
+}
+
+/// One person to create or update (`POST …/customerio/subscribers`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriberInput {
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The person's id in Customer.io; when given, the person is identified by it.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// E.164 (`+15551234567`); identifies the person when neither email nor userId is given.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Custom attributes (names ≤150 bytes, values ≤1000 bytes, ≤300 in all).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attributes: Option<serde_json::Map<String, Value>>,
+    /// Stored as the `tags` attribute.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Many people at once.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SubscriberBatch {
+    /// At most 1000.
+    pub subscribers: Vec<SubscriberInput>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Upserted {
+    pub platform: Platform,
+    pub id: String,
+    pub status: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ItemFailed {
+    pub index: usize,
+    pub code: ErrorCode,
+    pub error: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchResult {
+    pub platform: Platform,
+    pub accepted: usize,
+    pub failed: Vec<ItemFailed>,
+}
+
+/// Most people in one request.
+const MAX_SUBSCRIBERS: usize = 1000;
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// The person to send, or the field (relative to the item) and sentence of what is wrong.
+fn person(input: SubscriberInput) -> Result<PersonUpsert, (String, String)> {
+    let email = non_empty(input.email);
+    let user_id = non_empty(input.user_id);
+    let phone = non_empty(input.phone);
+    if let Some(e) = &email
+        && (!e.contains('@') || e.starts_with('@') || e.ends_with('@'))
+    {
+        return Err(("email".into(), format!("`{e}` is not an email address.")));
+    }
+    let identifier = match (&user_id, &email, &phone) {
+        (Some(id), _, _) => PersonId::Id(id.clone()),
+        (None, Some(e), _) => PersonId::Email(e.clone()),
+        (None, None, Some(p)) => PersonId::Phone(p.clone()),
+        (None, None, None) => {
+            return Err((
+                "email".into(),
+                "Give the person's email (or userId, or an E.164 phone).".into(),
+            ));
+        }
+    };
+    let mut attributes = input.attributes.unwrap_or_default();
+    let mut set = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            attributes.insert(k.to_owned(), Value::String(v));
+        }
+    };
+    set("email", email);
+    set("first_name", non_empty(input.first_name));
+    set("last_name", non_empty(input.last_name));
+    set("phone", phone);
+    if let Some(tags) = input.tags {
+        attributes.insert("tags".into(), json!(tags));
+    }
+    let p = PersonUpsert {
+        identifier,
+        attributes,
+    };
+    check_person(&p).map_err(|e| {
+        let field = match e.field.as_str() {
+            "id" => "userId".to_owned(),
+            other => other.to_owned(),
+        };
+        (field, e.message)
+    })?;
+    Ok(p)
+}
+
+/// Creates or updates people in Customer.io through the Track API: one
+/// (`{"email", "userId"?, …}` → `{"platform", "id", "status": "upserted"}`), or many
+/// (`{"subscribers": [...]}` → `{"accepted", "failed": [{"index", "code", "error"}]}`, sent
+/// through `/api/v2/batch`; items Customer.io refuses are reported by index and the rest
+/// applied). Customer.io's size limits are checked first (`VALIDATION_ERROR`).
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/customerio/subscribers", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    request_body(content = SubscriberInput, description = "one person, or `{\"subscribers\": [SubscriberInput]}`"),
+    responses(
+        (status = 200, description = "one: Upserted; many: BatchResult", body = Envelope<Upserted>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn upsert_subscribers(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(raw): ApiJson<Value>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let bytes = serde_json::to_vec(&raw).map_err(ApiError::internal)?;
+    if raw.get("subscribers").is_some() {
+        let batch: SubscriberBatch = crate::http::extract::parse_json(&bytes)?;
+        if batch.subscribers.is_empty() || batch.subscribers.len() > MAX_SUBSCRIBERS {
+            return Err(ApiError::validation(
+                "subscribers",
+                format!("`subscribers` must hold 1–{MAX_SUBSCRIBERS} people."),
+            ));
+        }
+        let total = batch.subscribers.len();
+        let mut failed = Vec::new();
+        let mut people = Vec::new();
+        let mut indexes = Vec::new();
+        for (i, input) in batch.subscribers.into_iter().enumerate() {
+            match person(input) {
+                Ok(p) => {
+                    people.push(p);
+                    indexes.push(i);
+                }
+                Err((field, message)) => failed.push(ItemFailed {
+                    index: i,
+                    code: ErrorCode::ValidationError,
+                    error: format!("subscribers[{i}].{field}: {message}"),
+                }),
+            }
+        }
+        if !people.is_empty() {
+            let creds = stored_credentials(&state, &scope).await?;
+            let refused = state
+                .connectors
+                .customerio
+                .upsert_batch(&creds, &people)
+                .await?;
+            failed.extend(refused.into_iter().filter_map(|f| {
+                Some(ItemFailed {
+                    index: *indexes.get(f.index)?,
+                    code: ErrorCode::ValidationError,
+                    error: f.message,
+                })
+            }));
+        }
+        failed.sort_by_key(|f| f.index);
+        return Ok(Envelope::ok(BatchResult {
+            platform: PLATFORM,
+            accepted: total - failed.len(),
+            failed,
+        })
+        .into_response());
+    }
+    let input: SubscriberInput = crate::http::extract::parse_json(&bytes)?;
+    let p = person(input).map_err(|(field, message)| ApiError::validation(field, message))?;
+    let creds = stored_credentials(&state, &scope).await?;
+    state
+        .connectors
+        .customerio
+        .upsert_person(&creds, &p)
+        .await?;
+    Ok(Envelope::ok(Upserted {
+        platform: PLATFORM,
+        id: p.identifier.value().to_owned(),
+        status: "upserted",
+    })
+    .into_response())
+}
+
+/// An event to track (`POST …/customerio/events`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventInput {
+    /// ≤100 bytes.
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// ≤100,000 bytes as JSON.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Map<String, Value>>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventAccepted {
+    pub platform: Platform,
+    pub status: &'static str,
+    /// `track` or `cdp`: the API that took the event.
+    pub api: &'static str,
+}
+
+/// Tracks an event for a person (`userId`, else `email`) or, with neither, an anonymous event.
+/// Goes through Data Pipelines when a `cdpApiKey` is stored and a `userId` is given, else the
+/// Track API. Customer.io's limits (name ≤100 bytes, data ≤100,000 bytes) are checked first.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/customerio/events", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    request_body = EventInput,
+    responses(
+        (status = 200, body = Envelope<EventAccepted>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn track_event(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(input): ApiJson<EventInput>,
+) -> ApiResult<Envelope<EventAccepted>> {
+    let person = match (non_empty(input.user_id), non_empty(input.email)) {
+        (Some(id), _) => Some(PersonId::Id(id)),
+        (None, Some(e)) => Some(PersonId::Email(e)),
+        (None, None) => None,
+    };
+    let event = TrackEvent {
+        name: input.name,
+        person,
+        data: input.data.unwrap_or_default(),
+        timestamp: input.timestamp,
+    };
+    check_event(&event).map_err(|e| {
+        let field = match e.field.as_str() {
+            "id" => "userId".to_owned(),
+            other => other.to_owned(),
+        };
+        ApiError::validation(field, e.message)
+    })?;
+    let creds = stored_credentials(&state, &scope).await?;
+    let api = state
+        .connectors
+        .customerio
+        .track_event(&creds, &event)
+        .await?;
+    Ok(Envelope::ok(EventAccepted {
+        platform: PLATFORM,
+        status: "accepted",
+        api: match api {
+            Api::Cdp => "cdp",
+            _ => "track",
+        },
+    }))
+}
+
+/// The recipient of a message.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// E.164, for SMS.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// One message to send (`POST …/customerio/messages`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageInput {
+    /// `email`, `sms`, `push` or `in_app`.
+    pub channel: String,
+    /// The transactional message's id (or trigger name) in Customer.io; required.
+    #[serde(default)]
+    pub campaign_id: Option<String>,
+    pub to: Recipient,
+    /// Liquid data for the message (`message_data`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Map<String, Value>>,
+    /// RFC 3339, at most 90 days ahead.
+    #[serde(default)]
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageQueued {
+    pub platform: Platform,
+    pub channel: String,
+    pub message_id: String,
+    pub status: &'static str,
+}
+
+/// Sends one transactional message (email, SMS, push or in-app) through `/v1/send/{channel}`:
+/// `campaignId` is the transactional message's id or trigger name, `to.userId` (or `to.email`)
+/// the person; `to.email` is the address for email, `to.phone` (E.164) for SMS.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/customerio/messages", tag = "customerio",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path)),
+    request_body = MessageInput,
+    responses(
+        (status = 200, body = Envelope<MessageQueued>),
+        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND, or NOT_FOUND: no such transactional message", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(input): ApiJson<MessageInput>,
+) -> ApiResult<Envelope<MessageQueued>> {
+    let channel: &'static str = match input.channel.as_str() {
+        "email" => "email",
+        "sms" => "sms",
+        "push" => "push",
+        "in_app" => "in_app",
+        other => {
+            return Err(ApiError::validation(
+                "channel",
+                format!("Unknown channel '{other}': use email, sms, push or in_app."),
+            ));
+        }
+    };
+    let Some(message_id) = non_empty(input.campaign_id) else {
+        return Err(ApiError::validation(
+            "campaignId",
+            "Give campaignId: the id or trigger name of a Customer.io transactional message.",
+        ));
+    };
+    let email = non_empty(input.to.email);
+    let person = match (non_empty(input.to.user_id), &email) {
+        (Some(id), _) => PersonId::Id(id),
+        (None, Some(e)) => PersonId::Email(e.clone()),
+        (None, None) => {
+            return Err(ApiError::validation(
+                "to.userId",
+                "Give to.userId or to.email: the person the message is for.",
+            ));
+        }
+    };
+    let to = match channel {
+        "email" => {
+            Some(email.ok_or_else(|| {
+                ApiError::validation("to.email", "An email message needs to.email.")
+            })?)
+        }
+        "sms" => {
+            let phone = non_empty(input.to.phone).ok_or_else(|| {
+                ApiError::validation("to.phone", "An SMS needs to.phone (E.164, +15551234567).")
+            })?;
+            let digits = phone.strip_prefix('+').unwrap_or("");
+            if digits.is_empty() || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit())
+            {
+                return Err(ApiError::validation(
+                    "to.phone",
+                    format!("`{phone}` is not an E.164 number (+ then up to 15 digits)."),
+                ));
+            }
+            Some(phone)
+        }
+        _ => None,
+    };
+    if let Some(at) = input.send_at
+        && at > Utc::now() + chrono::Duration::days(90)
+    {
+        return Err(ApiError::validation(
+            "sendAt",
+            "Customer.io schedules at most 90 days ahead.",
+        ));
+    }
+    let creds = stored_credentials(&state, &scope).await?;
+    let delivery = state
+        .connectors
+        .customerio
+        .send_transactional(
+            &creds,
+            &Transactional {
+                channel,
+                message_id,
+                person,
+                to,
+                data: input.data.unwrap_or_default(),
+                send_at: input.send_at,
+            },
+        )
+        .await?;
+    Ok(Envelope::ok(MessageQueued {
+        platform: PLATFORM,
+        channel: channel.to_owned(),
+        message_id: delivery,
+        status: "queued",
+    }))
 }
