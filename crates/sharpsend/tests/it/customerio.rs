@@ -204,7 +204,7 @@ async fn keys_of_the_other_region_say_which_region() {
 }
 
 #[tokio::test]
-async fn keys_of_two_workspaces_are_refused() {
+async fn a_track_pair_of_the_other_region_is_named_beside_a_valid_app_key() {
     let db = fresh_db().await;
     let (app, _sandbox) = TestApp::spawn_sandboxed(&db).await;
     // A valid US App key with an EU Track pair, all said to be US: the Track pair's region is
