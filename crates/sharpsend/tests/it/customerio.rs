@@ -204,7 +204,7 @@ async fn keys_of_the_other_region_say_which_region() {
 }
 
 #[tokio::test]
-async fn keys_of_two_workspaces_are_refused() {
+async fn a_track_pair_of_the_other_region_is_named_beside_a_valid_app_key() {
     let db = fresh_db().await;
     let (app, _sandbox) = TestApp::spawn_sandboxed(&db).await;
     // A valid US App key with an EU Track pair, all said to be US: the Track pair's region is
@@ -995,4 +995,32 @@ async fn transactional_messages_are_sent_per_channel() {
         a.expect_error(400, "VALIDATION_ERROR");
         assert_eq!(a.field(), field);
     }
+}
+
+#[tokio::test]
+async fn the_app_budget_paces_calls_instead_of_spending_them_on_429s() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = sim(&sandbox);
+    let key = connected(&app, "pub-cio").await;
+    // Connect spent App calls from the same budget; start from a fresh second on both sides.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    sim.post("/_sim/limits", &json!({"reset": true}))
+        .await
+        .unwrap();
+    let before = sim.counter("429_app").await.unwrap_or(0);
+    let started = std::time::Instant::now();
+    let calls = (0..15).map(|_| app.get("/api/integrations/pub-cio/customerio/segments", &key));
+    let answers = futures::future::join_all(calls).await;
+    for a in &answers {
+        a.expect_ok(200);
+    }
+    // 10 per second with a burst of 10: the last 5 wait for tokens.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    let after = sim.counter("429_app").await.unwrap_or(0);
+    assert!(
+        after - before <= 2,
+        "the simulator answered {} 429s",
+        after - before
+    );
 }
