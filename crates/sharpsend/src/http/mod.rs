@@ -38,6 +38,10 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(routes::iterable::routes())
         .merge(routes::customerio::routes())
         .merge(routes::keap::routes())
+        .routes(routes!(
+            routes::operations::read_operation,
+            routes::operations::write_operation
+        ))
         .route_layer(from_fn_with_state(state.clone(), middleware::authorize))
 }
 

@@ -484,3 +484,84 @@ async fn a_restart_keeps_keys_and_integrations() {
     app.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn operations_a_platform_lacks_answer_unsupported_before_any_upstream_call() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let (_, key) = app.create_key("pub-a").await;
+    let keap = sim_core::SimClient::new(
+        sandbox
+            .upstream_overrides()
+            .into_iter()
+            .find(|(v, _)| *v == "SHARPSEND_KEAP_API_URL")
+            .unwrap()
+            .1,
+    );
+    let before = keap.requests(None).await.unwrap().len();
+
+    // The matrix says no: Keap has no SMS, push, in-app, events or templates; Customer.io no templates.
+    for channel in ["sms", "push", "in_app"] {
+        let a = app
+            .call(
+                Method::POST,
+                "/api/integrations/pub-a/keap/messages",
+                Some(&key),
+                Some(json!({"channel": channel, "to": {"phone": "+15550100"}})),
+            )
+            .await;
+        a.expect_error(422, "UNSUPPORTED_OPERATION");
+        assert_eq!(a.body["details"]["capability"], channel);
+    }
+    let a = app
+        .call(
+            Method::POST,
+            "/api/integrations/pub-a/keap/events",
+            Some(&key),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    a.expect_error(422, "UNSUPPORTED_OPERATION");
+    assert!(
+        a.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Keap does not support events_track")
+    );
+    app.get("/api/integrations/pub-a/keap/templates", &key)
+        .await
+        .expect_error(422, "UNSUPPORTED_OPERATION");
+    app.get("/api/integrations/pub-a/customerio/templates", &key)
+        .await
+        .expect_error(422, "UNSUPPORTED_OPERATION");
+    assert_eq!(
+        keap.requests(None).await.unwrap().len(),
+        before,
+        "no upstream call was made"
+    );
+
+    // Unknown platforms and operations, a missing channel, another publisher.
+    let a = app
+        .get("/api/integrations/pub-a/hubspot/campaigns", &key)
+        .await;
+    a.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(a.field(), "platform");
+    app.get("/api/integrations/pub-a/keap/whatever", &key)
+        .await
+        .expect_error(404, "NOT_FOUND");
+    let a = app
+        .call(
+            Method::POST,
+            "/api/integrations/pub-a/keap/messages",
+            Some(&key),
+            Some(json!({"to": {}})),
+        )
+        .await;
+    a.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(a.field(), "channel");
+    app.get("/api/integrations/pub-b/keap/templates", &key)
+        .await
+        .expect_error(403, "PERMISSION_DENIED");
+    app.stop().await;
+    db.cleanup().await;
+}

@@ -6,4 +6,5 @@ pub mod health;
 pub mod integrations;
 pub mod iterable;
 pub mod keap;
+pub mod operations;
 pub mod platforms;
