@@ -62,7 +62,7 @@ impl Rate {
 /// Who observes upstream calls (the service's metrics).
 pub trait UpstreamObserver: Send + Sync {
     /// One attempt finished: `outcome` is `ok`, `client_error`, `rate_limited`, `server_error`,
-    /// `timeout` or `transport_error`.
+    /// `malformed`, `timeout` or `transport_error`.
     fn attempt(&self, platform: Platform, outcome: &'static str);
 }
 
@@ -281,6 +281,23 @@ impl UpstreamClient {
                         (e, true, after)
                     } else {
                         match resp.bytes().await {
+                            Ok(body)
+                                if status.is_success()
+                                    && declared_json_but_malformed(&headers, &body) =>
+                            {
+                                // A 2xx whose JSON does not parse: a truncated or garbled answer,
+                                // treated like a 5xx (retried where safe).
+                                self.observer.attempt(self.platform, "malformed");
+                                let e = self
+                                    .err(
+                                        ErrorKind::Unavailable,
+                                        format!(
+                                            "{name} answered with a malformed body (not the JSON it declared)."
+                                        ),
+                                    )
+                                    .with_status(status.as_u16());
+                                (e, true, None)
+                            }
                             Ok(body) => {
                                 let outcome = if status.is_success() {
                                     "ok"
@@ -353,6 +370,18 @@ impl UpstreamClient {
             waited += wait;
         }
     }
+}
+
+/// Whether a body declared `application/json` fails to parse as JSON. Streams
+/// (`application/x-json-stream`) and other types are the connector's to read.
+fn declared_json_but_malformed(headers: &HeaderMap, body: &[u8]) -> bool {
+    let json = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    json && !body.iter().all(u8::is_ascii_whitespace)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err()
 }
 
 /// A transport error's description without the URL (which may carry a query with ids).

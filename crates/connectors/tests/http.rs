@@ -182,3 +182,39 @@ async fn budgets_slow_calls_down_before_the_platform_must() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn malformed_json_is_retried_where_safe_then_a_connection_failure() {
+    let (srv, sim) = server().await;
+    let url = format!("{}/x", srv.origin());
+    sim.inject(&Fault::new("/x", FaultKind::Malformed).times(1))
+        .await
+        .unwrap();
+    let answer = client(&[]).send(call(true), |h| h.get(&url)).await.unwrap();
+    assert_eq!(answer.body, "ok", "a garbled answer to a read is retried");
+
+    sim.inject(&Fault::new("/x", FaultKind::Malformed))
+        .await
+        .unwrap();
+    let err = client(&[])
+        .send(call(true), |h| h.get(&url))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind, err.retry),
+        (ErrorKind::Unavailable, Retry::Persistent)
+    );
+    assert!(err.message.contains("malformed"), "{}", err.message);
+
+    // A write that got a garbled answer may have happened: not repeated.
+    sim.reset().await.unwrap();
+    sim.inject(&Fault::new("/x", FaultKind::Malformed).times(1))
+        .await
+        .unwrap();
+    let err = client(&[])
+        .send(call(false), |h| h.post(&url))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert_eq!(sim.requests(Some("/x")).await.unwrap().len(), 1);
+}
