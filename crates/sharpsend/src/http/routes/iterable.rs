@@ -649,53 +649,20 @@ pub async fn upsert_subscribers(
             .into_response())
         }
         Some(items) => {
-            if items.is_empty() {
-                return Err(ApiError::validation(
-                    "subscribers",
-                    "subscribers is empty: give at least one person.",
-                ));
-            }
-            let mut failed = Vec::new();
-            let mut users = Vec::new();
-            let mut positions = Vec::new();
-            for (index, item) in items.into_iter().enumerate() {
-                let prefix = format!("subscribers[{index}].");
-                let parsed = serde_json::from_value::<SubscriberInput>(item)
-                    .map_err(|e| ApiError::validation(prefix.clone(), format!("{e}.")))
-                    .and_then(|s| iterable_user(s, &prefix));
-                match parsed {
-                    Ok((user, _)) => {
-                        users.push(user);
-                        positions.push(index);
-                    }
-                    Err(e) => failed.push(BulkFailure {
-                        index,
-                        code: e.code,
-                        error: e.message.to_string(),
-                    }),
-                }
-            }
-            let creds = credentials(&state, publisher).await?;
-            let outcome = if users.is_empty() {
-                connectors::iterable::BulkOutcome::default()
-            } else {
-                state
-                    .connectors
-                    .iterable
-                    .bulk_upsert_users(&creds, &users)
-                    .await?
-            };
-            failed.extend(outcome.failed.into_iter().map(|f| BulkFailure {
-                index: positions.get(f.index).copied().unwrap_or(f.index),
-                code: item_code(f.kind),
-                error: f.reason,
-            }));
-            failed.sort_by_key(|f| f.index);
-            Ok(Envelope::ok(BulkResult {
-                accepted: outcome.accepted,
-                failed,
-            })
-            .into_response())
+            bulk(
+                "subscribers",
+                items,
+                credentials(&state, publisher),
+                |s: SubscriberInput, prefix| iterable_user(s, prefix).map(|(u, _)| u),
+                async |creds, users| {
+                    state
+                        .connectors
+                        .iterable
+                        .bulk_upsert_users(creds, &users)
+                        .await
+                },
+            )
+            .await
         }
     }
 }
@@ -823,55 +790,76 @@ pub async fn track_events(
             .into_response())
         }
         Some(items) => {
-            if items.is_empty() {
-                return Err(ApiError::validation(
-                    "events",
-                    "events is empty: give at least one event.",
-                ));
-            }
-            let mut failed = Vec::new();
-            let mut events = Vec::new();
-            let mut positions = Vec::new();
-            for (index, item) in items.into_iter().enumerate() {
-                let prefix = format!("events[{index}].");
-                let parsed = serde_json::from_value::<EventInput>(item)
-                    .map_err(|e| ApiError::validation(prefix.clone(), format!("{e}.")))
-                    .and_then(|e| iterable_event(e, &prefix));
-                match parsed {
-                    Ok((event, _)) => {
-                        events.push(event);
-                        positions.push(index);
-                    }
-                    Err(e) => failed.push(BulkFailure {
-                        index,
-                        code: e.code,
-                        error: e.message.to_string(),
-                    }),
-                }
-            }
-            let creds = credentials(&state, publisher).await?;
-            let outcome = if events.is_empty() {
-                connectors::iterable::BulkOutcome::default()
-            } else {
-                state
-                    .connectors
-                    .iterable
-                    .track_events(&creds, &events)
-                    .await?
-            };
-            failed.extend(outcome.failed.into_iter().map(|f| BulkFailure {
-                index: positions.get(f.index).copied().unwrap_or(f.index),
-                code: item_code(f.kind),
-                error: f.reason,
-            }));
-            failed.sort_by_key(|f| f.index);
-            Ok(Envelope::ok(BulkResult {
-                accepted: outcome.accepted,
-                failed,
-            })
-            .into_response())
+            bulk(
+                "events",
+                items,
+                credentials(&state, publisher),
+                |e: EventInput, prefix| iterable_event(e, prefix).map(|(ev, _)| ev),
+                async |creds, events| state.connectors.iterable.track_events(creds, &events).await,
+            )
+            .await
         }
     }
+}
+
+/// The many-items half of subscribers and events: parses each item (errors name
+/// `{field}[i].…`), sends the valid ones in one go, and maps the platform's per-item failures
+/// back to the caller's positions.
+async fn bulk<I: serde::de::DeserializeOwned, T>(
+    field: &str,
+    items: Vec<Value>,
+    creds: impl Future<Output = ApiResult<Credentials>>,
+    convert: impl Fn(I, &str) -> ApiResult<T>,
+    send: impl AsyncFnOnce(
+        &Credentials,
+        Vec<T>,
+    ) -> Result<connectors::iterable::BulkOutcome, connectors::ConnectorError>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    if items.is_empty() {
+        return Err(ApiError::validation(
+            field.to_owned(),
+            format!("{field} is empty: give at least one item."),
+        ));
+    }
+    let mut failed = Vec::new();
+    let mut valid = Vec::new();
+    let mut positions = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let prefix = format!("{field}[{index}].");
+        let parsed = serde_json::from_value::<I>(item)
+            .map_err(|e| ApiError::validation(prefix.clone(), format!("{e}.")))
+            .and_then(|i| convert(i, &prefix));
+        match parsed {
+            Ok(t) => {
+                valid.push(t);
+                positions.push(index);
+            }
+            Err(e) => failed.push(BulkFailure {
+                index,
+                code: e.code,
+                error: e.message.to_string(),
+            }),
+        }
+    }
+    // The integration must exist even when every item was refused.
+    let creds = creds.await?;
+    let outcome = if valid.is_empty() {
+        connectors::iterable::BulkOutcome::default()
+    } else {
+        send(&creds, valid).await?
+    };
+    failed.extend(outcome.failed.into_iter().map(|f| BulkFailure {
+        index: positions.get(f.index).copied().unwrap_or(f.index),
+        code: item_code(f.kind),
+        error: f.reason,
+    }));
+    failed.sort_by_key(|f| f.index);
+    Ok(Envelope::ok(BulkResult {
+        accepted: outcome.accepted,
+        failed,
+    })
+    .into_response())
 }
 
 /// The channel of a message.
