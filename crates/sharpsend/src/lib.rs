@@ -11,6 +11,7 @@ pub mod http;
 pub mod integrations;
 pub mod sandbox;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod vault_ops;
 
