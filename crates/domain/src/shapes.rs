@@ -119,8 +119,25 @@ pub struct SyncJob {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// The last error; on a `queued` job that already ran, the retryable error it will retry
+    /// after (at `nextAttemptAt`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// Beyond the contract: progress and history of the job.
+    pub full: bool,
+    pub created_at: DateTime<Utc>,
+    /// Runs so far (a retry after a retryable failure or a crashed worker adds one).
+    pub attempts: i32,
+    /// Pages committed so far, over all kinds and attempts.
+    pub pages: i64,
+    /// The kind being read now (running jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_kind: Option<String>,
+    /// Records marked deleted per kind (only complete listings from the start delete).
+    pub deleted: BTreeMap<String, u64>,
+    /// When a queued job will next be tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A campaign on any platform.

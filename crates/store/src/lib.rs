@@ -11,6 +11,7 @@ mod models;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sync;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
@@ -22,6 +23,10 @@ use domain::{Platform, PublisherId};
 pub use models::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use sync::{
+    Checkpoint, DueIntegration, JobOutcome, KindFinish, NewRecord, PageCommit, StoredRecord,
+    SyncStore,
+};
 
 /// Backend-neutral storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +65,7 @@ impl From<sqlx::Error> for StoreError {
 
 /// Everything SharpSend keeps. Implementations: [`SqliteStore`], [`PgStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SyncStore + Send + Sync + 'static {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

@@ -124,7 +124,13 @@ pub struct SyncJobRecord {
     pub kinds: Vec<String>,
     pub full: bool,
     pub counts: std::collections::BTreeMap<String, u64>,
+    pub deleted: std::collections::BTreeMap<String, u64>,
     pub attempts: i32,
+    pub pages: i64,
+    pub current_kind: Option<String>,
+    pub run_at: DateTime<Utc>,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<DateTime<Utc>>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -150,6 +156,15 @@ impl SyncJobRecord {
                 }),
                 _ => None,
             },
+            full: self.full,
+            created_at: self.created_at,
+            attempts: self.attempts,
+            pages: self.pages,
+            current_kind: self.current_kind.clone(),
+            deleted: self.deleted.clone(),
+            next_attempt_at: (self.status == domain::shapes::SyncStatus::Queued
+                && self.attempts > 0)
+                .then_some(self.run_at),
         }
     }
 }

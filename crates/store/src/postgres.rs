@@ -7,7 +7,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use crate::{StoreError, StoreResult, sql::impl_common_store};
+use crate::{StoreError, StoreResult, sql::impl_common_store, sync::impl_sync_store};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -55,3 +55,4 @@ impl PgStore {
 }
 
 impl_common_store!(PgStore, sqlx::Postgres, "postgres");
+impl_sync_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");

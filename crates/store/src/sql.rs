@@ -114,7 +114,13 @@ pub(crate) struct SyncJobRow {
     kinds: String,
     full_sync: bool,
     counts: String,
+    deleted: String,
     attempts: i32,
+    pages: i64,
+    current_kind: Option<String>,
+    run_at: DateTime<Utc>,
+    locked_by: Option<String>,
+    locked_until: Option<DateTime<Utc>>,
     error_code: Option<String>,
     error_message: Option<String>,
     created_at: DateTime<Utc>,
@@ -122,8 +128,9 @@ pub(crate) struct SyncJobRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) const SYNC_JOB_COLUMNS: &str = "id, integration_id, platform, status, kinds, full_sync, counts, attempts, \
-     error_code, error_message, created_at, started_at, finished_at";
+pub(crate) const SYNC_JOB_COLUMNS: &str = "id, integration_id, platform, status, kinds, full_sync, counts, deleted, \
+     attempts, pages, current_kind, run_at, locked_by, locked_until, error_code, error_message, created_at, \
+     started_at, finished_at";
 
 impl TryFrom<SyncJobRow> for SyncJobRecord {
     type Error = StoreError;
@@ -135,10 +142,17 @@ impl TryFrom<SyncJobRow> for SyncJobRecord {
             status: SyncStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
             kinds: serde_json::from_str(&r.kinds).map_err(|_| corrupt("kinds", &r.kinds))?,
             counts: serde_json::from_str(&r.counts).map_err(|_| corrupt("counts", &r.counts))?,
+            deleted: serde_json::from_str(&r.deleted)
+                .map_err(|_| corrupt("deleted", &r.deleted))?,
             id: r.id,
             integration_id: r.integration_id,
             full: r.full_sync,
             attempts: r.attempts,
+            pages: r.pages,
+            current_kind: r.current_kind,
+            run_at: r.run_at,
+            locked_by: r.locked_by,
+            locked_until: r.locked_until,
             error_code: r.error_code,
             error_message: r.error_message,
             created_at: r.created_at,

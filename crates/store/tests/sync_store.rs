@@ -1,0 +1,466 @@
+//! The sync engine's storage, on SQLite and (with `TEST_DATABASE_URL`) PostgreSQL: one active
+//! job per integration, leases that expire and are taken over, page commits that only the lease
+//! holder can make, inclusive re-reads that do not double, and deletes only when asked.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::{Duration, Utc};
+use domain::{Platform, PublisherId, shapes::SyncStatus};
+use serde_json::json;
+use store::{
+    JobOutcome, KindFinish, NewIntegration, NewRecord, NewSyncJob, PageCommit, SealedField, Store,
+    testing::TestDb,
+};
+
+async fn each_backend<F, Fut>(body: F)
+where
+    F: Fn(Arc<dyn Store>, &'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for db in TestDb::all().await {
+        let store = db.open().await.unwrap();
+        let backend = store.backend();
+        body(store, backend).await;
+        db.cleanup().await;
+    }
+}
+
+async fn integration(s: &Arc<dyn Store>, id: &str) {
+    s.save_integration(NewIntegration {
+        id: id.into(),
+        publisher_id: PublisherId::parse("pub-sync").unwrap(),
+        platform: Platform::Keap,
+        region: None,
+        config: json!({}),
+        webhook_id: format!("wh_{id}"),
+        credentials: vec![SealedField {
+            field: "apiKey".into(),
+            key_id: 1,
+            ciphertext: b"x".to_vec(),
+        }],
+        now: Utc::now(),
+    })
+    .await
+    .unwrap();
+}
+
+fn job(id: &str, integration: &str) -> NewSyncJob {
+    NewSyncJob {
+        id: id.into(),
+        integration_id: integration.into(),
+        platform: Platform::Keap,
+        kinds: vec!["contacts".into()],
+        full: false,
+        now: Utc::now(),
+    }
+}
+
+fn rec(id: &str, v: i64) -> NewRecord {
+    NewRecord {
+        platform_id: id.into(),
+        normalized: json!({ "id": id, "v": v }),
+        raw: json!({ "id": id, "v": v }),
+    }
+}
+
+fn page(job: &str, worker: &str, records: Vec<NewRecord>, next: Option<&str>) -> PageCommit {
+    PageCommit {
+        job_id: job.into(),
+        worker: worker.into(),
+        integration_id: "int_a".into(),
+        kind: "contacts".into(),
+        records,
+        next: next.map(Into::into),
+        from_start: true,
+        counts: BTreeMap::from([("contacts".to_owned(), 1)]),
+        now: Utc::now(),
+    }
+}
+
+fn finish(job: &str, worker: &str, delete_unseen: bool) -> KindFinish {
+    KindFinish {
+        job_id: job.into(),
+        worker: worker.into(),
+        integration_id: "int_a".into(),
+        kind: "contacts".into(),
+        watermark: Some("w1".into()),
+        delete_unseen,
+        deleted: BTreeMap::new(),
+        now: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn one_active_job_per_integration() {
+    each_backend(|s, b| async move {
+        integration(&s, "int_a").await;
+        let (first, created) = s.enqueue_sync_job(job("j1", "int_a")).await.unwrap();
+        assert!(created, "{b}");
+        let (again, created) = s.enqueue_sync_job(job("j2", "int_a")).await.unwrap();
+        assert!(!created, "{b}");
+        assert_eq!(again.id, first.id, "{b}");
+        // Concurrent enqueuers still make one job.
+        let (x, y) = tokio::join!(
+            s.enqueue_sync_job(job("j3", "int_a")),
+            s.enqueue_sync_job(job("j4", "int_a"))
+        );
+        assert_eq!(x.unwrap().0.id, "j1", "{b}");
+        assert_eq!(y.unwrap().0.id, "j1", "{b}");
+        // Once it ends, a new one may be queued.
+        let now = Utc::now();
+        let claimed = s
+            .claim_sync_job("w1", now, now + Duration::seconds(30), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.status, SyncStatus::Running, "{b}");
+        assert_eq!(claimed.attempts, 1, "{b}");
+        assert!(
+            s.finish_sync_job("j1", "w1", JobOutcome::Succeeded, Utc::now())
+                .await
+                .unwrap()
+        );
+        let (next, created) = s.enqueue_sync_job(job("j5", "int_a")).await.unwrap();
+        assert!(created && next.id == "j5", "{b}");
+        assert_eq!(s.list_sync_jobs("int_a", 10).await.unwrap()[0].id, "j5");
+        assert!(
+            s.get_sync_job("other", "j5").await.unwrap().is_none(),
+            "{b}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expired_lease_is_taken_over_and_the_old_holder_can_no_longer_commit() {
+    each_backend(|s, b| async move {
+        integration(&s, "int_a").await;
+        s.enqueue_sync_job(job("j1", "int_a")).await.unwrap();
+        let t0 = Utc::now();
+        let a = s
+            .claim_sync_job("wa", t0, t0 + Duration::seconds(5), None)
+            .await
+            .unwrap();
+        assert!(a.is_some(), "{b}");
+        // While the lease holds, nobody else gets the job.
+        assert!(
+            s.claim_sync_job("wb", t0, t0 + Duration::seconds(5), None)
+                .await
+                .unwrap()
+                .is_none(),
+            "{b}"
+        );
+        assert!(
+            s.commit_sync_page(page("j1", "wa", vec![rec("1", 1)], Some("c1")))
+                .await
+                .unwrap()
+        );
+        // Worker A stalls; its lease runs out and B takes the job at its checkpoint.
+        let later = t0 + Duration::seconds(6);
+        let taken = s
+            .claim_sync_job("wb", later, later + Duration::seconds(5), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.attempts, 2, "{b}");
+        assert_eq!(taken.pages, 1, "{b}");
+        let cp = s
+            .get_checkpoint("int_a", "contacts")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cp.run_job_id.as_deref(), Some("j1"), "{b}");
+        assert_eq!(cp.run_cursor.as_deref(), Some("c1"), "{b}");
+        assert!(!cp.run_done, "{b}");
+        // A wakes up: every write it tries is refused.
+        assert!(
+            !s.commit_sync_page(page("j1", "wa", vec![rec("2", 1)], Some("c2")))
+                .await
+                .unwrap(),
+            "{b}"
+        );
+        assert!(!s.renew_sync_lease("j1", "wa", later).await.unwrap(), "{b}");
+        assert!(
+            s.finish_sync_kind(finish("j1", "wa", true))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            !s.finish_sync_job("j1", "wa", JobOutcome::Succeeded, later)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.count_records("int_a", "contacts").await.unwrap(),
+            1,
+            "{b}"
+        );
+        assert!(s.renew_sync_lease("j1", "wb", later).await.unwrap(), "{b}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pages_upsert_without_doubles_and_only_complete_listings_delete() {
+    each_backend(|s, b| async move {
+        integration(&s, "int_a").await;
+        s.enqueue_sync_job(job("j1", "int_a")).await.unwrap();
+        let now = Utc::now();
+        s.claim_sync_job("w", now, now + Duration::seconds(30), None)
+            .await
+            .unwrap()
+            .unwrap();
+        // The boundary record appears on both pages (inclusive cursor), and twice in one page.
+        assert!(
+            s.commit_sync_page(page(
+                "j1",
+                "w",
+                vec![rec("1", 1), rec("2", 1), rec("2", 2)],
+                Some("c")
+            ))
+            .await
+            .unwrap()
+        );
+        assert!(
+            s.commit_sync_page(page("j1", "w", vec![rec("2", 2), rec("3", 1)], None))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.count_records("int_a", "contacts").await.unwrap(),
+            3,
+            "{b}"
+        );
+        let stored = s
+            .list_records("int_a", "contacts", 10, None, false)
+            .await
+            .unwrap();
+        let two = stored.iter().find(|r| r.platform_id == "2").unwrap();
+        assert_eq!(two.raw["v"], 2, "{b}: the later copy wins");
+        assert_eq!(
+            s.finish_sync_kind(finish("j1", "w", true)).await.unwrap(),
+            Some(0)
+        );
+        s.finish_sync_job("j1", "w", JobOutcome::Succeeded, Utc::now())
+            .await
+            .unwrap();
+
+        // An incremental run that does not see 1 and 3 deletes nothing…
+        s.enqueue_sync_job(job("j2", "int_a")).await.unwrap();
+        let now = Utc::now();
+        s.claim_sync_job("w", now, now + Duration::seconds(30), None)
+            .await
+            .unwrap()
+            .unwrap();
+        s.commit_sync_page(page("j2", "w", vec![rec("2", 3)], None))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.finish_sync_kind(finish("j2", "w", false)).await.unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            s.count_records("int_a", "contacts").await.unwrap(),
+            3,
+            "{b}"
+        );
+        // …and the newest change comes first.
+        let first = &s
+            .list_records("int_a", "contacts", 1, None, false)
+            .await
+            .unwrap()[0];
+        assert_eq!(first.platform_id, "2", "{b}");
+        // A failed run deletes nothing either (it never reaches finish_sync_kind).
+        s.finish_sync_job(
+            "j2",
+            "w",
+            JobOutcome::Failed {
+                code: "CONNECTION_FAILED".into(),
+                message: "x".into(),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.count_records("int_a", "contacts").await.unwrap(),
+            3,
+            "{b}"
+        );
+
+        // A complete listing from the start that lacks 1 and 3 marks them deleted.
+        s.enqueue_sync_job(job("j3", "int_a")).await.unwrap();
+        let now = Utc::now();
+        s.claim_sync_job("w", now, now + Duration::seconds(30), None)
+            .await
+            .unwrap()
+            .unwrap();
+        s.commit_sync_page(page("j3", "w", vec![rec("2", 3)], None))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.finish_sync_kind(finish("j3", "w", true)).await.unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            s.count_records("int_a", "contacts").await.unwrap(),
+            1,
+            "{b}"
+        );
+        let all = s
+            .list_records("int_a", "contacts", 10, None, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().filter(|r| r.deleted_at.is_some()).count(),
+            2,
+            "{b}"
+        );
+        let j3 = s.get_sync_job("int_a", "j3").await.unwrap().unwrap();
+        assert_eq!(j3.deleted.get("contacts"), Some(&2), "{b}");
+        let cp = s
+            .get_checkpoint("int_a", "contacts")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cp.watermark.as_deref(), Some("w1"), "{b}");
+        assert_eq!(cp.run_cursor, None, "{b}");
+        assert!(cp.run_done && cp.run_job_id.as_deref() == Some("j3"), "{b}");
+        // A webhook delivery revives one.
+        s.upsert_records("int_a", "contacts", vec![rec("1", 9)])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.count_records("int_a", "contacts").await.unwrap(),
+            2,
+            "{b}"
+        );
+        assert_eq!(
+            s.delete_records("int_a", "contacts", &["1".into()])
+                .await
+                .unwrap(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn records_page_newest_first_with_a_stable_cursor() {
+    each_backend(|s, b| async move {
+        integration(&s, "int_a").await;
+        let records: Vec<_> = (0..25).map(|i| rec(&format!("r{i:02}"), i)).collect();
+        s.upsert_records("int_a", "contacts", records)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s
+                .list_records("int_a", "contacts", 10, after.clone(), false)
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            let last = page.last().unwrap();
+            after = Some((last.seq, last.platform_id.clone()));
+            seen.extend(page.into_iter().map(|r| r.platform_id));
+        }
+        assert_eq!(seen.len(), 25, "{b}");
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 25, "{b}: no record twice");
+        assert_eq!(seen[0], "r24", "{b}: newest first");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retries_release_and_the_schedule_race() {
+    each_backend(|s, b| async move {
+        integration(&s, "int_a").await;
+        s.enqueue_sync_job(job("j1", "int_a")).await.unwrap();
+        let now = Utc::now();
+        s.claim_sync_job("w", now, now + Duration::seconds(30), None)
+            .await
+            .unwrap()
+            .unwrap();
+        let at = now + Duration::seconds(60);
+        s.finish_sync_job(
+            "j1",
+            "w",
+            JobOutcome::Retry {
+                at,
+                code: "RATE_LIMIT_EXCEEDED".into(),
+                message: "slow".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        // Not due yet.
+        assert!(
+            s.claim_sync_job("w", now, now, None)
+                .await
+                .unwrap()
+                .is_none(),
+            "{b}"
+        );
+        let shown = s
+            .get_sync_job("int_a", "j1")
+            .await
+            .unwrap()
+            .unwrap()
+            .to_shape();
+        assert_eq!(shown.status, SyncStatus::Queued, "{b}");
+        assert_eq!(shown.error.unwrap().code, "RATE_LIMIT_EXCEEDED", "{b}");
+        assert!(shown.next_attempt_at.is_some(), "{b}");
+        let due = at + Duration::seconds(1);
+        let again = s
+            .claim_sync_job("w", due, due + Duration::seconds(30), Some("j1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.attempts, 2, "{b}");
+        // Shutdown gives the run back without counting it.
+        s.finish_sync_job("j1", "w", JobOutcome::Release, due)
+            .await
+            .unwrap();
+        let back = s.get_sync_job("int_a", "j1").await.unwrap().unwrap();
+        assert_eq!((back.status, back.attempts), (SyncStatus::Queued, 1), "{b}");
+
+        // The scheduler: a never-synced integration is due; one replica wins the move.
+        let due = s.due_integrations(Utc::now(), 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{b}");
+        let next = Utc::now() + Duration::minutes(60);
+        assert!(s.set_next_sync("int_a", None, next).await.unwrap(), "{b}");
+        assert!(!s.set_next_sync("int_a", None, next).await.unwrap(), "{b}");
+        assert!(
+            s.due_integrations(Utc::now(), 10).await.unwrap().is_empty(),
+            "{b}"
+        );
+        let stored = s
+            .due_integrations(next + Duration::seconds(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored[0].next_sync_at.map(|t| t.timestamp_millis()),
+            Some(next.timestamp_millis())
+        );
+        assert!(
+            s.set_next_sync(
+                "int_a",
+                stored[0].next_sync_at,
+                next + Duration::minutes(60)
+            )
+            .await
+            .unwrap(),
+            "{b}"
+        );
+    })
+    .await;
+}
