@@ -62,6 +62,7 @@ impl Application {
             vault,
             auth,
             cache,
+            sync_wakeup: tokio::sync::Notify::new(),
         });
         Ok(Self {
             listener,
@@ -87,15 +88,30 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
         self.state.cache.spawn_poller(shutdown.clone());
+        let mut background = crate::sync::engine::spawn_workers(&self.state, &shutdown);
+        background.extend(crate::sync::scheduler::spawn(&self.state, &shutdown));
         tracing::info!(
             addr = %self.local_addr(),
             database = self.state.store.backend(),
             public_origin = %self.state.public_origin,
             "sharpsend listening"
         );
+        let stopped = shutdown.clone();
         axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .with_graceful_shutdown(async move { stopped.cancelled().await })
             .await
-            .context("HTTP server")
+            .context("HTTP server")?;
+        // Workers finish the page in flight and give their jobs back; whatever is still
+        // running after a lease's length is left to the lease to hand over.
+        let wait = self.state.config.sync_lease;
+        if tokio::time::timeout(wait, futures::future::join_all(background))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "sync workers still busy at shutdown; their leases will hand the jobs over"
+            );
+        }
+        Ok(())
     }
 }

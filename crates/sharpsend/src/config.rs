@@ -35,6 +35,12 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// `SHARPSEND_SYNC_INTERVAL_MINUTES`: automatic sync period; 0 turns the scheduler off.
     pub sync_interval_minutes: u32,
+    /// `SHARPSEND_SYNC_WORKERS` (default 2): sync jobs this process runs at once; 0 runs none, so
+    /// API replicas and worker replicas can scale apart.
+    pub sync_workers: u32,
+    /// `SHARPSEND_SYNC_LEASE_SECONDS` (default 30): how long a claimed job stays with a worker
+    /// that stops renewing it (it renews every third of this) before another worker resumes it.
+    pub sync_lease: Duration,
     /// `SHARPSEND_KEAP_CLIENT_ID` / `SHARPSEND_KEAP_CLIENT_SECRET`: the operator's Keap OAuth
     /// app, used by the authorize flow when the publisher brings no client of their own.
     pub keap_client: Option<(String, SecretString)>,
@@ -59,6 +65,8 @@ impl std::fmt::Debug for Config {
             .field("upstreams", &self.upstreams)
             .field("upstream_timeout", &self.upstream_timeout)
             .field("sync_interval_minutes", &self.sync_interval_minutes)
+            .field("sync_workers", &self.sync_workers)
+            .field("sync_lease", &self.sync_lease)
             .field(
                 "keap_client",
                 &self.keap_client.as_ref().map(|(id, _)| (id, "[redacted]")),
@@ -178,6 +186,14 @@ impl Config {
             0..=(60 * 24 * 31),
             &mut problems,
         );
+        let sync_workers = parse_number(&get, "SHARPSEND_SYNC_WORKERS", 2, 0..=64, &mut problems);
+        let sync_lease_seconds = parse_number(
+            &get,
+            "SHARPSEND_SYNC_LEASE_SECONDS",
+            30,
+            1..=3600,
+            &mut problems,
+        );
 
         let keap_client = match (
             get("SHARPSEND_KEAP_CLIENT_ID"),
@@ -204,6 +220,8 @@ impl Config {
             upstreams,
             upstream_timeout: Duration::from_millis(u64::from(timeout_ms)),
             sync_interval_minutes,
+            sync_workers,
+            sync_lease: Duration::from_secs(u64::from(sync_lease_seconds)),
             keap_client,
         })
     }

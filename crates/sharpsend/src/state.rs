@@ -21,6 +21,8 @@ pub struct Inner {
     pub connectors: connectors::Registry,
     /// `SHARPSEND_PUBLIC_URL`, or the bound address: the origin of webhook and callback URLs.
     pub public_origin: String,
+    /// Wakes an idle sync worker of this process when a job is queued here.
+    pub sync_wakeup: tokio::sync::Notify,
 }
 
 impl AppState {

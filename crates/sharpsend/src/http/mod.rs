@@ -39,6 +39,12 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(routes::customerio::routes())
         .merge(routes::keap::routes())
         .routes(routes!(
+            routes::sync::start_sync,
+            routes::sync::list_sync_jobs
+        ))
+        .routes(routes!(routes::sync::get_sync_job))
+        .routes(routes!(routes::sync::list_records))
+        .routes(routes!(
             routes::operations::read_operation,
             routes::operations::write_operation
         ))

@@ -8,3 +8,4 @@ pub mod iterable;
 pub mod keap;
 pub mod operations;
 pub mod platforms;
+pub mod sync;

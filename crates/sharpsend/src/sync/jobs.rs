@@ -1,0 +1,102 @@
+//! Queuing a sync job on request (the API's `POST …/sync` and `sharpsend sync`).
+
+use chrono::Utc;
+use domain::{ErrorCode, Platform, PublisherId, shapes::IntegrationStatus};
+use store::{IntegrationRecord, NewSyncJob, SyncJobRecord};
+
+use crate::{
+    http::error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+/// The publisher's integration with `platform`, or the contract's NOT_FOUND.
+pub async fn integration(
+    state: &AppState,
+    publisher: &PublisherId,
+    platform: Platform,
+) -> ApiResult<IntegrationRecord> {
+    state
+        .store
+        .get_integration(publisher, platform)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::IntegrationNotFound,
+                format!(
+                    "Publisher '{publisher}' has no {platform} integration; connect one with POST /api/integrations/{platform}/connect."
+                ),
+            )
+        })
+}
+
+/// The kinds to run: all of the platform's when `None`; each must be one of them.
+pub fn kinds(platform: Platform, requested: Option<Vec<String>>) -> ApiResult<Vec<String>> {
+    let all = platform.sync_kinds();
+    let Some(requested) = requested else {
+        return Ok(all.iter().map(|k| (*k).to_owned()).collect());
+    };
+    if requested.is_empty() {
+        return Err(ApiError::validation(
+            "kinds",
+            format!(
+                "`kinds` is empty; leave it out to sync all of {platform}'s kinds: {}.",
+                all.join(", ")
+            ),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(requested.len());
+    for k in requested {
+        if !all.contains(&k.as_str()) {
+            return Err(ApiError::validation(
+                "kinds",
+                format!(
+                    "`{k}` is not a sync kind of {platform}; use any of: {}.",
+                    all.join(", ")
+                ),
+            ));
+        }
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
+/// Queues a sync of the publisher's integration, or answers its active job (`false`).
+pub async fn request(
+    state: &AppState,
+    publisher: &PublisherId,
+    platform: Platform,
+    requested_kinds: Option<Vec<String>>,
+    full: bool,
+) -> ApiResult<(SyncJobRecord, bool)> {
+    let kinds = kinds(platform, requested_kinds)?;
+    let record = integration(state, publisher, platform).await?;
+    if record.status == IntegrationStatus::ReauthRequired {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            format!(
+                "{} Publisher '{publisher}' must reconnect {platform} before it can sync.",
+                record
+                    .status_reason
+                    .as_deref()
+                    .unwrap_or("The platform refused the stored credentials.")
+            ),
+        ));
+    }
+    let (job, created) = state
+        .store
+        .enqueue_sync_job(NewSyncJob {
+            id: super::new_job_id(),
+            integration_id: record.id,
+            platform,
+            kinds,
+            full,
+            now: Utc::now(),
+        })
+        .await?;
+    if created {
+        state.sync_wakeup.notify_one();
+    }
+    Ok((job, created))
+}
