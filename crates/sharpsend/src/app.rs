@@ -25,45 +25,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens and migrates the database, loads the vault, sets up the admin token and binds.
+    /// Binds, then opens and migrates the database, loads the vault and sets up the admin token.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let store = store::open(config.database_url.expose_secret())
-            .await
-            .with_context(|| {
-                format!(
-                    "opening {}",
-                    store::redact_url(config.database_url.expose_secret())
-                )
-            })?;
-        let vault =
-            Arc::new(Vault::load(config.master_key.clone()).context("loading the master key")?);
-        let cache = Arc::new(ReadCache::new(store.clone()));
-        cache.poll().await;
-        let (auth, boot) =
-            Authenticator::bootstrap(store.clone(), cache.clone(), config.admin_token.as_ref())
-                .await
-                .context("setting up the admin token")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("SHARPSEND_LISTEN: cannot listen on {}", config.listen))?;
         let bound = listener.local_addr()?;
-        let metrics = Metrics::new();
-        let connectors = connectors::Registry::new(&connectors::Settings {
-            upstreams: config.upstreams.clone(),
-            timeout: config.upstream_timeout,
-            observer: Arc::new(metrics.clone()),
-        });
-        let state = AppState::new(Inner {
-            public_origin: config.public_origin(bound),
-            connectors,
-            metrics,
-            config,
-            store,
-            vault,
-            auth,
-            cache,
-            sync_wakeup: tokio::sync::Notify::new(),
-        });
+        let (state, boot) = assemble(config, bound).await?;
         Ok(Self {
             listener,
             state,
@@ -114,4 +82,45 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The state every handler and worker shares, for a server bound at `bound` or a CLI command
+/// that runs jobs itself (`sharpsend sync`, which passes the configured listen address).
+pub async fn assemble(
+    config: Config,
+    bound: SocketAddr,
+) -> anyhow::Result<(AppState, AdminBootstrap)> {
+    let store = store::open(config.database_url.expose_secret())
+        .await
+        .with_context(|| {
+            format!(
+                "opening {}",
+                store::redact_url(config.database_url.expose_secret())
+            )
+        })?;
+    let vault = Arc::new(Vault::load(config.master_key.clone()).context("loading the master key")?);
+    let cache = Arc::new(ReadCache::new(store.clone()));
+    cache.poll().await;
+    let (auth, boot) =
+        Authenticator::bootstrap(store.clone(), cache.clone(), config.admin_token.as_ref())
+            .await
+            .context("setting up the admin token")?;
+    let metrics = Metrics::new();
+    let connectors = connectors::Registry::new(&connectors::Settings {
+        upstreams: config.upstreams.clone(),
+        timeout: config.upstream_timeout,
+        observer: Arc::new(metrics.clone()),
+    });
+    let state = AppState::new(Inner {
+        public_origin: config.public_origin(bound),
+        connectors,
+        metrics,
+        config,
+        store,
+        vault,
+        auth,
+        cache,
+        sync_wakeup: tokio::sync::Notify::new(),
+    });
+    Ok((state, boot))
 }

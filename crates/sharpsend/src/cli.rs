@@ -44,6 +44,26 @@ pub enum Command {
     /// Manage the master key that encrypts stored credentials.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Sync a publisher's platform now and follow it with a progress bar. Queues a job (or
+    /// follows the one already queued or running); when no server's worker takes it, runs it in
+    /// this process. Ctrl-C gives the job back: it resumes from its checkpoint later.
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The publisher whose integration to sync.
+    pub publisher: String,
+    /// iterable, customerio or keap.
+    pub platform: String,
+    /// Kinds to sync, comma-separated (default: all of the platform's).
+    #[arg(long, value_delimiter = ',', value_name = "KIND,…")]
+    pub kinds: Option<Vec<String>>,
+    /// Read everything from the start (and mark records gone from the platform deleted).
+    #[arg(long)]
+    pub full: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Args)]
@@ -185,7 +205,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ApiKeys(cmd) => api_keys(cmd).await,
         Command::Vault(cmd) => vault(cmd).await,
+        Command::Sync(args) => sync(args).await,
     }
+}
+
+async fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    let platform = domain::Platform::parse(&args.platform).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown platform '{}': use iterable, customerio or keap",
+            args.platform
+        )
+    })?;
+    let publisher =
+        PublisherId::parse(&args.publisher).map_err(|e| anyhow::anyhow!("PUBLISHER: {e}"))?;
+    let config = db_config(&args.db)?;
+    let listen = config.listen;
+    let (state, _) = crate::app::assemble(config, listen).await?;
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal.cancel();
+    });
+    crate::sync::follow::run(
+        &state,
+        crate::sync::follow::SyncCommand {
+            publisher,
+            platform,
+            kinds: args.kinds,
+            full: args.full,
+        },
+        stop,
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@
 //! * [`jobs`]: queuing a job (the API and the CLI).
 
 pub mod engine;
+pub mod follow;
 pub mod jobs;
 pub mod scheduler;
 pub mod source;
