@@ -220,7 +220,10 @@ async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         PublisherId::parse(&args.publisher).map_err(|e| anyhow::anyhow!("PUBLISHER: {e}"))?;
     let config = db_config(&args.db)?;
     let listen = config.listen;
-    let (state, _) = crate::app::assemble(config, listen).await?;
+    let (state, boot) = crate::app::assemble(config, listen).await?;
+    if let crate::auth::AdminBootstrap::Generated(token) = &boot {
+        announce_admin_token(token);
+    }
     let stop = CancellationToken::new();
     let signal = stop.clone();
     tokio::spawn(async move {
@@ -272,12 +275,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(token) = &app.generated_admin_token {
-        // Printed to the terminal once, never logged: only its digest is stored.
-        eprintln!(
-            "\n  A new admin token was generated. It is shown this once; store it safely:\n\n    {}\n\n  \
-             Use it as `Authorization: Bearer <token>`, or set SHARPSEND_ADMIN_TOKEN to choose your own.\n",
-            token.expose_secret()
-        );
+        announce_admin_token(token);
     }
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
@@ -287,6 +285,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         signal.cancel();
     });
     app.run_until_stopped(shutdown).await
+}
+
+/// Prints a just-generated admin token, the one time it can be seen (whichever command
+/// happened to start first on a new database). Printed to the terminal, never logged: only its
+/// digest is stored.
+fn announce_admin_token(token: &secrecy::SecretString) {
+    eprintln!(
+        "\n  A new admin token was generated. It is shown this once; store it safely:\n\n    {}\n\n  \
+         Use it as `Authorization: Bearer <token>`, or set SHARPSEND_ADMIN_TOKEN to choose your own.\n",
+        token.expose_secret()
+    );
 }
 
 async fn sim(args: SimArgs) -> anyhow::Result<()> {
@@ -339,8 +348,11 @@ async fn api_keys(cmd: ApiKeysCommand) -> anyhow::Result<()> {
             let config = db_config(&db)?;
             let store = open_store(&config).await?;
             let cache = std::sync::Arc::new(crate::cache::ReadCache::new(store.clone()));
-            let (auth, _) =
+            let (auth, boot) =
                 Authenticator::bootstrap(store, cache, config.admin_token.as_ref()).await?;
+            if let crate::auth::AdminBootstrap::Generated(token) = &boot {
+                announce_admin_token(token);
+            }
             let (record, key) = auth.create_api_key(&p).await?;
             println!("id:        {}", record.id);
             println!("publisher: {}", record.publisher_id);
