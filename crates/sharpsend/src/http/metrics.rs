@@ -34,6 +34,19 @@ pub struct UpstreamLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncKindLabels {
+    pub platform: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncJobLabels {
+    pub platform: String,
+    /// `succeeded`, `failed`, `retry`, `released`.
+    pub outcome: String,
+}
+
 /// The service's metrics, one registry per application instance.
 #[derive(Clone)]
 pub struct Metrics {
@@ -41,6 +54,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub upstream_calls: Family<UpstreamLabels, Counter>,
+    pub sync_records: Family<SyncKindLabels, Counter>,
+    pub sync_runs: Family<SyncJobLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -73,11 +88,25 @@ impl Metrics {
             "Requests to the platforms, by platform and outcome",
             upstream_calls.clone(),
         );
+        let sync_records = Family::<SyncKindLabels, Counter>::default();
+        let sync_runs = Family::<SyncJobLabels, Counter>::default();
+        registry.register(
+            "sync_records",
+            "Records committed by sync jobs, by platform and kind",
+            sync_records.clone(),
+        );
+        registry.register(
+            "sync_runs",
+            "Sync job runs ended, by platform and outcome",
+            sync_runs.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             requests,
             latency,
             upstream_calls,
+            sync_records,
+            sync_runs,
         }
     }
 
@@ -85,6 +114,26 @@ impl Metrics {
     pub fn upstream(&self, platform: &str, outcome: &str) {
         self.upstream_calls
             .get_or_create(&UpstreamLabels {
+                platform: platform.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts records a sync page committed.
+    pub fn synced(&self, platform: &str, kind: &str, records: u64) {
+        self.sync_records
+            .get_or_create(&SyncKindLabels {
+                platform: platform.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc_by(records);
+    }
+
+    /// Counts the end of a sync run.
+    pub fn sync_run(&self, platform: &str, outcome: &str) {
+        self.sync_runs
+            .get_or_create(&SyncJobLabels {
                 platform: platform.to_owned(),
                 outcome: outcome.to_owned(),
             })

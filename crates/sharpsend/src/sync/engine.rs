@@ -135,6 +135,13 @@ pub async fn run_claimed(
         Ended::Done => JobOutcome::Succeeded,
         Ended::Failed(err) => failure(state, &job, &err).await,
     };
+    let label = match &outcome {
+        JobOutcome::Succeeded => "succeeded",
+        JobOutcome::Failed { .. } => "failed",
+        JobOutcome::Retry { .. } => "retry",
+        JobOutcome::Release => "released",
+    };
+    state.metrics.sync_run(job.platform.as_str(), label);
     match &outcome {
         JobOutcome::Succeeded => tracing::info!("sync succeeded"),
         JobOutcome::Failed { code, message } => tracing::warn!(%code, %message, "sync failed"),
@@ -281,7 +288,8 @@ async fn sync_kind(
             Ok(p) => p,
             Err(e) => return Ended::Failed(e),
         };
-        *counts.entry(kind.to_owned()).or_insert(0) += page.records.len() as u64;
+        let read = page.records.len() as u64;
+        *counts.entry(kind.to_owned()).or_insert(0) += read;
         let last = page.next.is_none();
         let records = page
             .records
@@ -314,7 +322,7 @@ async fn sync_kind(
             })
             .await;
         match committed {
-            Ok(true) => {}
+            Ok(true) => state.metrics.synced(job.platform.as_str(), kind, read),
             Ok(false) => return Ended::LeaseLost,
             Err(e) => return e.into(),
         }
