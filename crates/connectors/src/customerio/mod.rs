@@ -13,6 +13,7 @@
 pub mod check;
 mod errors;
 pub mod reads;
+pub mod sync;
 pub mod writes;
 
 use std::time::Duration;

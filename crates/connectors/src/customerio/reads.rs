@@ -52,7 +52,7 @@ pub struct CampaignRecord {
     pub active: bool,
 }
 
-fn campaign(v: &Value) -> CampaignRecord {
+pub(super) fn campaign(v: &Value) -> CampaignRecord {
     let s = |k: &str| {
         v.get(k)
             .and_then(Value::as_str)
@@ -101,7 +101,7 @@ pub struct Segment {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-fn segment(v: &Value) -> Segment {
+pub(super) fn segment(v: &Value) -> Segment {
     let s = |k: &str| {
         v.get(k)
             .and_then(Value::as_str)
@@ -207,7 +207,7 @@ struct PeopleBody {
 
 /// A newsletter (one-off send) as a campaign: `status` is `sent` or `draft`, `type` is
 /// `newsletter`, `channel` its message type.
-fn newsletter(v: &Value) -> Campaign {
+pub(super) fn newsletter(v: &Value) -> Campaign {
     let sent = time(v.get("sent_at"));
     Campaign {
         id: v.get("id").map(id_string).unwrap_or_default(),

@@ -9,6 +9,7 @@ mod errors;
 mod export;
 mod models;
 pub mod webhooks;
+pub mod sync;
 mod writes;
 
 use std::time::{Duration, Instant};

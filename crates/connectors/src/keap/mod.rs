@@ -6,6 +6,7 @@
 //! [`KeapError::Unauthorized`] so that the caller (which owns the stored tokens) can refresh once
 //! and retry once; everything else is a [`ConnectorError`].
 
+pub mod crm;
 mod errors;
 mod models;
 

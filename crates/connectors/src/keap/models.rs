@@ -49,7 +49,11 @@ pub struct V1Contact {
     pub family_name: Option<String>,
     #[serde(default)]
     pub tag_ids: Vec<Value>,
+    /// v1 `date_created`; v2 spells it `create_time`.
+    #[serde(alias = "create_time")]
     pub date_created: Option<String>,
+    /// v1 `last_updated`; v2 spells it `update_time`.
+    #[serde(alias = "update_time")]
     pub last_updated: Option<String>,
 }
 
@@ -102,6 +106,20 @@ pub struct V1ContactPage {
     #[serde(default)]
     pub contacts: Vec<V1Contact>,
     pub count: Option<u64>,
+}
+
+/// A v2 contact list page, contacts kept as sent (the sync stores them raw).
+#[derive(Deserialize)]
+pub struct V2ContactPage {
+    #[serde(default)]
+    pub contacts: Vec<Value>,
+    pub next_page_token: Option<String>,
+}
+
+/// A v2 contact as the contract's Contact, mapped exactly as a v1 one (same primary email and
+/// phone rule, ids and tag ids as strings, times as UTC).
+pub fn v2_contact(raw: &Value) -> Option<Contact> {
+    V1Contact::deserialize(raw).ok()?.into_contact()
 }
 
 /// A v1 campaign as the contract's Campaign: `published` or `draft`, type `campaign` (Keap's
@@ -166,5 +184,20 @@ mod tests {
         assert_eq!(c.phone.as_deref(), Some("555"));
         assert_eq!(c.tag_ids, vec!["3", "4"]);
         assert!(c.created_at.is_some() && c.updated_at.is_none());
+    }
+
+    #[test]
+    fn maps_a_v2_contact_like_a_v1_one() {
+        let c = v2_contact(&serde_json::json!({
+            "id": "12", "given_name": "Ada",
+            "email_addresses": [{"email": "a@x.com", "field": "EMAIL1", "is_opt_in": true}],
+            "tag_ids": ["3"], "create_time": "2024-11-12T21:45:54.000Z",
+            "update_time": "2024-11-13T21:45:54.120Z"
+        }))
+        .unwrap();
+        assert_eq!(c.id, "12");
+        assert_eq!(c.email.as_deref(), Some("a@x.com"));
+        assert_eq!(c.tag_ids, vec!["3"]);
+        assert_eq!(c.updated_at.unwrap().timestamp_millis() % 1000, 120);
     }
 }

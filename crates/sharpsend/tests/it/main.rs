@@ -10,5 +10,6 @@ mod iterable;
 mod keap;
 mod logs;
 mod openapi;
+mod sync_sources;
 mod tenancy;
 mod vault;

@@ -1,6 +1,7 @@
 //! Keap endpoints (CONTRACT §4 and §7): test-connection, connect, and Keap's own reads and
 //! writes. Registered under the `authorize` middleware with every other `/api/` route.
 
+pub mod crm;
 pub mod oauth;
 pub mod tokens;
 pub mod writes;
@@ -34,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(writes::upsert_subscribers))
         .routes(routes!(list_campaigns))
         .routes(routes!(list_segments))
+        .merge(crm::routes())
 }
 
 /// Keap's public routes (outside `/api/`): the OAuth callback.

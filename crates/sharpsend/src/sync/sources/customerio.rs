@@ -1,30 +1,192 @@
-//! Sync kinds of this platform (not built yet: every kind answers UNSUPPORTED_OPERATION).
+//! Customer.io's sync kinds, all full listings from the App API (it has no change feed for
+//! them): `campaigns`, `segments` and `broadcasts` (one answer each), `newsletters` (a page per
+//! `start`/`next` cursor), and `segment_members` of the integration's `config.segmentIds`
+//! (a page per membership cursor, segment after segment; records keyed `segmentId:personId`).
 
 use async_trait::async_trait;
-use domain::ErrorCode;
+use connectors::customerio::Credentials;
+use domain::{Platform, shapes::Campaign};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use store::IntegrationRecord;
 
+use super::{decode_cursor, encode_cursor, unknown_kind};
 use crate::{
-    http::error::ApiError,
+    http::{error::ApiError, routes::customerio::SegmentView},
+    integrations,
     state::AppState,
-    sync::source::{Page, SyncSession},
+    sync::source::{Page, SyncRecord, SyncSession},
 };
 
 pub async fn open(
-    _state: &AppState,
-    _record: &IntegrationRecord,
+    state: &AppState,
+    record: &IntegrationRecord,
 ) -> Result<Box<dyn SyncSession>, ApiError> {
-    Ok(Box::new(Pending))
+    let mut secrets = integrations::open_secrets(state, record).await?;
+    let api_key = secrets
+        .remove("apiKey")
+        .ok_or_else(|| ApiError::internal("customerio integration without apiKey"))?;
+    let text = |k: &str| record.config.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let segment_ids = record
+        .config
+        .get("segmentIds")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| match id {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Box::new(CustomerioSync {
+        state: state.clone(),
+        creds: Credentials {
+            region: record.region.unwrap_or_default(),
+            site_id: text("siteId"),
+            api_key,
+            tracking_key: secrets.remove("trackingKey"),
+            cdp_api_key: secrets.remove("cdpApiKey"),
+        },
+        segment_ids,
+    }))
 }
 
-struct Pending;
+struct CustomerioSync {
+    state: AppState,
+    creds: Credentials,
+    segment_ids: Vec<String>,
+}
+
+/// Where a newsletter listing is: Customer.io's `start`.
+#[derive(Serialize, Deserialize)]
+struct StartCursor {
+    start: String,
+}
+
+/// Where a membership listing is: which configured segment, and its `start`.
+#[derive(Serialize, Deserialize)]
+struct MembersCursor {
+    segment: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<String>,
+}
+
+fn campaign_records(rows: Vec<(Value, Campaign)>) -> Result<Vec<SyncRecord>, ApiError> {
+    rows.into_iter()
+        .map(|(raw, c)| {
+            Ok(SyncRecord {
+                platform_id: c.id.clone(),
+                normalized: serde_json::to_value(&c).map_err(ApiError::internal)?,
+                raw,
+            })
+        })
+        .collect()
+}
+
+impl CustomerioSync {
+    async fn newsletters(&mut self, cursor: Option<&str>) -> Result<Page, ApiError> {
+        let start = match cursor {
+            None => None,
+            Some(s) => Some(decode_cursor::<StartCursor>("newsletters", s)?.start),
+        };
+        let (rows, next) = self
+            .state
+            .connectors
+            .customerio
+            .newsletters_page(&self.creds, start.as_deref())
+            .await?;
+        let records = campaign_records(rows)?;
+        Ok(match next {
+            Some(start) => Page {
+                records,
+                next: Some(encode_cursor(&StartCursor { start })?),
+                watermark: None,
+            },
+            None => Page::last(records),
+        })
+    }
+
+    async fn segment_members(&mut self, cursor: Option<&str>) -> Result<Page, ApiError> {
+        let mut c = match cursor {
+            None => MembersCursor {
+                segment: 0,
+                start: None,
+            },
+            Some(s) => decode_cursor("segment_members", s)?,
+        };
+        let Some(segment) = self.segment_ids.get(c.segment).cloned() else {
+            // No segments configured (or the configuration shrank): nothing to read.
+            return Ok(Page::last(Vec::new()));
+        };
+        let (members, next) = self
+            .state
+            .connectors
+            .customerio
+            .segment_members_page(&self.creds, &segment, c.start.as_deref())
+            .await?;
+        let records = members
+            .into_iter()
+            .map(|m| SyncRecord {
+                platform_id: format!("{segment}:{}", m.person_id),
+                normalized: json!({
+                    "id": format!("{segment}:{}", m.person_id),
+                    "segmentId": segment,
+                    "personId": m.person_id,
+                    "email": m.email,
+                    "cioId": m.cio_id,
+                    "platform": "customerio",
+                }),
+                raw: m.raw,
+            })
+            .collect();
+        match next {
+            Some(start) => c.start = Some(start),
+            None if c.segment + 1 < self.segment_ids.len() => {
+                c.segment += 1;
+                c.start = None;
+            }
+            None => return Ok(Page::last(records)),
+        }
+        Ok(Page {
+            records,
+            next: Some(encode_cursor(&c)?),
+            watermark: None,
+        })
+    }
+}
 
 #[async_trait]
-impl SyncSession for Pending {
-    async fn page(&mut self, kind: &str, _cursor: Option<&str>) -> Result<Page, ApiError> {
-        Err(ApiError::new(
-            ErrorCode::UnsupportedOperation,
-            format!("syncing `{kind}` is not built yet"),
-        ))
+impl SyncSession for CustomerioSync {
+    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, ApiError> {
+        let cio = self.state.connectors.customerio.clone();
+        match kind {
+            "campaigns" => Ok(Page::last(campaign_records(
+                cio.campaigns_raw(&self.creds).await?,
+            )?)),
+            "broadcasts" => Ok(Page::last(campaign_records(
+                cio.broadcasts_raw(&self.creds).await?,
+            )?)),
+            "segments" => {
+                let rows = cio.segments_raw(&self.creds).await?;
+                let records = rows
+                    .into_iter()
+                    .map(|(raw, s)| {
+                        let view = SegmentView::from(s);
+                        Ok(SyncRecord {
+                            platform_id: view.id.clone(),
+                            normalized: serde_json::to_value(&view).map_err(ApiError::internal)?,
+                            raw,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ApiError>>()?;
+                Ok(Page::last(records))
+            }
+            "newsletters" => self.newsletters(cursor).await,
+            "segment_members" => self.segment_members(cursor).await,
+            other => Err(unknown_kind(Platform::Customerio, other)),
+        }
     }
 }

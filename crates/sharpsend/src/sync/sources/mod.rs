@@ -22,3 +22,30 @@ pub async fn open(
         Platform::Keap => keap::open(state, record).await,
     }
 }
+
+/// Reads back a cursor this module made (small JSON); anything else is refused.
+fn decode_cursor<T: serde::de::DeserializeOwned>(kind: &str, cursor: &str) -> Result<T, ApiError> {
+    serde_json::from_str(cursor).map_err(|_| {
+        ApiError::validation(
+            "cursor",
+            format!("`{cursor}` is not a cursor of the `{kind}` sync kind."),
+        )
+    })
+}
+
+/// Writes a cursor as compact JSON.
+fn encode_cursor<T: serde::Serialize>(cursor: &T) -> Result<String, ApiError> {
+    serde_json::to_string(cursor).map_err(ApiError::internal)
+}
+
+/// A kind the platform does not sync.
+fn unknown_kind(platform: Platform, kind: &str) -> ApiError {
+    ApiError::new(
+        domain::ErrorCode::UnsupportedOperation,
+        format!(
+            "{} has no sync kind `{kind}`; its kinds are {}.",
+            platform.display_name(),
+            platform.sync_kinds().join(", ")
+        ),
+    )
+}
