@@ -352,20 +352,24 @@ pub(crate) use upsert_records_sql;
 macro_rules! impl_sync_store {
     ($store:ty, $db:ty, $claim_lock:literal) => {
         impl $store {
-            /// Whether `worker` holds the running job's lease, checked inside `tx`.
+            /// Whether `worker` holds the running job's lease, checked inside `tx`. A no-op
+            /// write rather than a read, so that on SQLite the transaction takes the write lock
+            /// first (waiting out the busy timeout) instead of failing to upgrade a read lock
+            /// when another process wrote meanwhile.
             async fn holds_lease(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 job_id: &str,
                 worker: &str,
             ) -> $crate::StoreResult<bool> {
-                let held = sqlx::query_scalar::<_, i32>(
-                    "SELECT 1 FROM sync_jobs WHERE id = $1 AND locked_by = $2 AND status = 'running'",
+                let held = sqlx::query(
+                    "UPDATE sync_jobs SET locked_until = locked_until \
+                     WHERE id = $1 AND locked_by = $2 AND status = 'running'",
                 )
                 .bind(job_id)
                 .bind(worker)
-                .fetch_optional(&mut **tx)
+                .execute(&mut **tx)
                 .await?;
-                Ok(held.is_some())
+                Ok(held.rows_affected() == 1)
             }
 
             async fn job_by_id(&self, job_id: &str) -> $crate::StoreResult<Option<$crate::SyncJobRecord>> {

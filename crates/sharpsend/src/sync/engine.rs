@@ -193,8 +193,20 @@ enum Ended {
 }
 
 impl From<store::StoreError> for Ended {
+    /// The database failing mid-run is retried like a platform outage (the checkpoint is safe);
+    /// a corrupt row is a bug and fails the job.
     fn from(e: store::StoreError) -> Self {
-        Ended::Failed(e.into())
+        Ended::Failed(match e {
+            store::StoreError::Corrupt(_) => e.into(),
+            other => {
+                let mut err = ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "The database did not answer while the sync ran; it resumes from its checkpoint.",
+                );
+                err.cause = Some(other.to_string());
+                err
+            }
+        })
     }
 }
 
@@ -366,6 +378,9 @@ fn retryable(code: ErrorCode) -> bool {
 async fn failure(state: &AppState, job: &SyncJobRecord, err: &ApiError) -> JobOutcome {
     let code = err.code.as_str().to_owned();
     let message = err.message.to_string();
+    if let Some(cause) = &err.cause {
+        tracing::warn!(%code, %cause, "sync run failed");
+    }
     if retryable(err.code) && job.attempts < MAX_ATTEMPTS {
         let at = Utc::now()
             + chrono::Duration::from_std(backoff(job.attempts, err.retry_after))
@@ -385,11 +400,6 @@ async fn failure(state: &AppState, job: &SyncJobRecord, err: &ApiError) -> JobOu
         {
             tracing::error!(error = %e, "marking the integration reauth_required failed");
         }
-    }
-    if err.code == ErrorCode::InternalError
-        && let Some(cause) = &err.cause
-    {
-        tracing::error!(%cause, "sync failed on our side");
     }
     JobOutcome::Failed { code, message }
 }

@@ -31,6 +31,9 @@ pub fn test_config(db_url: &str, master_key: &str, extra: &[(&str, &str)]) -> Co
         ("SHARPSEND_DATABASE_URL".into(), db_url.into()),
         ("SHARPSEND_MASTER_KEY".into(), master_key.into()),
         ("SHARPSEND_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+        // Scheduled syncs would call the simulators behind a test's back; the sync tests turn
+        // them on where they test them.
+        ("SHARPSEND_SYNC_INTERVAL_MINUTES".into(), "0".into()),
     ]);
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
@@ -100,15 +103,25 @@ impl TestApp {
     /// pointed at them. Drive a simulator with `sim_core::SimClient::new(sandbox origin)`.
     #[allow(dead_code)] // used by the connector test modules
     pub async fn spawn_sandboxed(db: &TestDb) -> (Self, Sandbox) {
-        let sandbox = Sandbox::start(
-            &mut sim_core::Binder::ephemeral(),
-            &SandboxOptions::default(),
-        )
-        .await
-        .expect("simulators start");
+        Self::spawn_sandboxed_with(db, &SandboxOptions::default(), &random_master_key(), &[]).await
+    }
+
+    /// [`Self::spawn_sandboxed`] with chosen simulator data, master key and settings.
+    #[allow(dead_code)] // used by the sync tests
+    pub async fn spawn_sandboxed_with(
+        db: &TestDb,
+        opts: &SandboxOptions,
+        master_key: &str,
+        settings: &[(&str, &str)],
+    ) -> (Self, Sandbox) {
+        let sandbox = Sandbox::start(&mut sim_core::Binder::ephemeral(), opts)
+            .await
+            .expect("simulators start");
         let overrides = sandbox.upstream_overrides();
-        let extra: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let app = Self::spawn_with(db, &random_master_key(), &extra).await;
+        let mut extra: Vec<(&str, &str)> =
+            overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        extra.extend_from_slice(settings);
+        let app = Self::spawn_with(db, master_key, &extra).await;
         (app, sandbox)
     }
 

@@ -10,6 +10,7 @@ mod iterable;
 mod keap;
 mod logs;
 mod openapi;
+mod sync;
 mod sync_sources;
 mod tenancy;
 mod vault;
