@@ -64,7 +64,13 @@ impl CustomerioConnector {
         creds: &Credentials,
     ) -> Result<Vec<(Value, Campaign)>, ConnectorError> {
         let body = self
-            .app_json(creds, "list_campaigns", "listing campaigns", "/v1/campaigns", &[])
+            .app_json(
+                creds,
+                "list_campaigns",
+                "listing campaigns",
+                "/v1/campaigns",
+                &[],
+            )
             .await?;
         Ok(items(body, "campaigns", "listing campaigns")?
             .into_iter()
@@ -81,7 +87,13 @@ impl CustomerioConnector {
         creds: &Credentials,
     ) -> Result<Vec<(Value, Segment)>, ConnectorError> {
         let body = self
-            .app_json(creds, "list_segments", "listing segments", "/v1/segments", &[])
+            .app_json(
+                creds,
+                "list_segments",
+                "listing segments",
+                "/v1/segments",
+                &[],
+            )
             .await?;
         Ok(items(body, "segments", "listing segments")?
             .into_iter()
@@ -98,7 +110,13 @@ impl CustomerioConnector {
         creds: &Credentials,
     ) -> Result<Vec<(Value, Campaign)>, ConnectorError> {
         let body = self
-            .app_json(creds, "list_broadcasts", "listing broadcasts", "/v1/broadcasts", &[])
+            .app_json(
+                creds,
+                "list_broadcasts",
+                "listing broadcasts",
+                "/v1/broadcasts",
+                &[],
+            )
             .await?;
         Ok(items(body, "broadcasts", "listing broadcasts")?
             .into_iter()
@@ -124,7 +142,13 @@ impl CustomerioConnector {
             query.push(("start", s.to_owned()));
         }
         let body = self
-            .app_json(creds, "list_newsletters", "listing newsletters", "/v1/newsletters", &query)
+            .app_json(
+                creds,
+                "list_newsletters",
+                "listing newsletters",
+                "/v1/newsletters",
+                &query,
+            )
             .await?;
         let next = next_of(&body).filter(|n| Some(n.as_str()) != start);
         let rows: Vec<(Value, Campaign)> = items(body, "newsletters", "listing newsletters")?

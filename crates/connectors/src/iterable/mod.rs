@@ -8,8 +8,8 @@
 mod errors;
 mod export;
 mod models;
-pub mod webhooks;
 pub mod sync;
+pub mod webhooks;
 mod writes;
 
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@ use domain::shapes::Campaign;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{IterableConnector, Credentials, List, Paged, Template, errors, models};
+use super::{Credentials, IterableConnector, List, Paged, Template, errors, models};
 use crate::ConnectorError;
 
 /// Iterable's largest `pageSize`.
@@ -82,7 +82,10 @@ impl IterableConnector {
     }
 
     /// Every list, raw and as a List (`GET /api/lists` is not paged).
-    pub async fn lists_raw(&self, creds: &Credentials) -> Result<Vec<(Value, List)>, ConnectorError> {
+    pub async fn lists_raw(
+        &self,
+        creds: &Credentials,
+    ) -> Result<Vec<(Value, List)>, ConnectorError> {
         let mut v = self
             .get_json(creds, "list_lists", "lists", "/api/lists", &[])
             .await?;
@@ -91,7 +94,8 @@ impl IterableConnector {
         };
         rows.into_iter()
             .map(|r| {
-                let l = models::list(&r).ok_or_else(|| errors::malformed("list_lists", 200, "lists"))?;
+                let l = models::list(&r)
+                    .ok_or_else(|| errors::malformed("list_lists", 200, "lists"))?;
                 Ok((r, l))
             })
             .collect()
@@ -156,7 +160,10 @@ mod tests {
 
     #[test]
     fn users_by_email_then_user_id() {
-        assert_eq!(user_key(&json!({"email": "a@x.com", "userId": "u1"})).unwrap(), "a@x.com");
+        assert_eq!(
+            user_key(&json!({"email": "a@x.com", "userId": "u1"})).unwrap(),
+            "a@x.com"
+        );
         assert_eq!(user_key(&json!({"userId": "u1"})).unwrap(), "userId:u1");
         assert!(user_key(&json!({})).is_none());
     }

@@ -58,7 +58,9 @@ impl V1Collection {
     pub fn normalize(self, v: &Value) -> Option<Value> {
         match self {
             V1Collection::Tags => tag(v),
-            V1Collection::Campaigns => models::campaign(v).and_then(|c| serde_json::to_value(c).ok()),
+            V1Collection::Campaigns => {
+                models::campaign(v).and_then(|c| serde_json::to_value(c).ok())
+            }
             V1Collection::Opportunities => opportunity(v),
             V1Collection::Orders => order(v),
         }

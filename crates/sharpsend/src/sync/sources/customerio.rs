@@ -26,7 +26,14 @@ pub async fn open(
     let api_key = secrets
         .remove("apiKey")
         .ok_or_else(|| ApiError::internal("customerio integration without apiKey"))?;
-    let text = |k: &str| record.config.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |k: &str| {
+        record
+            .config
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let segment_ids = record
         .config
         .get("segmentIds")

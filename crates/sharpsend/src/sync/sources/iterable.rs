@@ -51,7 +51,11 @@ pub async fn open(
     let key = secrets
         .remove("apiKey")
         .ok_or_else(|| ApiError::internal(format!("integration {} has no apiKey", record.id)))?;
-    let event_types = match record.config.get("syncEventTypes").and_then(Value::as_array) {
+    let event_types = match record
+        .config
+        .get("syncEventTypes")
+        .and_then(Value::as_array)
+    {
         Some(types) if !types.is_empty() => types
             .iter()
             .filter_map(Value::as_str)
@@ -109,6 +113,10 @@ struct ExportCursor {
     newest: Option<DateTime<Utc>>,
 }
 
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
 fn lookback() -> chrono::Duration {
     chrono::Duration::from_std(DEFAULT_LOOKBACK).unwrap_or_default()
 }
@@ -157,7 +165,12 @@ impl IterableSync {
     }
 
     async fn lists(&mut self) -> Result<Page, ApiError> {
-        let rows = self.state.connectors.iterable.lists_raw(&self.creds).await?;
+        let rows = self
+            .state
+            .connectors
+            .iterable
+            .lists_raw(&self.creds)
+            .await?;
         let records = rows
             .into_iter()
             .map(|(raw, l)| {
@@ -180,17 +193,23 @@ impl IterableSync {
         };
         let (start, end) = match (c.start, c.end) {
             (Some(s), Some(e)) => (s, e),
-            _ => (c.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH), Utc::now()),
+            // Whole seconds: Iterable's export takes times to the second, so the window we
+            // record is exactly the one it applies (a row in the current second is left to the
+            // next run rather than cut off by a truncated end).
+            _ => (
+                whole_seconds(c.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
+                whole_seconds(Utc::now()),
+            ),
         };
         let data_type = if users {
             "user".to_owned()
         } else {
-            self.event_types
-                .get(c.types)
-                .cloned()
-                .ok_or_else(|| {
-                    ApiError::validation("cursor", "The events cursor names an event type past the configured ones.")
-                })?
+            self.event_types.get(c.types).cloned().ok_or_else(|| {
+                ApiError::validation(
+                    "cursor",
+                    "The events cursor names an event type past the configured ones.",
+                )
+            })?
         };
         let key = ExportKey {
             data_type: data_type.clone(),
@@ -207,9 +226,17 @@ impl IterableSync {
                 .await?;
             self.export = Some((key, rows));
         }
-        let rows = self.export.as_ref().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+        let rows = self
+            .export
+            .as_ref()
+            .map(|(_, r)| r.as_slice())
+            .unwrap_or(&[]);
         let chunk_end = (c.skip + SYNC_PAGE as usize).min(rows.len());
-        let time_key = if users { "profileUpdatedAt" } else { "createdAt" };
+        let time_key = if users {
+            "profileUpdatedAt"
+        } else {
+            "createdAt"
+        };
         let mut records = Vec::with_capacity(chunk_end.saturating_sub(c.skip));
         for raw in rows.get(c.skip..chunk_end).unwrap_or(&[]) {
             if let Some(t) = row_time(raw, time_key) {

@@ -197,7 +197,10 @@ pub async fn list_custom_fields(
     let publisher = scope.publisher()?;
     let types: Vec<&'static str> = match q.record_type.as_deref().map(str::trim) {
         None | Some("") => CUSTOM_FIELD_RECORDS.to_vec(),
-        Some(t) => match CUSTOM_FIELD_RECORDS.iter().find(|r| r.eq_ignore_ascii_case(t)) {
+        Some(t) => match CUSTOM_FIELD_RECORDS
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(t))
+        {
             Some(r) => vec![*r],
             None => {
                 return Err(ApiError::validation(
