@@ -222,6 +222,18 @@ async fn keap_every_kind_pages_to_the_simulators_contents_and_contacts_are_incre
     );
     let watermark = watermark.expect("contacts are incremental");
 
+    // A run resumed from a `next` cursor in a new session (after a crash) reads the rest.
+    let first = s.page("contacts", None).await.unwrap();
+    let mut resumed = sources::open(&e.app.state, &record).await.unwrap();
+    let (rest, _, _) = drain(&mut resumed, "contacts", first.next.clone()).await;
+    let mut union = ids(&first.records);
+    union.extend(ids(&rest));
+    assert_eq!(union, expected);
+    expect_code(
+        s.page("contacts", Some("not a cursor")).await,
+        ErrorCode::ValidationError,
+    );
+
     // Change one contact through Keap's API; the incremental read from the watermark has it.
     let patched = http
         .patch(format!("{origin}/crm/rest/v1/contacts/42"))
