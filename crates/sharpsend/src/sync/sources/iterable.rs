@@ -113,6 +113,10 @@ struct ExportCursor {
     newest: Option<DateTime<Utc>>,
 }
 
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
 fn lookback() -> chrono::Duration {
     chrono::Duration::from_std(DEFAULT_LOOKBACK).unwrap_or_default()
 }
@@ -189,7 +193,13 @@ impl IterableSync {
         };
         let (start, end) = match (c.start, c.end) {
             (Some(s), Some(e)) => (s, e),
-            _ => (c.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH), Utc::now()),
+            // Whole seconds: Iterable's export takes times to the second, so the window we
+            // record is exactly the one it applies (a row in the current second is left to the
+            // next run rather than cut off by a truncated end).
+            _ => (
+                whole_seconds(c.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
+                whole_seconds(Utc::now()),
+            ),
         };
         let data_type = if users {
             "user".to_owned()
