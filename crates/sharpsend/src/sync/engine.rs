@@ -25,7 +25,10 @@ use rand::Rng as _;
 use store::{JobOutcome, KindFinish, NewRecord, PageCommit, SyncJobRecord};
 use tokio_util::sync::CancellationToken;
 
-use super::{source::SyncSession, sources};
+use super::{
+    source::{Page, SyncSession},
+    sources,
+};
 use crate::{http::error::ApiError, state::AppState};
 
 /// Runs of one job before a retryable error fails it for good.
@@ -289,6 +292,9 @@ async fn sync_kind(
         (checkpoint.watermark, false)
     };
     counts.entry(kind.to_owned()).or_insert(0);
+    // Pipelined: while page N commits, page N+1 is fetched. A fetched page is only ever
+    // committed after the one before it, so the checkpoint order is unchanged.
+    let mut fetched = session.page(kind, cursor.as_deref()).await;
     loop {
         if lease_lost.is_cancelled() {
             return Ended::LeaseLost;
@@ -296,13 +302,12 @@ async fn sync_kind(
         if shutdown.is_cancelled() {
             return Ended::Stopped;
         }
-        let page = match session.page(kind, cursor.as_deref()).await {
+        let page = match fetched {
             Ok(p) => p,
             Err(e) => return Ended::Failed(e),
         };
         let read = page.records.len() as u64;
         *counts.entry(kind.to_owned()).or_insert(0) += read;
-        let last = page.next.is_none();
         let records = page
             .records
             .into_iter()
@@ -312,33 +317,37 @@ async fn sync_kind(
                 raw: r.raw,
             })
             .collect();
+        let next = page.next;
         // After the last page the listing resumes where that page began: read again, it
         // upserts the same records, and the kind then finishes.
-        let resume_at = if last {
-            cursor.clone()
-        } else {
-            page.next.clone()
+        let commit = state.store.commit_sync_page(PageCommit {
+            job_id: job.id.clone(),
+            worker: worker.to_owned(),
+            integration_id: job.integration_id.clone(),
+            kind: kind.to_owned(),
+            records,
+            next: next.clone().or_else(|| cursor.clone()),
+            from_start,
+            counts: counts.clone(),
+            now: Utc::now(),
+        });
+        let committed = match &next {
+            Some(n) => {
+                let (committed, after) = tokio::join!(commit, session.page(kind, Some(n)));
+                fetched = after;
+                committed
+            }
+            None => {
+                fetched = Ok(Page::default());
+                commit.await
+            }
         };
-        let committed = state
-            .store
-            .commit_sync_page(PageCommit {
-                job_id: job.id.clone(),
-                worker: worker.to_owned(),
-                integration_id: job.integration_id.clone(),
-                kind: kind.to_owned(),
-                records,
-                next: resume_at,
-                from_start,
-                counts: counts.clone(),
-                now: Utc::now(),
-            })
-            .await;
         match committed {
             Ok(true) => state.metrics.synced(job.platform.as_str(), kind, read),
             Ok(false) => return Ended::LeaseLost,
             Err(e) => return e.into(),
         }
-        if last {
+        let Some(next) = next else {
             let finished = state
                 .store
                 .finish_sync_kind(KindFinish {
@@ -360,8 +369,8 @@ async fn sync_kind(
                 Ok(None) => Ended::LeaseLost,
                 Err(e) => e.into(),
             };
-        }
-        cursor = page.next;
+        };
+        cursor = Some(next);
     }
 }
 
