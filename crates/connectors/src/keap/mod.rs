@@ -7,6 +7,7 @@
 //! and retry once; everything else is a [`ConnectorError`].
 
 mod errors;
+pub mod hooks;
 mod models;
 
 use std::{

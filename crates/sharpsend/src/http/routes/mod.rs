@@ -2,9 +2,11 @@
 
 pub mod admin;
 pub mod customerio;
+pub mod events;
 pub mod health;
 pub mod integrations;
 pub mod iterable;
 pub mod keap;
 pub mod operations;
 pub mod platforms;
+pub mod webhooks;
