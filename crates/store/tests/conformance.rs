@@ -498,7 +498,14 @@ async fn credential_lock_serialises_refreshers() {
     .await;
 }
 
-fn new_event(id: &str, integration: &str, pubid: &str, platform: Platform, pe: &str, kind: &str) -> NewEvent {
+fn new_event(
+    id: &str,
+    integration: &str,
+    pubid: &str,
+    platform: Platform,
+    pe: &str,
+    kind: &str,
+) -> NewEvent {
     NewEvent {
         id: id.into(),
         integration_id: integration.into(),
@@ -529,7 +536,14 @@ async fn received_events_once_per_platform_id_and_paged_newest_first() {
             .unwrap();
 
         let (first, inserted) = s
-            .record_event(new_event("evt1", "int1", "pub-a", Platform::Iterable, "p1", "email.sent"))
+            .record_event(new_event(
+                "evt1",
+                "int1",
+                "pub-a",
+                Platform::Iterable,
+                "p1",
+                "email.sent",
+            ))
             .await
             .unwrap();
         assert!(inserted, "{b}");
@@ -538,7 +552,14 @@ async fn received_events_once_per_platform_id_and_paged_newest_first() {
         assert_eq!(first.campaign_id.as_deref(), Some("42"));
         // A redelivery answers the stored row, not an error.
         let (again, inserted) = s
-            .record_event(new_event("evt1b", "int1", "pub-a", Platform::Iterable, "p1", "email.sent"))
+            .record_event(new_event(
+                "evt1b",
+                "int1",
+                "pub-a",
+                Platform::Iterable,
+                "p1",
+                "email.sent",
+            ))
             .await
             .unwrap();
         assert!(!inserted, "{b}");
@@ -546,7 +567,14 @@ async fn received_events_once_per_platform_id_and_paged_newest_first() {
         assert_eq!(again.seq, first.seq);
         // The same platform id on another integration is another event.
         let (_, inserted) = s
-            .record_event(new_event("evt3", "int3", "pub-b", Platform::Iterable, "p1", "email.sent"))
+            .record_event(new_event(
+                "evt3",
+                "int3",
+                "pub-b",
+                Platform::Iterable,
+                "p1",
+                "email.sent",
+            ))
             .await
             .unwrap();
         assert!(inserted);
@@ -556,55 +584,115 @@ async fn received_events_once_per_platform_id_and_paged_newest_first() {
             } else {
                 ("int1", Platform::Iterable, "email.clicked")
             };
-            s.record_event(new_event(&format!("evt-a{i}"), int, "pub-a", platform, &format!("p{i}"), kind))
-                .await
-                .unwrap();
+            s.record_event(new_event(
+                &format!("evt-a{i}"),
+                int,
+                "pub-a",
+                platform,
+                &format!("p{i}"),
+                kind,
+            ))
+            .await
+            .unwrap();
         }
 
         let a = publisher("pub-a");
-        let all = s.list_events(&a, &EventFilter::default(), 100, None).await.unwrap();
+        let all = s
+            .list_events(&a, &EventFilter::default(), 100, None)
+            .await
+            .unwrap();
         let ids: Vec<&str> = all.events.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(ids, ["evt-a6", "evt-a5", "evt-a4", "evt-a3", "evt-a2", "evt1"], "{b}");
+        assert_eq!(
+            ids,
+            ["evt-a6", "evt-a5", "evt-a4", "evt-a3", "evt-a2", "evt1"],
+            "{b}"
+        );
         assert!(all.next.is_none());
 
         // Pages of two with a stable cursor, even when newer events arrive meanwhile.
-        let p1 = s.list_events(&a, &EventFilter::default(), 2, None).await.unwrap();
+        let p1 = s
+            .list_events(&a, &EventFilter::default(), 2, None)
+            .await
+            .unwrap();
         assert_eq!(p1.events.len(), 2);
         let c1 = p1.next.unwrap();
         assert_eq!(EventCursor::parse(&c1.to_token()), Some(c1));
-        s.record_event(new_event("evt-late", "int1", "pub-a", Platform::Iterable, "p-late", "email.sent"))
+        s.record_event(new_event(
+            "evt-late",
+            "int1",
+            "pub-a",
+            Platform::Iterable,
+            "p-late",
+            "email.sent",
+        ))
+        .await
+        .unwrap();
+        let p2 = s
+            .list_events(&a, &EventFilter::default(), 2, Some(c1))
             .await
             .unwrap();
-        let p2 = s.list_events(&a, &EventFilter::default(), 2, Some(c1)).await.unwrap();
         let ids: Vec<&str> = p2.events.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["evt-a4", "evt-a3"], "{b}");
-        let p3 = s.list_events(&a, &EventFilter::default(), 2, p2.next).await.unwrap();
+        let p3 = s
+            .list_events(&a, &EventFilter::default(), 2, p2.next)
+            .await
+            .unwrap();
         let ids: Vec<&str> = p3.events.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["evt-a2", "evt1"], "{b}");
-        assert!(p3.next.is_none(), "{b}: exactly two left, no empty extra page");
+        assert!(
+            p3.next.is_none(),
+            "{b}: exactly two left, no empty extra page"
+        );
 
         // Filters.
         let opened = s
-            .list_events(&a, &EventFilter { platform: None, kind: Some("email.opened".into()) }, 100, None)
+            .list_events(
+                &a,
+                &EventFilter {
+                    platform: None,
+                    kind: Some("email.opened".into()),
+                },
+                100,
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(opened.events.len(), 3);
         let it = s
-            .list_events(&a, &EventFilter { platform: Some(Platform::Iterable), kind: None }, 100, None)
+            .list_events(
+                &a,
+                &EventFilter {
+                    platform: Some(Platform::Iterable),
+                    kind: None,
+                },
+                100,
+                None,
+            )
             .await
             .unwrap();
         assert!(it.events.iter().all(|e| e.platform == Platform::Iterable));
         assert_eq!(it.events.len(), 4);
 
         // Tenancy: pub-b sees only its own.
-        let other = s.list_events(&publisher("pub-b"), &EventFilter::default(), 100, None).await.unwrap();
+        let other = s
+            .list_events(&publisher("pub-b"), &EventFilter::default(), 100, None)
+            .await
+            .unwrap();
         assert_eq!(other.events.len(), 1);
         assert_eq!(other.events[0].id, "evt3");
 
         // Disconnect takes the events with it.
-        s.delete_integration(&a, Platform::Customerio).await.unwrap();
-        let left = s.list_events(&a, &EventFilter::default(), 100, None).await.unwrap();
-        assert!(left.events.iter().all(|e| e.integration_id == "int1"), "{b}");
+        s.delete_integration(&a, Platform::Customerio)
+            .await
+            .unwrap();
+        let left = s
+            .list_events(&a, &EventFilter::default(), 100, None)
+            .await
+            .unwrap();
+        assert!(
+            left.events.iter().all(|e| e.integration_id == "int1"),
+            "{b}"
+        );
         assert_eq!(left.events.len(), 4);
     })
     .await;
@@ -616,7 +704,14 @@ fn event_cursors_are_opaque_and_checked() {
     let t = c.to_token();
     assert!(!t.contains("12345"));
     assert_eq!(EventCursor::parse(&t), Some(c));
-    for bad in ["", "ev1.", "ev1.zz", "12345", "ev2.3039", "ev1.ffffffffffffffffff"] {
+    for bad in [
+        "",
+        "ev1.",
+        "ev1.zz",
+        "12345",
+        "ev2.3039",
+        "ev1.ffffffffffffffffff",
+    ] {
         assert_eq!(EventCursor::parse(bad), None, "{bad}");
     }
 }

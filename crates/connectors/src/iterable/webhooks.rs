@@ -49,7 +49,11 @@ pub fn authorized(authorization: Option<&str>, custom: Option<&str>, secret: &st
         .map(str::trim)
         .and_then(|a| a.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .and_then(|(_, b64)| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
+        .and_then(|(_, b64)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
         .and_then(|raw| String::from_utf8(raw).ok());
     if let Some((_, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
         candidates.push(password);
@@ -128,10 +132,10 @@ pub fn event_type(name: &str) -> String {
         if let Some(verb) = name.strip_prefix(prefix)
             && !verb.is_empty()
         {
-            let action = VERBS
-                .iter()
-                .find(|(v, _)| *v == verb)
-                .map_or_else(|| snake(verb).trim_start_matches('_').to_owned(), |(_, a)| (*a).to_owned());
+            let action = VERBS.iter().find(|(v, _)| *v == verb).map_or_else(
+                || snake(verb).trim_start_matches('_').to_owned(),
+                |(_, a)| (*a).to_owned(),
+            );
             return typed(subject, &action);
         }
     }

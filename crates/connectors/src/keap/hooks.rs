@@ -40,7 +40,8 @@ pub struct RestHook {
 
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let v = Value::deserialize(d)?;
-    models::id_string(&v).ok_or_else(|| serde::de::Error::custom("hook key is not a string or number"))
+    models::id_string(&v)
+        .ok_or_else(|| serde::de::Error::custom("hook key is not a string or number"))
 }
 
 /// One changed object of a delivery.
@@ -61,17 +62,18 @@ pub struct Delivery {
 
 /// Reads a delivery body; `Err` says what is wrong with it.
 pub fn parse_delivery(body: &[u8]) -> Result<Delivery, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
     let event_key = v
         .get("event_key")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or("the body has no event_key")?
         .to_owned();
-    let object_type = v
-        .get("object_type")
-        .and_then(Value::as_str)
-        .map_or_else(|| event_key.split('.').next().unwrap_or("").to_owned(), str::to_owned);
+    let object_type = v.get("object_type").and_then(Value::as_str).map_or_else(
+        || event_key.split('.').next().unwrap_or("").to_owned(),
+        str::to_owned,
+    );
     let keys = v
         .get("object_keys")
         .and_then(Value::as_array)

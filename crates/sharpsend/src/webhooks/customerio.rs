@@ -79,7 +79,9 @@ pub fn verify(
         return Err("X-CIO-Timestamp is not unix seconds.");
     };
     if (now - at).abs() > TOLERANCE {
-        return Err("Stale X-CIO-Timestamp: more than 5 minutes from now, so the delivery may be a replay.");
+        return Err(
+            "Stale X-CIO-Timestamp: more than 5 minutes from now, so the delivery may be a replay.",
+        );
     }
     Ok(())
 }
@@ -96,7 +98,8 @@ fn action(metric: &str) -> String {
 
 /// Reads a reporting webhook body into our event.
 pub fn normalize(body: &[u8]) -> Result<Incoming, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
     let s = |obj: &Value, k: &str| -> Option<String> {
         match obj.get(k)? {
             Value::String(s) if !s.is_empty() => Some(s.clone()),

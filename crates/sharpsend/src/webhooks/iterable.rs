@@ -58,7 +58,10 @@ pub async fn receive(
         ));
     }
     let event = wh::normalize(body).map_err(|e| {
-        crate::http::error::ApiError::validation("body", format!("Not an Iterable system webhook: {e}."))
+        crate::http::error::ApiError::validation(
+            "body",
+            format!("Not an Iterable system webhook: {e}."),
+        )
     })?;
     let incoming = Incoming {
         kind: event.kind,

@@ -93,8 +93,12 @@ pub async fn receive(
 ) -> ApiResult<Response> {
     // The verification handshake: answer 200 echoing the secret.
     if let Some(secret) = header(headers, "x-hook-secret") {
-        let value = HeaderValue::from_str(secret)
-            .map_err(|_| ApiError::validation("X-Hook-Secret", "X-Hook-Secret is not a valid header value."))?;
+        let value = HeaderValue::from_str(secret).map_err(|_| {
+            ApiError::validation(
+                "X-Hook-Secret",
+                "X-Hook-Secret is not a valid header value.",
+            )
+        })?;
         tracing::info!(integration_id = %record.id, "Keap REST hook verification answered");
         let mut resp = (StatusCode::OK, Envelope::ok(json!({"verified": true}))).into_response();
         resp.headers_mut().insert("x-hook-secret", value);
@@ -128,8 +132,12 @@ pub async fn receive(
                 refresh_contacts(&state, &publisher, &ids).await
             };
             match done {
-                Ok(n) => tracing::info!(publisher = %publisher, records = n, deleted, "Keap hook: contacts updated"),
-                Err(e) => tracing::warn!(publisher = %publisher, error = %e, "Keap hook: contacts not updated"),
+                Ok(n) => {
+                    tracing::info!(publisher = %publisher, records = n, deleted, "Keap hook: contacts updated")
+                }
+                Err(e) => {
+                    tracing::warn!(publisher = %publisher, error = %e, "Keap hook: contacts not updated")
+                }
             }
         });
     }
@@ -185,13 +193,19 @@ pub async fn register(state: &AppState, publisher: &PublisherId, previous: &[Str
     }
 }
 
-async fn try_register(state: &AppState, publisher: &PublisherId, previous: &[String]) -> ApiResult<()> {
+async fn try_register(
+    state: &AppState,
+    publisher: &PublisherId,
+    previous: &[String],
+) -> ApiResult<()> {
     let mut session = tokens::session(state, publisher).await?;
     let keap = &state.connectors.keap;
     for key in previous {
         let key = key.as_str();
-        if let Err(e) =
-            tokens::call(state, &mut session, |cred| async move { keap.delete_hook(&cred, key).await }).await
+        if let Err(e) = tokens::call(state, &mut session, |cred| async move {
+            keap.delete_hook(&cred, key).await
+        })
+        .await
         {
             tracing::warn!(hook = key, error = %e, "old Keap REST hook not deleted");
         }
@@ -213,7 +227,10 @@ async fn try_register(state: &AppState, publisher: &PublisherId, previous: &[Str
             }
         }
     }
-    let verified = registrations.iter().filter(|h| h.status == "Verified").count();
+    let verified = registrations
+        .iter()
+        .filter(|h| h.status == "Verified")
+        .count();
     let status = if verified == hooks::EVENT_KEYS.len() {
         "registered"
     } else if registrations.is_empty() {
@@ -232,7 +249,10 @@ async fn try_register(state: &AppState, publisher: &PublisherId, previous: &[Str
         "errors": errors,
         "checkedAt": Utc::now(),
     });
-    state.store.set_integration_config(&session.record.id, config).await?;
+    state
+        .store
+        .set_integration_config(&session.record.id, config)
+        .await?;
     tracing::info!(status, verified, "Keap REST hooks registered");
     Ok(())
 }
@@ -253,8 +273,10 @@ pub async fn unregister(state: &AppState, publisher: &PublisherId, record: &Inte
     let keap = &state.connectors.keap;
     for key in &keys {
         let key = key.as_str();
-        if let Err(e) =
-            tokens::call(state, &mut session, |cred| async move { keap.delete_hook(&cred, key).await }).await
+        if let Err(e) = tokens::call(state, &mut session, |cred| async move {
+            keap.delete_hook(&cred, key).await
+        })
+        .await
         {
             tracing::warn!(hook = key, error = %e, "Keap REST hook not deleted");
         }

@@ -12,3 +12,4 @@ mod logs;
 mod openapi;
 mod tenancy;
 mod vault;
+mod webhooks;

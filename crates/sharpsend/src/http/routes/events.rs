@@ -70,7 +70,9 @@ pub async fn list_events(
         Some(k) => {
             return Err(ApiError::validation(
                 "type",
-                format!("'{k}' is not an event type: use subject.action, such as email.opened or contact.updated."),
+                format!(
+                    "'{k}' is not an event type: use subject.action, such as email.opened or contact.updated."
+                ),
             ));
         }
     };
@@ -98,7 +100,11 @@ pub async fn list_events(
         .list_events(publisher, &EventFilter { platform, kind }, limit, before)
         .await?;
     Ok(Envelope::ok(EventList {
-        events: page.events.iter().map(store::EventRecord::to_shape).collect(),
+        events: page
+            .events
+            .iter()
+            .map(store::EventRecord::to_shape)
+            .collect(),
         next_cursor: page.next.map(EventCursor::to_token),
     }))
 }
