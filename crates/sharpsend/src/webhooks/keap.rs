@@ -19,7 +19,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
-use connectors::keap::hooks::{self, Delivery, RestHook};
+use connectors::keap::{
+    KeapCredential,
+    hooks::{self, Delivery, RestHook},
+};
 use domain::{Platform, PublisherId, events::event_type};
 use serde_json::{Value, json};
 use store::IntegrationRecord;
@@ -184,11 +187,39 @@ pub fn hook_keys(config: &Value) -> Vec<String> {
         .collect()
 }
 
+/// How registration reaches Keap: the credential a connect has just tested (no refresh, so a
+/// connect never spends the refresh token), or a stored session.
+enum Access {
+    Direct(KeapCredential),
+    Session(Box<tokens::Session>),
+}
+
+impl Access {
+    async fn call<T, F, Fut>(&mut self, state: &AppState, op: F) -> ApiResult<T>
+    where
+        F: Fn(KeapCredential) -> Fut,
+        Fut: std::future::Future<Output = Result<T, connectors::keap::KeapError>>,
+    {
+        match self {
+            Access::Direct(cred) => op(cred.clone())
+                .await
+                .map_err(|e| connectors::ConnectorError::from(e).into()),
+            Access::Session(s) => tokens::call(state, s, op).await,
+        }
+    }
+}
+
 /// Subscribes the publisher's Keap integration to [`hooks::EVENT_KEYS`] at its webhook URL,
 /// first deleting `previous` subscriptions (a reconnect), and writes the outcome into
-/// `config.hooks`. Never fails the caller: problems are logged and recorded.
-pub async fn register(state: &AppState, publisher: &PublisherId, previous: &[String]) {
-    if let Err(e) = try_register(state, publisher, previous).await {
+/// `config.hooks`. `cred` is the credential the connect just tested (else the stored session is
+/// used). Never fails the caller: problems are logged and recorded.
+pub async fn register(
+    state: &AppState,
+    publisher: &PublisherId,
+    previous: &[String],
+    cred: Option<KeapCredential>,
+) {
+    if let Err(e) = try_register(state, publisher, previous, cred).await {
         tracing::warn!(publisher = %publisher, error = %e, "Keap REST hooks could not be registered");
     }
 }
@@ -197,28 +228,45 @@ async fn try_register(
     state: &AppState,
     publisher: &PublisherId,
     previous: &[String],
+    cred: Option<KeapCredential>,
 ) -> ApiResult<()> {
-    let mut session = tokens::session(state, publisher).await?;
+    let (record, mut access) = match cred {
+        Some(c) => {
+            let record = state
+                .store
+                .get_integration(publisher, Platform::Keap)
+                .await?
+                .ok_or_else(|| ApiError::internal("Keap integration vanished while connecting"))?;
+            (record, Access::Direct(c))
+        }
+        None => {
+            let s = tokens::session(state, publisher).await?;
+            (s.record.clone(), Access::Session(Box::new(s)))
+        }
+    };
     let keap = &state.connectors.keap;
     for key in previous {
         let key = key.as_str();
-        if let Err(e) = tokens::call(state, &mut session, |cred| async move {
-            keap.delete_hook(&cred, key).await
-        })
-        .await
+        if let Err(e) = access
+            .call(
+                state,
+                |cred| async move { keap.delete_hook(&cred, key).await },
+            )
+            .await
         {
             tracing::warn!(hook = key, error = %e, "old Keap REST hook not deleted");
         }
     }
-    let url = integrations::webhook_url(state, Platform::Keap, &session.record.webhook_id);
+    let url = integrations::webhook_url(state, Platform::Keap, &record.webhook_id);
     let mut registrations: Vec<RestHook> = Vec::new();
     let mut errors: Vec<Value> = Vec::new();
     for event_key in hooks::EVENT_KEYS {
         let url = url.as_str();
-        match tokens::call(state, &mut session, |cred| async move {
-            keap.create_hook(&cred, event_key, url).await
-        })
-        .await
+        match access
+            .call(state, |cred| async move {
+                keap.create_hook(&cred, event_key, url).await
+            })
+            .await
         {
             Ok(h) => registrations.push(h),
             Err(e) => {
@@ -238,7 +286,7 @@ async fn try_register(
     } else {
         "partial"
     };
-    let mut config = session.record.config.clone();
+    let mut config = record.config.clone();
     if !config.is_object() {
         config = json!({});
     }
@@ -251,7 +299,7 @@ async fn try_register(
     });
     state
         .store
-        .set_integration_config(&session.record.id, config)
+        .set_integration_config(&record.id, config)
         .await?;
     tracing::info!(status, verified, "Keap REST hooks registered");
     Ok(())

@@ -346,7 +346,7 @@ pub async fn connect(
     )
     .await?;
     // REST hooks at the webhook URL; failures are recorded in config.hooks, never fatal.
-    crate::webhooks::keap::register(&state, &hooks_publisher, &previous_hooks).await;
+    crate::webhooks::keap::register(&state, &hooks_publisher, &previous_hooks, Some(cred)).await;
     let integration = match state
         .store
         .get_integration(&hooks_publisher, Platform::Keap)
