@@ -85,7 +85,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, String> {
                 id: k.get("id").and_then(models::id_string)?,
                 timestamp: k
                     .get("timestamp")
-                    .and_then(|t| models::id_string(t))
+                    .and_then(models::id_string)
                     .filter(|t| !t.is_empty()),
             })
         })
