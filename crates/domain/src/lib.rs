@@ -6,6 +6,7 @@
 
 pub mod capabilities;
 pub mod error_code;
+pub mod events;
 pub mod platform;
 pub mod publisher;
 pub mod shapes;

@@ -66,6 +66,11 @@ pub struct Integration {
     /// Present on a connect answer: whether it replaced an earlier connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced: Option<bool>,
+    /// Shown once, in the Iterable connect answer that generated it: the secret Iterable's
+    /// system webhook must send (Basic auth token, or the `X-SharpSend-Webhook-Secret` header).
+    /// Everywhere else it appears only masked, under `credentials.webhookSecret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
 /// State of a sync job.

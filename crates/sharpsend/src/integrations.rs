@@ -177,6 +177,7 @@ pub async fn render(state: &AppState, record: &IntegrationRecord) -> Result<Inte
         last_sync,
         webhook_url: webhook_url(state, record.platform, &record.webhook_id),
         replaced: None,
+        webhook_secret: None,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod state;
 pub mod sync;
 pub mod telemetry;
 pub mod vault_ops;
+pub mod webhooks;
 
 pub use app::Application;
 pub use config::Config;

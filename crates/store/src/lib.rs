@@ -162,6 +162,27 @@ pub trait Store: SyncStore + Send + Sync + 'static {
     /// How many sealed fields each master key id seals.
     async fn credential_key_counts(&self) -> StoreResult<Vec<(u32, u64)>>;
 
+    // --- received events ---
+
+    /// Stores a webhook event once per (integration, platform event id): a redelivery is not an
+    /// error, it answers the row stored first and `false`.
+    async fn record_event(&self, event: NewEvent) -> StoreResult<(EventRecord, bool)>;
+    /// A publisher's received events, newest first, `limit` of them, older than `before`.
+    async fn list_events(
+        &self,
+        publisher: &PublisherId,
+        filter: &EventFilter,
+        limit: u32,
+        before: Option<EventCursor>,
+    ) -> StoreResult<EventPage>;
+    /// Replaces an integration's non-secret config (webhook registrations made after connect,
+    /// such as Keap's REST hook keys, are kept there).
+    async fn set_integration_config(
+        &self,
+        integration_id: &str,
+        config: serde_json::Value,
+    ) -> StoreResult<()>;
+
     // --- sync jobs ---
 
     /// The newest job of an integration.

@@ -168,3 +168,102 @@ impl SyncJobRecord {
         }
     }
 }
+
+/// A platform event received by webhook, to store once (CONTRACT §8).
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// Our id (`evt_…`).
+    pub id: String,
+    pub integration_id: String,
+    pub publisher_id: String,
+    pub platform: Platform,
+    /// Our vocabulary (`email.opened`, see `domain::events`).
+    pub kind: String,
+    /// The platform's id for the event: what de-duplicates redeliveries, per integration.
+    pub platform_event_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub data: Value,
+}
+
+/// A stored received event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    /// Arrival order (the paging key).
+    pub seq: i64,
+    pub id: String,
+    pub integration_id: String,
+    pub publisher_id: String,
+    pub platform: Platform,
+    pub kind: String,
+    pub platform_event_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub data: Value,
+}
+
+impl EventRecord {
+    /// The contract's Event shape.
+    pub fn to_shape(&self) -> domain::shapes::Event {
+        domain::shapes::Event {
+            id: self.id.clone(),
+            platform: self.platform,
+            kind: self.kind.clone(),
+            platform_event_id: self.platform_event_id.clone(),
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            email: self.email.clone(),
+            user_id: self.user_id.clone(),
+            campaign_id: self.campaign_id.clone(),
+            data: self.data.clone(),
+        }
+    }
+}
+
+/// Which received events to list.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub platform: Option<Platform>,
+    /// Exact event type.
+    pub kind: Option<String>,
+}
+
+/// A position in the newest-first event list: events older than it come next. Opaque to
+/// clients (`to_token`/`parse`); a keyset on `seq`, so pages stay stable while events arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventCursor(pub i64);
+
+impl EventCursor {
+    const PREFIX: &'static str = "ev1.";
+
+    /// The token handed to clients.
+    pub fn to_token(self) -> String {
+        // Hex of the seq XOR a fixed mask, behind a version prefix: opaque, not a secret.
+        format!("{}{:x}", Self::PREFIX, self.0 ^ 0x5a5a_5a5a)
+    }
+
+    /// Reads a token made by [`Self::to_token`]; `None` for anything else.
+    pub fn parse(token: &str) -> Option<Self> {
+        let hex = token.strip_prefix(Self::PREFIX)?;
+        if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let raw = u64::from_str_radix(hex, 16).ok()?;
+        let seq = i64::try_from(raw).ok()? ^ 0x5a5a_5a5a;
+        (seq > 0).then_some(Self(seq))
+    }
+}
+
+/// One page of received events, newest first.
+#[derive(Clone, Debug)]
+pub struct EventPage {
+    pub events: Vec<EventRecord>,
+    /// Where the next (older) page starts; `None` on the last page.
+    pub next: Option<EventCursor>,
+}

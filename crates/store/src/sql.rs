@@ -162,6 +162,50 @@ impl TryFrom<SyncJobRow> for SyncJobRecord {
     }
 }
 
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    seq: i64,
+    id: String,
+    integration_id: String,
+    publisher_id: String,
+    platform: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    platform_event_id: String,
+    occurred_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    email: Option<String>,
+    user_id: Option<String>,
+    campaign_id: Option<String>,
+    data: String,
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "seq, id, integration_id, publisher_id, platform, type, platform_event_id, \
+     occurred_at, received_at, email, user_id, campaign_id, data";
+
+impl TryFrom<EventRow> for crate::EventRecord {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> StoreResult<Self> {
+        Ok(crate::EventRecord {
+            platform: Platform::parse(&r.platform)
+                .ok_or_else(|| corrupt("platform", &r.platform))?,
+            data: serde_json::from_str(&r.data).map_err(|_| corrupt("event data", &r.data))?,
+            seq: r.seq,
+            id: r.id,
+            integration_id: r.integration_id,
+            publisher_id: r.publisher_id,
+            kind: r.kind,
+            platform_event_id: r.platform_event_id,
+            occurred_at: r.occurred_at,
+            received_at: r.received_at,
+            email: r.email,
+            user_id: r.user_id,
+            campaign_id: r.campaign_id,
+        })
+    }
+}
+
 /// Implements the dialect-neutral [`Store`](crate::Store) methods for a store type with a
 /// `pool: sqlx::Pool<$db>` field and a `dialect_*` set of inherent methods.
 macro_rules! impl_common_store {
@@ -661,6 +705,98 @@ macro_rules! impl_common_store {
                         ))
                     })
                     .collect()
+            }
+
+            async fn record_event(
+                &self,
+                event: $crate::NewEvent,
+            ) -> $crate::StoreResult<($crate::EventRecord, bool)> {
+                let inserted = sqlx::query_as::<_, $crate::sql::EventRow>(&format!(
+                    "INSERT INTO received_events (id, integration_id, publisher_id, platform, type, platform_event_id, \
+                     occurred_at, received_at, email, user_id, campaign_id, data) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (integration_id, platform_event_id) DO NOTHING RETURNING {}",
+                    $crate::sql::EVENT_COLUMNS
+                ))
+                .bind(&event.id)
+                .bind(&event.integration_id)
+                .bind(&event.publisher_id)
+                .bind(event.platform.as_str())
+                .bind(&event.kind)
+                .bind(&event.platform_event_id)
+                .bind(event.occurred_at)
+                .bind(event.received_at)
+                .bind(&event.email)
+                .bind(&event.user_id)
+                .bind(&event.campaign_id)
+                .bind(event.data.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = inserted {
+                    return Ok((row.try_into()?, true));
+                }
+                let row = sqlx::query_as::<_, $crate::sql::EventRow>(&format!(
+                    "SELECT {} FROM received_events WHERE integration_id = $1 AND platform_event_id = $2",
+                    $crate::sql::EVENT_COLUMNS
+                ))
+                .bind(&event.integration_id)
+                .bind(&event.platform_event_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                match row {
+                    Some(row) => Ok((row.try_into()?, false)),
+                    // The conflict was on our own id, not the platform's: a caller bug.
+                    None => Err($crate::StoreError::Conflict { constraint: "received_events_id".into() }),
+                }
+            }
+
+            async fn list_events(
+                &self,
+                publisher: &domain::PublisherId,
+                filter: &$crate::EventFilter,
+                limit: u32,
+                before: Option<$crate::EventCursor>,
+            ) -> $crate::StoreResult<$crate::EventPage> {
+                let rows = sqlx::query_as::<_, $crate::sql::EventRow>(&format!(
+                    "SELECT {} FROM received_events WHERE publisher_id = $1 \
+                     AND ($2 IS NULL OR platform = $2) AND ($3 IS NULL OR type = $3) AND ($4 IS NULL OR seq < $4) \
+                     ORDER BY seq DESC LIMIT $5",
+                    $crate::sql::EVENT_COLUMNS
+                ))
+                .bind(publisher.as_str())
+                .bind(filter.platform.map(|p| p.as_str()))
+                .bind(filter.kind.as_deref())
+                .bind(before.map(|c| c.0))
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&self.pool)
+                .await?;
+                let more = rows.len() > limit as usize;
+                let events = rows
+                    .into_iter()
+                    .take(limit as usize)
+                    .map(TryInto::try_into)
+                    .collect::<$crate::StoreResult<Vec<$crate::EventRecord>>>()?;
+                let next = if more {
+                    events.last().map(|e| $crate::EventCursor(e.seq))
+                } else {
+                    None
+                };
+                Ok($crate::EventPage { events, next })
+            }
+
+            async fn set_integration_config(
+                &self,
+                integration_id: &str,
+                config: serde_json::Value,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query("UPDATE integrations SET config = $2, updated_at = $3 WHERE id = $1")
+                    .bind(integration_id)
+                    .bind(config.to_string())
+                    .bind(chrono::Utc::now())
+                    .execute(&self.pool)
+                    .await?;
+                self.bump_epoch().await?;
+                Ok(())
             }
 
             async fn latest_sync_job(&self, integration_id: &str) -> $crate::StoreResult<Option<$crate::SyncJobRecord>> {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use domain::{Platform, PublisherId, Region, shapes::IntegrationStatus, shapes::SyncStatus};
 use store::{
-    NewApiKey, NewIntegration, NewSyncJob, SealedField, Store, StoreError, testing::TestDb,
+    EventCursor, EventFilter, NewApiKey, NewEvent, NewIntegration, NewSyncJob, SealedField, Store,
+    StoreError, testing::TestDb,
 };
 
 /// Runs `body` once per backend with a fresh store.
@@ -493,6 +494,246 @@ async fn credential_lock_serialises_refreshers() {
         let lock = s.lock_credentials("int_lock").await.unwrap().unwrap();
         assert_eq!(lock.credentials().version, v1, "{b}");
         lock.release().await.unwrap();
+    })
+    .await;
+}
+
+fn new_event(
+    id: &str,
+    integration: &str,
+    pubid: &str,
+    platform: Platform,
+    pe: &str,
+    kind: &str,
+) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        integration_id: integration.into(),
+        publisher_id: pubid.into(),
+        platform,
+        kind: kind.into(),
+        platform_event_id: pe.into(),
+        occurred_at: Utc::now(),
+        received_at: Utc::now(),
+        email: Some("r@example.com".into()),
+        user_id: None,
+        campaign_id: Some("42".into()),
+        data: serde_json::json!({"n": id}),
+    }
+}
+
+#[tokio::test]
+async fn received_events_once_per_platform_id_and_paged_newest_first() {
+    each_backend(|s, b| async move {
+        s.save_integration(new_integration("int1", "pub-a", Platform::Iterable))
+            .await
+            .unwrap();
+        s.save_integration(new_integration("int2", "pub-a", Platform::Customerio))
+            .await
+            .unwrap();
+        s.save_integration(new_integration("int3", "pub-b", Platform::Iterable))
+            .await
+            .unwrap();
+
+        let (first, inserted) = s
+            .record_event(new_event(
+                "evt1",
+                "int1",
+                "pub-a",
+                Platform::Iterable,
+                "p1",
+                "email.sent",
+            ))
+            .await
+            .unwrap();
+        assert!(inserted, "{b}");
+        assert_eq!(first.kind, "email.sent");
+        assert_eq!(first.data["n"], "evt1");
+        assert_eq!(first.campaign_id.as_deref(), Some("42"));
+        // A redelivery answers the stored row, not an error.
+        let (again, inserted) = s
+            .record_event(new_event(
+                "evt1b",
+                "int1",
+                "pub-a",
+                Platform::Iterable,
+                "p1",
+                "email.sent",
+            ))
+            .await
+            .unwrap();
+        assert!(!inserted, "{b}");
+        assert_eq!(again.id, "evt1");
+        assert_eq!(again.seq, first.seq);
+        // The same platform id on another integration is another event.
+        let (_, inserted) = s
+            .record_event(new_event(
+                "evt3",
+                "int3",
+                "pub-b",
+                Platform::Iterable,
+                "p1",
+                "email.sent",
+            ))
+            .await
+            .unwrap();
+        assert!(inserted);
+        for i in 2..=6 {
+            let (int, platform, kind) = if i % 2 == 0 {
+                ("int2", Platform::Customerio, "email.opened")
+            } else {
+                ("int1", Platform::Iterable, "email.clicked")
+            };
+            s.record_event(new_event(
+                &format!("evt-a{i}"),
+                int,
+                "pub-a",
+                platform,
+                &format!("p{i}"),
+                kind,
+            ))
+            .await
+            .unwrap();
+        }
+
+        let a = publisher("pub-a");
+        let all = s
+            .list_events(&a, &EventFilter::default(), 100, None)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = all.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["evt-a6", "evt-a5", "evt-a4", "evt-a3", "evt-a2", "evt1"],
+            "{b}"
+        );
+        assert!(all.next.is_none());
+
+        // Pages of two with a stable cursor, even when newer events arrive meanwhile.
+        let p1 = s
+            .list_events(&a, &EventFilter::default(), 2, None)
+            .await
+            .unwrap();
+        assert_eq!(p1.events.len(), 2);
+        let c1 = p1.next.unwrap();
+        assert_eq!(EventCursor::parse(&c1.to_token()), Some(c1));
+        s.record_event(new_event(
+            "evt-late",
+            "int1",
+            "pub-a",
+            Platform::Iterable,
+            "p-late",
+            "email.sent",
+        ))
+        .await
+        .unwrap();
+        let p2 = s
+            .list_events(&a, &EventFilter::default(), 2, Some(c1))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = p2.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["evt-a4", "evt-a3"], "{b}");
+        let p3 = s
+            .list_events(&a, &EventFilter::default(), 2, p2.next)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = p3.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["evt-a2", "evt1"], "{b}");
+        assert!(
+            p3.next.is_none(),
+            "{b}: exactly two left, no empty extra page"
+        );
+
+        // Filters.
+        let opened = s
+            .list_events(
+                &a,
+                &EventFilter {
+                    platform: None,
+                    kind: Some("email.opened".into()),
+                },
+                100,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(opened.events.len(), 3);
+        let it = s
+            .list_events(
+                &a,
+                &EventFilter {
+                    platform: Some(Platform::Iterable),
+                    kind: None,
+                },
+                100,
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(it.events.iter().all(|e| e.platform == Platform::Iterable));
+        assert_eq!(it.events.len(), 4);
+
+        // Tenancy: pub-b sees only its own.
+        let other = s
+            .list_events(&publisher("pub-b"), &EventFilter::default(), 100, None)
+            .await
+            .unwrap();
+        assert_eq!(other.events.len(), 1);
+        assert_eq!(other.events[0].id, "evt3");
+
+        // Disconnect takes the events with it.
+        s.delete_integration(&a, Platform::Customerio)
+            .await
+            .unwrap();
+        let left = s
+            .list_events(&a, &EventFilter::default(), 100, None)
+            .await
+            .unwrap();
+        assert!(
+            left.events.iter().all(|e| e.integration_id == "int1"),
+            "{b}"
+        );
+        assert_eq!(left.events.len(), 4);
+    })
+    .await;
+}
+
+#[test]
+fn event_cursors_are_opaque_and_checked() {
+    let c = EventCursor(12345);
+    let t = c.to_token();
+    assert!(!t.contains("12345"));
+    assert_eq!(EventCursor::parse(&t), Some(c));
+    for bad in [
+        "",
+        "ev1.",
+        "ev1.zz",
+        "12345",
+        "ev2.3039",
+        "ev1.ffffffffffffffffff",
+    ] {
+        assert_eq!(EventCursor::parse(bad), None, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn integration_config_can_be_updated_after_connect() {
+    each_backend(|s, b| async move {
+        s.save_integration(new_integration("int1", "pub-a", Platform::Keap))
+            .await
+            .unwrap();
+        let before = s.local_epoch();
+        s.set_integration_config("int1", serde_json::json!({"hooks": [{"key": "7"}]}))
+            .await
+            .unwrap();
+        assert!(s.local_epoch() > before, "{b}: cached lists are dropped");
+        let r = s
+            .get_integration(&publisher("pub-a"), Platform::Keap)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.config["hooks"][0]["key"], "7", "{b}");
+        assert_eq!(r.credentials_version, 1, "{b}: credentials untouched");
     })
     .await;
 }

@@ -4,17 +4,20 @@
 //!
 //! Iterable signs nothing. The publisher configures, under Integrations → System Webhooks, an
 //! auth type whose token Iterable sends in `Authorization` — `Basic` (the bare token, or
-//! `Basic <token>`), `OAuth2` (`OAuth2 <token>`) — or a custom header ([`SECRET_HEADER`]). The
-//! token is the integration's generated webhook secret; it is compared in constant time.
+//! `Basic <token>`, or a standard `Basic base64(user:token)` with any user), `OAuth2`
+//! (`OAuth2 <token>`) — or a custom header ([`SECRET_HEADER`], "Add HTTP Header"). The token is
+//! the integration's generated webhook secret; it is compared in constant time.
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use domain::events::{event_type as typed, snake};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::models::{id_string, snake, time};
+use super::models::{id_string, time};
 
 /// The custom header a publisher may add instead of an auth type ("Add HTTP Header").
-pub const SECRET_HEADER: &str = "x-sharpsend-webhook-token";
+pub const SECRET_HEADER: &str = "x-sharpsend-webhook-secret";
 
 /// Compares two secrets in constant time (over their SHA-256 digests, so lengths leak nothing).
 pub fn same_secret(a: &str, b: &str) -> bool {
@@ -41,6 +44,20 @@ pub fn authorized(authorization: Option<&str>, custom: Option<&str>, secret: &st
             candidates.push(token.trim());
         }
     }
+    // A standard Basic header: base64 of `user:password`, the password being the secret.
+    let decoded = authorization
+        .map(str::trim)
+        .and_then(|a| a.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, b64)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok());
+    if let Some((_, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+        candidates.push(password);
+    }
     if let Some(c) = custom {
         candidates.push(c.trim());
     }
@@ -52,11 +69,11 @@ pub fn authorized(authorization: Option<&str>, custom: Option<&str>, secret: &st
 /// A received event in our terms (the caller assigns our id and the receipt time).
 #[derive(Clone, Debug, PartialEq)]
 pub struct IncomingEvent {
-    /// `email_send`, `email_open`, `email_click`, `email_bounce`, `email_unsubscribe`,
-    /// `sms_send`, `push_open`, `in_app_send`, … (Iterable's `eventName` in snake case).
+    /// Our vocabulary (`domain::events`): `email.sent`, `email.opened`, `email.clicked`,
+    /// `email.bounced`, `email.unsubscribed`, `sms.sent`, `push.opened`, `in_app.opened`, …
     pub kind: String,
-    /// What de-duplicates redeliveries: Iterable's `messageId` with the event name, or a digest
-    /// of the body when there is none.
+    /// What de-duplicates redeliveries: the event name, Iterable's `messageId` and the event's
+    /// `createdAt` (epoch ms), or a digest of the body when there is no message id.
     pub platform_event_id: String,
     pub occurred_at: Option<DateTime<Utc>>,
     pub email: Option<String>,
@@ -66,13 +83,63 @@ pub struct IncomingEvent {
     pub data: Value,
 }
 
-/// Our event type for Iterable's `eventName`.
+/// Iterable's channel prefixes of `eventName`, longest first, and our subject for each.
+const CHANNELS: &[(&str, &str)] = &[
+    ("webPush", "web_push"),
+    ("whatsApp", "whatsapp"),
+    ("embedded", "embedded"),
+    ("inApp", "in_app"),
+    ("email", "email"),
+    ("push", "push"),
+    ("sms", "sms"),
+];
+
+/// Iterable's verbs (the rest of `eventName`) and our action for each.
+const VERBS: &[(&str, &str)] = &[
+    ("Send", "sent"),
+    ("BlastSend", "sent"),
+    ("TriggeredSend", "sent"),
+    ("SendSkip", "skipped"),
+    ("Open", "opened"),
+    ("Seen", "opened"),
+    ("Impression", "opened"),
+    ("Click", "clicked"),
+    ("Bounce", "bounced"),
+    ("Complaint", "complained"),
+    ("Subscribe", "subscribed"),
+    ("UnSubscribe", "unsubscribed"),
+    ("Unsubscribe", "unsubscribed"),
+    ("Received", "received"),
+    ("Delivery", "delivered"),
+    ("Delete", "deleted"),
+    ("Recall", "deleted"),
+    ("Close", "closed"),
+    ("Uninstall", "uninstalled"),
+];
+
+/// Our event type (`domain::events`) for Iterable's `eventName`: `emailOpen` → `email.opened`,
+/// `smsSend` → `sms.sent`, `inAppOpen` → `in_app.opened`, `emailUnSubscribe` →
+/// `email.unsubscribed`, `journeyExit` → `journey.exited`. A name we do not know keeps its
+/// channel and passes its verb through (`embeddedSession` → `embedded.session`); a name with no
+/// channel is `custom.{snake_case}`.
 pub fn event_type(name: &str) -> String {
     match name {
-        "emailUnSubscribe" | "emailUnsubscribe" => "email_unsubscribe".to_owned(),
-        "hostedUnsubscribeClick" => "email_unsubscribe_click".to_owned(),
-        other => snake(other),
+        "hostedUnsubscribeClick" => return typed("email", "unsubscribe_clicked"),
+        "journeyExit" => return typed("journey", "exited"),
+        _ => {}
     }
+    for (prefix, subject) in CHANNELS {
+        if let Some(verb) = name.strip_prefix(prefix)
+            && !verb.is_empty()
+        {
+            let action = VERBS.iter().find(|(v, _)| *v == verb).map_or_else(
+                || snake(verb).trim_start_matches('_').to_owned(),
+                |(_, a)| (*a).to_owned(),
+            );
+            return typed(subject, &action);
+        }
+    }
+    typed("custom", &snake(name))
 }
 
 /// Reads a system webhook body `{"email", "userId"?, "eventName", "dataFields": {…}}`.
@@ -94,8 +161,14 @@ pub fn normalize(body: &[u8]) -> Result<IncomingEvent, String> {
     let email = text(&v, "email").or_else(|| text(&data, "email"));
     let user_id = text(&v, "userId").or_else(|| text(&data, "userId"));
     let created = data.get("createdAt");
+    let occurred_at = time(created);
+    // One message has one send but may have many opens and clicks: the event's time tells
+    // those apart, while a redelivery of the same event carries the same time.
     let platform_event_id = match data.get("messageId").and_then(id_string) {
-        Some(m) => format!("{name}:{m}"),
+        Some(m) => match occurred_at {
+            Some(t) => format!("{name}:{m}:{}", t.timestamp_millis()),
+            None => format!("{name}:{m}"),
+        },
         None => {
             // No message id (custom or profile events): the same body is the same event.
             let digest = Sha256::digest(body);
@@ -105,7 +178,7 @@ pub fn normalize(body: &[u8]) -> Result<IncomingEvent, String> {
     Ok(IncomingEvent {
         kind: event_type(name),
         platform_event_id,
-        occurred_at: time(created),
+        occurred_at,
         email,
         user_id,
         campaign_id: data.get("campaignId").and_then(id_string),
@@ -129,6 +202,10 @@ mod tests {
         assert!(!authorized(Some("Basic wrong"), Some("nope"), s));
         assert!(!authorized(Some(""), None, ""));
         assert!(!authorized(Some(&s[..10]), None, s));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("iterable:{s}"));
+        assert!(authorized(Some(&format!("Basic {basic}")), None, s));
+        let wrong = base64::engine::general_purpose::STANDARD.encode("iterable:nope");
+        assert!(!authorized(Some(&format!("Basic {wrong}")), None, s));
     }
 
     #[test]
@@ -137,8 +214,8 @@ mod tests {
             "dataFields": {"campaignId": 1001, "messageId": "m-9", "createdAt": "2024-01-01 12:00:00 +00:00",
                 "templateId": 7}});
         let e = normalize(body.to_string().as_bytes()).unwrap();
-        assert_eq!(e.kind, "email_send");
-        assert_eq!(e.platform_event_id, "emailSend:m-9");
+        assert_eq!(e.kind, "email.sent");
+        assert_eq!(e.platform_event_id, "emailSend:m-9:1704110400000");
         assert_eq!(e.campaign_id.as_deref(), Some("1001"));
         assert_eq!(e.email.as_deref(), Some("r@example.com"));
         assert_eq!(e.user_id.as_deref(), Some("u1"));
@@ -146,9 +223,37 @@ mod tests {
             e.occurred_at.unwrap().to_rfc3339(),
             "2024-01-01T12:00:00+00:00"
         );
-        assert_eq!(event_type("emailUnSubscribe"), "email_unsubscribe");
-        assert_eq!(event_type("inAppOpen"), "in_app_open");
-        assert_eq!(event_type("smsBounce"), "sms_bounce");
+        for (name, ours) in [
+            ("emailSend", "email.sent"),
+            ("emailOpen", "email.opened"),
+            ("emailClick", "email.clicked"),
+            ("emailBounce", "email.bounced"),
+            ("emailComplaint", "email.complained"),
+            ("emailSendSkip", "email.skipped"),
+            ("emailSubscribe", "email.subscribed"),
+            ("emailUnSubscribe", "email.unsubscribed"),
+            ("hostedUnsubscribeClick", "email.unsubscribe_clicked"),
+            ("smsSend", "sms.sent"),
+            ("smsBounce", "sms.bounced"),
+            ("smsClick", "sms.clicked"),
+            ("smsReceived", "sms.received"),
+            ("pushSend", "push.sent"),
+            ("pushOpen", "push.opened"),
+            ("pushUninstall", "push.uninstalled"),
+            ("inAppSend", "in_app.sent"),
+            ("inAppOpen", "in_app.opened"),
+            ("inAppClick", "in_app.clicked"),
+            ("inAppDelete", "in_app.deleted"),
+            ("webPushSend", "web_push.sent"),
+            ("webPushClick", "web_push.clicked"),
+            ("whatsAppSeen", "whatsapp.opened"),
+            ("embeddedSession", "embedded.session"),
+            ("journeyExit", "journey.exited"),
+            ("customEvent", "custom.custom_event"),
+        ] {
+            assert_eq!(event_type(name), ours, "{name}");
+            assert!(domain::events::is_event_type(&event_type(name)), "{name}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod crm;
 mod errors;
+pub mod hooks;
 mod models;
 
 use std::{

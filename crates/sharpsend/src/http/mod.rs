@@ -29,6 +29,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(routes::platforms::list_platforms))
         .routes(routes!(routes::integrations::list_integrations))
         .routes(routes!(routes::integrations::disconnect))
+        .routes(routes!(routes::events::list_events))
         .routes(routes!(
             routes::admin::create_api_key,
             routes::admin::list_api_keys
@@ -58,6 +59,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::health::metrics))
         .merge(routes::keap::public_routes())
+        .routes(routes!(routes::webhooks::receive))
 }
 
 /// The OpenAPI document of every route.

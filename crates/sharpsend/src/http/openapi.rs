@@ -84,6 +84,7 @@ with another method, `SERVICE_UNAVAILABLE` (503) from /readyz when the database 
         (name = "platforms", description = "The capability matrix"),
         (name = "admin", description = "Operator routes (admin token only)"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "webhooks", description = "Webhooks the platforms send us (no bearer token; each platform's own check)"),
     )
 )]
 pub struct ApiDoc;

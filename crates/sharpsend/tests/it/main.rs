@@ -14,3 +14,4 @@ mod sync;
 mod sync_sources;
 mod tenancy;
 mod vault;
+mod webhooks;

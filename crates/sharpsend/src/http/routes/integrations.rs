@@ -79,6 +79,12 @@ pub async fn disconnect(
 ) -> ApiResult<Envelope<Disconnected>> {
     let publisher = scope.publisher()?;
     let platform = scope.platform()?;
+    // Unregister what we registered on the platform (Keap REST hooks), best effort.
+    if platform == Platform::Keap
+        && let Some(record) = state.store.get_integration(publisher, platform).await?
+    {
+        crate::webhooks::keap::unregister(&state, publisher, &record).await;
+    }
     match state.store.delete_integration(publisher, platform).await? {
         Some(_) => Ok(Envelope::ok(Disconnected {
             platform,

@@ -84,6 +84,10 @@ pub struct ConnectRequest {
     pub region: Option<Region>,
     #[serde(default)]
     pub config: Option<IterableConfig>,
+    /// On a reconnect, generate a new webhook secret (shown once in the answer) instead of
+    /// keeping the one Iterable's system webhook already sends.
+    #[serde(default)]
+    pub rotate_webhook_secret: bool,
 }
 
 /// `?limit&offset&state` of the campaigns read.
@@ -262,7 +266,9 @@ pub async fn test_connection(
 
 /// Connects a publisher's Iterable project: tests the key first (nothing is stored when the
 /// test fails), then stores it encrypted with its region and the sender config, replacing an
-/// earlier connection (`replaced: true`).
+/// earlier connection (`replaced: true`). The first connect generates the system webhook
+/// secret and shows it once, as `webhookSecret` (afterwards only masked, under
+/// `credentials.webhookSecret`); a reconnect keeps it unless `rotateWebhookSecret` is true.
 #[utoipa::path(post, path = "/api/integrations/iterable/connect", tag = "iterable",
     security(("bearer" = [])),
     request_body = ConnectRequest,
@@ -294,17 +300,39 @@ pub async fn connect(
     let creds = Credentials::new(key, region);
     state.connectors.iterable.test_connection(&creds).await?;
     let config = serde_json::to_value(&config).map_err(ApiError::internal)?;
-    let integration = integrations::connect(
+    // The webhook secret survives a reconnect (Iterable keeps sending it) unless rotated.
+    let kept = match state
+        .store
+        .get_integration(&publisher, Platform::Iterable)
+        .await?
+    {
+        Some(existing) if !body.rotate_webhook_secret => {
+            integrations::open_secrets(&state, &existing)
+                .await?
+                .remove(crate::webhooks::iterable::SECRET_FIELD)
+        }
+        _ => None,
+    };
+    let (webhook_secret, reveal) = match kept {
+        Some(s) => (s, false),
+        None => (crate::webhooks::iterable::new_secret(), true),
+    };
+    let shown = reveal.then(|| secrecy::ExposeSecret::expose_secret(&webhook_secret).to_owned());
+    let mut integration = integrations::connect(
         &state,
         NewConnection {
             publisher,
             platform: Platform::Iterable,
             region: Some(region),
             config,
-            secrets: vec![("apiKey", creds.into_key())],
+            secrets: vec![
+                ("apiKey", creds.into_key()),
+                (crate::webhooks::iterable::SECRET_FIELD, webhook_secret),
+            ],
         },
     )
     .await?;
+    integration.webhook_secret = shown;
     tracing::info!(
         replaced = integration.replaced.unwrap_or(false),
         "Iterable connected"

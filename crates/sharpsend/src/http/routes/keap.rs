@@ -324,6 +324,13 @@ pub async fn connect(
     }
     let auth_type = info.account.get("authType").cloned().unwrap_or(Value::Null);
     let tenant = info.account.get("tenantId").cloned().unwrap_or(Value::Null);
+    let previous_hooks = state
+        .store
+        .get_integration(&publisher, Platform::Keap)
+        .await?
+        .map(|r| crate::webhooks::keap::hook_keys(&r.config))
+        .unwrap_or_default();
+    let hooks_publisher = publisher.clone();
     let integration = integrations::connect(
         &state,
         NewConnection {
@@ -340,6 +347,19 @@ pub async fn connect(
         },
     )
     .await?;
+    // REST hooks at the webhook URL; failures are recorded in config.hooks, never fatal.
+    crate::webhooks::keap::register(&state, &hooks_publisher, &previous_hooks, Some(cred)).await;
+    let integration = match state
+        .store
+        .get_integration(&hooks_publisher, Platform::Keap)
+        .await?
+    {
+        Some(record) => Integration {
+            replaced: integration.replaced,
+            ..integrations::render(&state, &record).await?
+        },
+        None => integration,
+    };
     Ok(Envelope::ok(integration))
 }
 

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod customerio;
+pub mod events;
 pub mod health;
 pub mod integrations;
 pub mod iterable;
@@ -9,3 +10,4 @@ pub mod keap;
 pub mod operations;
 pub mod platforms;
 pub mod sync;
+pub mod webhooks;

@@ -298,6 +298,10 @@ async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Response>
         .store
         .get_integration(&publisher, Platform::Keap)
         .await?;
+    let previous_hooks = existing
+        .as_ref()
+        .map(|r| crate::webhooks::keap::hook_keys(&r.config))
+        .unwrap_or_default();
     let mut config = existing
         .map(|r| r.config)
         .filter(Value::is_object)
@@ -325,6 +329,8 @@ async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Response>
         },
     )
     .await?;
+    // REST hooks at the webhook URL; failures are recorded in config.hooks, never fatal.
+    crate::webhooks::keap::register(state, &publisher, &previous_hooks, Some(cred)).await;
     let tenant = info
         .account
         .get("tenantId")

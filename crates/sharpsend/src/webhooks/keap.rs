@@ -1,0 +1,351 @@
+//! Keap REST hooks: registration at connect, the `X-Hook-Secret` handshake, deliveries, and
+//! removal at disconnect.
+//!
+//! - **Registration** ([`register`]): after the integration is stored, one subscription per key
+//!   of [`hooks::EVENT_KEYS`] at the integration's webhook URL. Keap verifies each during the call
+//!   by POSTing `X-Hook-Secret`, which [`receive`] echoes. Failures never fail the connect: they
+//!   are logged and shown in the integration's `config.hooks` (`status` `registered`, `partial`
+//!   or `failed`, each hook's key and Keap status, and the errors).
+//! - **Deliveries** carry ids only and no signature (platforms/keap.md §5; the secret appears in
+//!   the handshake only, so there is nothing to keep): the unguessable webhook URL is the
+//!   credential, only the event keys we subscribe to are accepted, and the payload is treated
+//!   as a hint: each object is recorded as an event (de-duplicated on event key, id and Keap's
+//!   timestamp) and, for contacts, the contact is re-read from Keap and upserted into the synced
+//!   records (kind `contacts`), after the 200 has been sent.
+//! - **Disconnect** ([`unregister`]) deletes the subscriptions on Keap, best effort.
+
+use axum::{
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use connectors::keap::{
+    KeapCredential,
+    hooks::{self, Delivery, RestHook},
+};
+use domain::{Platform, PublisherId, events::event_type};
+use serde_json::{Value, json};
+use store::IntegrationRecord;
+
+use super::{Incoming, header, rejected, store_all};
+use crate::{
+    http::{
+        error::{ApiError, ApiResult},
+        openapi::Envelope,
+        routes::keap::tokens,
+    },
+    integrations,
+    state::AppState,
+};
+
+/// Our event type for a Keap event key: `contact.add` → `contact.created`, `contact.edit` →
+/// `contact.updated`, `contact.delete` → `contact.deleted`, `opportunity.stage_move` →
+/// `opportunity.stage_moved`, `contactGroup.applied` → `tag.applied`.
+pub fn kind_of(event_key: &str) -> String {
+    let (object, verb) = event_key.rsplit_once('.').unwrap_or((event_key, "changed"));
+    let subject = match object {
+        "contactGroup" => "tag".to_owned(),
+        other => domain::events::snake(other),
+    };
+    let action = match verb {
+        "add" => "created",
+        "edit" => "updated",
+        "delete" => "deleted",
+        "stage_move" => "stage_moved",
+        "complete" => "completed",
+        "incomplete" => "reopened",
+        "activate" => "activated",
+        other => other,
+    };
+    event_type(&subject, action)
+}
+
+fn events_of(d: &Delivery) -> Vec<Incoming> {
+    d.object_keys
+        .iter()
+        .map(|k| Incoming {
+            kind: kind_of(&d.event_key),
+            platform_event_id: format!(
+                "{}:{}:{}",
+                d.event_key,
+                k.id,
+                k.timestamp.as_deref().unwrap_or("-")
+            ),
+            occurred_at: k
+                .timestamp
+                .as_deref()
+                .and_then(connectors::keap::parse_time),
+            email: None,
+            user_id: (d.object_type == "contact").then(|| k.id.clone()),
+            campaign_id: None,
+            data: json!({
+                "eventKey": d.event_key,
+                "objectType": d.object_type,
+                "objectId": k.id,
+                "timestamp": k.timestamp,
+            }),
+        })
+        .collect()
+}
+
+pub async fn receive(
+    state: &AppState,
+    record: &IntegrationRecord,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    // The verification handshake: answer 200 echoing the secret.
+    if let Some(secret) = header(headers, "x-hook-secret") {
+        let value = HeaderValue::from_str(secret).map_err(|_| {
+            ApiError::validation(
+                "X-Hook-Secret",
+                "X-Hook-Secret is not a valid header value.",
+            )
+        })?;
+        tracing::info!(integration_id = %record.id, "Keap REST hook verification answered");
+        let mut resp = (StatusCode::OK, Envelope::ok(json!({"verified": true}))).into_response();
+        resp.headers_mut().insert("x-hook-secret", value);
+        return Ok(resp);
+    }
+    let delivery = hooks::parse_delivery(body).map_err(|e| {
+        ApiError::validation("body", format!("Not a Keap REST hook delivery: {e}."))
+    })?;
+    if !hooks::EVENT_KEYS.contains(&delivery.event_key.as_str()) {
+        return Err(rejected(format!(
+            "SharpSend did not subscribe this integration to Keap's '{}' events.",
+            delivery.event_key
+        )));
+    }
+    let receipt = store_all(state, record, events_of(&delivery)).await?;
+    if delivery.object_type == "contact" && receipt.received > 0 {
+        let ids: Vec<String> = delivery.object_keys.iter().map(|k| k.id.clone()).collect();
+        let state = state.clone();
+        let publisher = record.publisher_id.clone();
+        let integration_id = record.id.clone();
+        let deleted = delivery.event_key == "contact.delete";
+        // Acknowledge first; Keap counts a reply after 30 s as a failure.
+        tokio::spawn(async move {
+            let done = if deleted {
+                state
+                    .store
+                    .delete_records(&integration_id, "contacts", &ids)
+                    .await
+                    .map_err(ApiError::from)
+            } else {
+                refresh_contacts(&state, &publisher, &ids).await
+            };
+            match done {
+                Ok(n) => {
+                    tracing::info!(publisher = %publisher, records = n, deleted, "Keap hook: contacts updated")
+                }
+                Err(e) => {
+                    tracing::warn!(publisher = %publisher, error = %e, "Keap hook: contacts not updated")
+                }
+            }
+        });
+    }
+    Ok(Envelope::ok(receipt).into_response())
+}
+
+/// Re-reads the contacts a delivery named and upserts them into the synced records.
+pub async fn refresh_contacts(state: &AppState, publisher: &str, ids: &[String]) -> ApiResult<u64> {
+    let publisher = PublisherId::parse(publisher)
+        .map_err(|e| ApiError::internal(format!("stored publisher id: {e}")))?;
+    let mut session = tokens::session(state, &publisher).await?;
+    let keap = &state.connectors.keap;
+    let mut records = Vec::new();
+    for id in ids {
+        let id = id.as_str();
+        let found = tokens::call(state, &mut session, |cred| async move {
+            keap.get_contact(&cred, id).await
+        })
+        .await?;
+        if let Some((contact, raw)) = found {
+            records.push(store::NewRecord {
+                platform_id: contact.id.clone(),
+                normalized: serde_json::to_value(&contact).map_err(ApiError::internal)?,
+                raw,
+            });
+        }
+    }
+    if records.is_empty() {
+        return Ok(0);
+    }
+    Ok(state
+        .store
+        .upsert_records(&session.record.id, "contacts", records)
+        .await?)
+}
+
+/// The hook keys stored in an integration's config.
+pub fn hook_keys(config: &Value) -> Vec<String> {
+    config["hooks"]["registrations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["key"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// How registration reaches Keap: the credential a connect has just tested (no refresh, so a
+/// connect never spends the refresh token), or a stored session.
+enum Access {
+    Direct(KeapCredential),
+    Session(Box<tokens::Session>),
+}
+
+impl Access {
+    async fn call<T, F, Fut>(&mut self, state: &AppState, op: F) -> ApiResult<T>
+    where
+        F: Fn(KeapCredential) -> Fut,
+        Fut: std::future::Future<Output = Result<T, connectors::keap::KeapError>>,
+    {
+        match self {
+            Access::Direct(cred) => op(cred.clone())
+                .await
+                .map_err(|e| connectors::ConnectorError::from(e).into()),
+            Access::Session(s) => tokens::call(state, s, op).await,
+        }
+    }
+}
+
+/// Subscribes the publisher's Keap integration to [`hooks::EVENT_KEYS`] at its webhook URL,
+/// first deleting `previous` subscriptions (a reconnect), and writes the outcome into
+/// `config.hooks`. `cred` is the credential the connect just tested (else the stored session is
+/// used). Never fails the caller: problems are logged and recorded.
+pub async fn register(
+    state: &AppState,
+    publisher: &PublisherId,
+    previous: &[String],
+    cred: Option<KeapCredential>,
+) {
+    if let Err(e) = try_register(state, publisher, previous, cred).await {
+        tracing::warn!(publisher = %publisher, error = %e, "Keap REST hooks could not be registered");
+    }
+}
+
+async fn try_register(
+    state: &AppState,
+    publisher: &PublisherId,
+    previous: &[String],
+    cred: Option<KeapCredential>,
+) -> ApiResult<()> {
+    let (record, mut access) = match cred {
+        Some(c) => {
+            let record = state
+                .store
+                .get_integration(publisher, Platform::Keap)
+                .await?
+                .ok_or_else(|| ApiError::internal("Keap integration vanished while connecting"))?;
+            (record, Access::Direct(c))
+        }
+        None => {
+            let s = tokens::session(state, publisher).await?;
+            (s.record.clone(), Access::Session(Box::new(s)))
+        }
+    };
+    let keap = &state.connectors.keap;
+    for key in previous {
+        let key = key.as_str();
+        if let Err(e) = access
+            .call(
+                state,
+                |cred| async move { keap.delete_hook(&cred, key).await },
+            )
+            .await
+        {
+            tracing::warn!(hook = key, error = %e, "old Keap REST hook not deleted");
+        }
+    }
+    let url = integrations::webhook_url(state, Platform::Keap, &record.webhook_id);
+    let mut registrations: Vec<RestHook> = Vec::new();
+    let mut errors: Vec<Value> = Vec::new();
+    for event_key in hooks::EVENT_KEYS {
+        let url = url.as_str();
+        match access
+            .call(state, |cred| async move {
+                keap.create_hook(&cred, event_key, url).await
+            })
+            .await
+        {
+            Ok(h) => registrations.push(h),
+            Err(e) => {
+                tracing::warn!(event_key, error = %e, "Keap REST hook not registered");
+                errors.push(json!({"eventKey": event_key, "error": e.to_string()}));
+            }
+        }
+    }
+    let verified = registrations
+        .iter()
+        .filter(|h| h.status == "Verified")
+        .count();
+    let status = if verified == hooks::EVENT_KEYS.len() {
+        "registered"
+    } else if registrations.is_empty() {
+        "failed"
+    } else {
+        "partial"
+    };
+    let mut config = record.config.clone();
+    if !config.is_object() {
+        config = json!({});
+    }
+    config["hooks"] = json!({
+        "status": status,
+        "hookUrl": url,
+        "registrations": registrations.iter().map(|h| json!({"key": h.key, "eventKey": h.event_key, "status": h.status})).collect::<Vec<_>>(),
+        "errors": errors,
+        "checkedAt": Utc::now(),
+    });
+    state
+        .store
+        .set_integration_config(&record.id, config)
+        .await?;
+    tracing::info!(status, verified, "Keap REST hooks registered");
+    Ok(())
+}
+
+/// Deletes the integration's subscriptions on Keap, best effort (before a disconnect).
+pub async fn unregister(state: &AppState, publisher: &PublisherId, record: &IntegrationRecord) {
+    let keys = hook_keys(&record.config);
+    if keys.is_empty() {
+        return;
+    }
+    let mut session = match tokens::session(state, publisher).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(publisher = %publisher, error = %e, "Keap REST hooks not deleted: no usable token");
+            return;
+        }
+    };
+    let keap = &state.connectors.keap;
+    for key in &keys {
+        let key = key.as_str();
+        if let Err(e) = tokens::call(state, &mut session, |cred| async move {
+            keap.delete_hook(&cred, key).await
+        })
+        .await
+        {
+            tracing::warn!(hook = key, error = %e, "Keap REST hook not deleted");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_map_onto_our_types() {
+        assert_eq!(kind_of("contact.add"), "contact.created");
+        assert_eq!(kind_of("contact.edit"), "contact.updated");
+        assert_eq!(kind_of("contact.delete"), "contact.deleted");
+        assert_eq!(kind_of("order.add"), "order.created");
+        assert_eq!(kind_of("opportunity.stage_move"), "opportunity.stage_moved");
+        assert_eq!(kind_of("contactGroup.applied"), "tag.applied");
+        assert_eq!(kind_of("invoice.payment.add"), "invoice_payment.created");
+        for k in hooks::EVENT_KEYS {
+            assert!(domain::events::is_event_type(&kind_of(k)), "{k}");
+        }
+    }
+}

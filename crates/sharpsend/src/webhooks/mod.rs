@@ -1,0 +1,138 @@
+//! Webhooks we receive (CONTRACT §8): `POST /webhooks/{platform}/{webhookId}`.
+//!
+//! The webhook id (random, unguessable, one per integration) finds the integration; then each
+//! platform's own authenticity check runs on the raw bytes before anything is parsed or stored:
+//!
+//! - Iterable ([`iterable`]): the integration's generated webhook secret, sent by Iterable as its
+//!   configured auth token (`Authorization`) or in the `X-SharpSend-Webhook-Secret` header;
+//! - Customer.io ([`customerio`]): `X-CIO-Signature`, the hex HMAC-SHA256 of
+//!   `v0:{X-CIO-Timestamp}:{body}` under the stored `webhookSigningKey`, within
+//!   [`customerio::TOLERANCE`] of now;
+//! - Keap ([`keap`]): the `X-Hook-Secret` handshake is echoed; deliveries (which Keap does not
+//!   sign) are only hints whose records are re-read from Keap.
+//!
+//! A request that fails the check answers 401 and stores nothing. Valid events are normalised to
+//! the contract's Event (types from `domain::events`) and stored once per (integration, platform
+//! event id); a redelivery answers 200 again, so the platform stops retrying.
+
+pub mod customerio;
+pub mod iterable;
+pub mod keap;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use domain::{ErrorCode, Platform};
+use serde::Serialize;
+use serde_json::Value;
+use store::{IntegrationRecord, NewEvent};
+
+use crate::{
+    http::error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+/// An event in our terms, before it gets our id and receipt time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incoming {
+    /// `domain::events` vocabulary.
+    pub kind: String,
+    pub platform_event_id: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub data: Value,
+}
+
+/// What a delivery did: how many events were new and how many were redeliveries.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    pub received: u32,
+    pub duplicates: u32,
+}
+
+/// The 401 of a failed authenticity check (nothing is stored).
+pub fn rejected(message: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
+    ApiError::unauthorized(message)
+}
+
+/// Receives one delivery for `platform`/`webhook_id`; `Ok` is the response to send.
+pub async fn receive(
+    state: &AppState,
+    platform: Platform,
+    webhook_id: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::response::Response> {
+    let record = state
+        .store
+        .get_integration_by_webhook(platform, webhook_id)
+        .await?
+        .ok_or_else(|| unknown_webhook(platform))?;
+    let span = tracing::Span::current();
+    span.record("publisher", record.publisher_id.as_str());
+    span.record("platform", platform.as_str());
+    match platform {
+        Platform::Iterable => iterable::receive(state, &record, headers, &body).await,
+        Platform::Customerio => customerio::receive(state, &record, headers, &body).await,
+        Platform::Keap => keap::receive(state, &record, headers, &body).await,
+    }
+}
+
+/// The 404 for a webhook id no integration has (never says whether the platform is wrong).
+pub fn unknown_webhook(platform: Platform) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!(
+            "No {} integration has this webhook URL; copy webhookUrl from GET /api/integrations/{{publisherId}}.",
+            platform.display_name()
+        ),
+    )
+}
+
+/// Stores events once each; answers the receipt.
+pub async fn store_all(
+    state: &AppState,
+    record: &IntegrationRecord,
+    events: Vec<Incoming>,
+) -> ApiResult<Receipt> {
+    let mut receipt = Receipt::default();
+    let now = Utc::now();
+    for e in events {
+        let (_, inserted) = state
+            .store
+            .record_event(NewEvent {
+                id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
+                integration_id: record.id.clone(),
+                publisher_id: record.publisher_id.clone(),
+                platform: record.platform,
+                kind: e.kind,
+                platform_event_id: e.platform_event_id,
+                occurred_at: e.occurred_at.unwrap_or(now),
+                received_at: now,
+                email: e.email,
+                user_id: e.user_id,
+                campaign_id: e.campaign_id,
+                data: e.data,
+            })
+            .await?;
+        if inserted {
+            receipt.received += 1;
+        } else {
+            receipt.duplicates += 1;
+        }
+    }
+    tracing::info!(
+        received = receipt.received,
+        duplicates = receipt.duplicates,
+        "webhook events stored"
+    );
+    Ok(receipt)
+}
+
+/// A header as text, when present and readable.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
