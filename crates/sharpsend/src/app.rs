@@ -48,10 +48,20 @@ impl Application {
             .with_context(|| format!("SHARPSEND_LISTEN: cannot listen on {}", config.listen))?;
         let bound = listener.local_addr()?;
         let metrics = Metrics::new();
+        // With SHARPSEND_REDIS_URL, every connector's budgets live in Redis, shared by all
+        // replicas (nothing connects until the first call; Redis down = per-process budgets).
+        let shared_budgets = match &config.redis_url {
+            Some(url) => Some(Arc::new(
+                connectors::budget::SharedBudgets::new(url.expose_secret(), "sharpsend:budget")
+                    .map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
         let connectors = connectors::Registry::new(&connectors::Settings {
             upstreams: config.upstreams.clone(),
             timeout: config.upstream_timeout,
             observer: Arc::new(metrics.clone()),
+            shared_budgets,
         });
         let state = AppState::new(Inner {
             public_origin: config.public_origin(bound),

@@ -104,7 +104,8 @@ impl CustomerioConnector {
                 settings.timeout,
                 &BUDGETS,
                 settings.observer.clone(),
-            ),
+            )
+            .with_shared_budgets(settings.shared_budgets.clone()),
             settings: settings.clone(),
         }
     }

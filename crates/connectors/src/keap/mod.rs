@@ -8,6 +8,7 @@
 
 mod errors;
 mod models;
+pub mod throttle;
 
 use std::{
     collections::HashMap,
@@ -32,13 +33,18 @@ pub use models::parse_time;
 
 /// Endpoint classes and Keap's published limits (platforms/keap.md §6), as proactive budgets
 /// that satisfy both the spike arrest and the per-minute quota: a GCRA bucket allows its burst
-/// plus its rate over any window, so OAuth gets 24 burst + 24/s (≤ 25/s spike, 1,464 ≤ 1,500 a
-/// minute) and a PAT/SAK 5 burst + 1 per 260 ms (≤ 10/s spike, 236 ≤ 240 a minute). OAuth
-/// budgets are keyed by the app's client id (the quota is per client), keys by the key.
+/// plus its rate over any window, so OAuth gets 6 burst + 24/s (≤ 25/s spike, 1,446 ≤ 1,500 a
+/// minute; the small burst leaves Keap's 25-token spike bucket room for network jitter, so
+/// requests that arrive bunched still pass) and a PAT/SAK 5 burst + 1 per 260 ms (≤ 10/s
+/// spike, 236 ≤ 240 a minute). OAuth budgets are keyed by the app's client id (the quota is per
+/// client), keys by the key. With `SHARPSEND_REDIS_URL` the same buckets live in Redis.
 const BUDGETS: &[(&str, Rate)] = &[
-    ("oauth", Rate::new(24, Duration::from_secs(1))),
+    ("oauth", Rate::new(24, Duration::from_secs(1)).with_burst(6)),
     ("key", Rate::new(5, Duration::from_millis(1300))),
 ];
+
+/// Longer pacing than this answers RATE_LIMIT_EXCEEDED with the wait as `Retry-After`.
+const PACE_MAX_WAIT: Duration = Duration::from_secs(20);
 
 /// Refresh an access token when it expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -182,6 +188,8 @@ pub struct KeapConnector {
     /// One gate per integration, so concurrent refreshes in this process queue up before they
     /// reach the database lock.
     gates: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Spacing learnt from Keap's quota headers, per budget key.
+    pacer: throttle::Pacer,
 }
 
 impl KeapConnector {
@@ -193,8 +201,11 @@ impl KeapConnector {
                 settings.timeout,
                 BUDGETS,
                 settings.observer.clone(),
-            ),
+            )
+            .with_shared_budgets(settings.shared_budgets.clone())
+            .with_rate_limit_hint(throttle::quota_wait),
             gates: Mutex::new(HashMap::new()),
+            pacer: throttle::Pacer::default(),
         }
     }
 
@@ -236,6 +247,26 @@ impl KeapConnector {
             idempotent,
         } = r;
         let url = self.url(path)?;
+        // Keap's headers said a window is nearly used up: spread what is left.
+        let pace = self.pacer.turn(&cred.budget_key);
+        if pace > PACE_MAX_WAIT {
+            return Err(KeapError::Other(
+                ConnectorError::new(
+                    Platform::Keap,
+                    ErrorKind::RateLimited,
+                    "Keap's quota for this app or account is nearly used up; try again after its window resets.",
+                )
+                .with_retry(crate::Retry::Temporary { after: Some(pace) }),
+            ));
+        }
+        if !pace.is_zero() {
+            tracing::debug!(
+                operation,
+                wait_ms = pace.as_millis() as u64,
+                "Keap quota low: pacing"
+            );
+            tokio::time::sleep(pace).await;
+        }
         let answer = self
             .client
             .send(
@@ -260,6 +291,7 @@ impl KeapConnector {
                 },
             )
             .await?;
+        self.pacer.observe(&cred.budget_key, &answer.headers);
         if answer.is_success() {
             return Ok(answer);
         }
