@@ -24,9 +24,12 @@ use sha2::{Digest, Sha256};
 
 use crate::http::Rate;
 
-/// The budget would make the caller wait longer than it may.
+/// The budget would make the caller wait longer than it may; `after` is when a turn would be
+/// free (as far as the budget knows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exhausted;
+pub struct Exhausted {
+    pub after: Duration,
+}
 
 /// Where a call takes its turn before it is sent.
 #[async_trait]
@@ -80,21 +83,27 @@ impl RateBudget for LocalBudget {
             return Ok(Duration::ZERO);
         };
         let key = key.to_owned();
-        if limiter.check_key(&key).is_ok() {
-            return Ok(Duration::ZERO);
+        let after = match limiter.check_key(&key) {
+            Ok(()) => return Ok(Duration::ZERO),
+            Err(not_until) => not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            )),
+        };
+        if after > max_wait {
+            return Err(Exhausted { after });
         }
         let started = tokio::time::Instant::now();
         tokio::time::timeout(max_wait, limiter.until_key_ready(&key))
             .await
-            .map_err(|_| Exhausted)?;
+            .map_err(|_| Exhausted { after })?;
         Ok(started.elapsed())
     }
 }
 
 /// GCRA as a queue, atomically in Redis: the bucket's theoretical arrival time (TAT, µs on
 /// Redis's clock) is read, the caller's turn computed, and — when the turn is within `max_wait`
-/// — the TAT advanced by one emission interval and the wait returned (µs; -1 = refused, nothing
-/// taken). Every replica therefore gets its own future slot and simply sleeps until it.
+/// — the TAT advanced by one emission interval and the wait returned (µs; negative = refused,
+/// nothing taken, and `-(wait + 1)` says how far the turn is). Every replica therefore gets its own future slot and simply sleeps until it.
 /// KEYS[1] = budget key; ARGV = interval µs, tolerance µs (interval × (burst − 1)), max wait µs.
 const GCRA: &str = r"
 local t = redis.call('TIME')
@@ -106,7 +115,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - tolerance - now
 if wait < 0 then wait = 0 end
-if wait > max_wait then return -1 end
+if wait > max_wait then return -wait - 1 end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 return wait
@@ -235,7 +244,9 @@ impl SharedBudgets {
                 }
                 Some(match u64::try_from(wait) {
                     Ok(us) => Ok(Duration::from_micros(us)),
-                    Err(_) => Err(Exhausted),
+                    Err(_) => Err(Exhausted {
+                        after: Duration::from_micros(wait.unsigned_abs().saturating_sub(1)),
+                    }),
                 })
             }
             Err(e) => {
@@ -294,7 +305,7 @@ impl RateBudget for RedisBudget {
                 }
                 Ok(wait)
             }
-            Some(Err(Exhausted)) => Err(Exhausted),
+            Some(Err(e)) => Err(e),
             None => self.local.acquire(class, key, max_wait).await,
         }
     }

@@ -173,6 +173,8 @@ pub struct UpstreamClient {
     observer: Arc<dyn UpstreamObserver>,
     /// A platform's own reading of a 429 without `Retry-After` (headers, body, now).
     rate_limit_hint: Option<RateLimitHint>,
+    /// Classes whose calls wait at most this long for a turn (instead of the policy's total).
+    class_max_wait: Arc<[(&'static str, Duration)]>,
 }
 
 /// How long a platform's 429 asks to wait, read from its headers and body.
@@ -214,7 +216,18 @@ impl UpstreamClient {
             budget: Arc::new(LocalBudget::new(budgets)),
             observer,
             rate_limit_hint: None,
+            class_max_wait: Arc::new([]),
         }
+    }
+
+    /// Calls of `class` wait at most `max` for a turn, then answer `RateLimited` with the wait
+    /// as the retry hint (e.g. Customer.io's broadcast triggers, one per 10 s: an API request
+    /// should not hang for 10 s).
+    pub fn with_class_max_wait(mut self, class: &'static str, max: Duration) -> Self {
+        let mut v: Vec<_> = self.class_max_wait.iter().copied().collect();
+        v.push((class, max));
+        self.class_max_wait = v.into();
+        self
     }
 
     /// Reads 429s that carry no `Retry-After` the platform's way (Keap's quota faults).
@@ -264,23 +277,29 @@ impl UpstreamClient {
         let mut attempt = 0u32;
         loop {
             // Proactive budget: wait for a turn rather than spend a request on a 429.
-            let remaining = self.policy.max_total_wait.saturating_sub(waited);
+            let mut remaining = self.policy.max_total_wait.saturating_sub(waited);
+            if let Some((_, max)) = self.class_max_wait.iter().find(|(c, _)| *c == call.class) {
+                remaining = remaining.min(*max);
+            }
             match self
                 .budget
                 .acquire(call.class, call.budget_key, remaining)
                 .await
             {
                 Ok(w) => waited += w,
-                Err(_) => {
+                Err(e) => {
                     return Err(self
                         .err(
                             ErrorKind::RateLimited,
                             format!(
-                                "{name}'s rate limit for {} is used up; try again shortly.",
-                                call.class
+                                "{name}'s rate limit for {} is used up; try again in {} s.",
+                                call.class,
+                                e.after.as_secs() + u64::from(e.after.subsec_nanos() > 0)
                             ),
                         )
-                        .with_retry(Retry::Persistent));
+                        .with_retry(Retry::Temporary {
+                            after: Some(e.after),
+                        }));
                 }
             }
             attempt += 1;

@@ -97,6 +97,8 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
         self.state.cache.spawn_poller(shutdown.clone());
+        // Keap refresh tokens lapse after 45 idle days: keep idle integrations' tokens fresh.
+        crate::keap_sweep::spawn(self.state.clone(), shutdown.clone());
         tracing::info!(
             addr = %self.local_addr(),
             database = self.state.store.backend(),

@@ -169,6 +169,18 @@ pub struct ContactPage {
     pub count: u64,
 }
 
+/// One email to queue through Keap (REST v1 `POST /emails/queue`).
+#[derive(Clone, Debug)]
+pub struct EmailInput {
+    /// Keap contact ids (numeric strings) to receive a copy.
+    pub contact_ids: Vec<String>,
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    /// The Keap user the email is sent on behalf of.
+    pub user_id: u64,
+}
+
 /// One REST request.
 struct Req<'a> {
     operation: &'static str,
@@ -606,6 +618,67 @@ impl KeapConnector {
             .await?;
         }
         Ok(id)
+    }
+
+    /// The id of the contact with this email, if Keap has one (REST v1 `GET /contacts?email=`).
+    pub async fn contact_id_by_email(
+        &self,
+        cred: &KeapCredential,
+        email: &str,
+    ) -> Result<Option<String>, KeapError> {
+        let page = self
+            .list_contacts(
+                cred,
+                &ContactQuery {
+                    limit: 1,
+                    email: Some(email.to_owned()),
+                    ..ContactQuery::default()
+                },
+            )
+            .await?;
+        Ok(page.contacts.into_iter().next().map(|c| c.id))
+    }
+
+    /// Queues an email to contacts (REST v1 `POST /emails/queue`, `EmailSendRequest`): the
+    /// bodies go Base64-encoded as Keap requires; Keap answers 202 with no body. Not repeated
+    /// after an ambiguous failure (a second copy would be sent).
+    pub async fn queue_email(
+        &self,
+        cred: &KeapCredential,
+        e: &EmailInput,
+    ) -> Result<(), KeapError> {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        let contacts: Vec<Value> = e
+            .contact_ids
+            .iter()
+            .map(|id| id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n)))
+            .collect();
+        let mut body = json!({
+            "contacts": contacts,
+            "subject": e.subject,
+            "user_id": e.user_id,
+        });
+        if let Some(html) = &e.html {
+            body["html_content"] = json!(b64(html));
+        }
+        if let Some(text) = &e.text {
+            body["plain_content"] = json!(b64(text));
+        }
+        self.request(
+            cred,
+            Req {
+                operation: "queue_email",
+                what: "send the email",
+                method: reqwest::Method::POST,
+                path: "crm/rest/v1/emails/queue",
+                query: &[],
+                body: Some(&body),
+                idempotent: false,
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Exchanges a refresh token for a new pair (form body, client credentials in Basic auth).

@@ -1,6 +1,7 @@
 //! Keap endpoints (CONTRACT §4 and §7): test-connection, connect, and Keap's own reads and
 //! writes. Registered under the `authorize` middleware with every other `/api/` route.
 
+pub mod messages;
 pub mod oauth;
 pub mod tokens;
 pub mod writes;
@@ -32,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_contacts))
         .routes(routes!(oauth::authorize_url))
         .routes(routes!(writes::upsert_subscribers))
+        .routes(routes!(messages::send_message))
         .routes(routes!(list_campaigns))
         .routes(routes!(list_segments))
 }
