@@ -310,3 +310,35 @@ impl RateBudget for RedisBudget {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_keys_name_platform_and_class_but_never_the_credential() {
+        let shared = SharedBudgets::new("redis://:pw@127.0.0.1:6379", "sharpsend:budget").unwrap();
+        let key = shared.key(Platform::Keap, "oauth", "oauth:KeapSandboxAccessToken01");
+        assert!(key.starts_with("sharpsend:budget:keap:oauth:"), "{key}");
+        assert!(!key.contains("KeapSandbox"));
+        assert_eq!(key.rsplit(':').next().unwrap().len(), 24);
+        // The Redis URL's password never shows.
+        assert!(!format!("{shared:?}").contains("pw"));
+    }
+
+    #[tokio::test]
+    async fn the_local_budget_refuses_waits_beyond_the_maximum_with_the_wait() {
+        let budget = LocalBudget::new(&[("t", Rate::new(1, Duration::from_secs(10)))]);
+        assert_eq!(
+            budget.acquire("t", "k", Duration::ZERO).await,
+            Ok(Duration::ZERO)
+        );
+        let e = budget.acquire("t", "k", Duration::ZERO).await.unwrap_err();
+        assert!(e.after > Duration::from_secs(9) && e.after <= Duration::from_secs(10));
+        // Unbudgeted classes go at once.
+        assert_eq!(
+            budget.acquire("other", "k", Duration::ZERO).await,
+            Ok(Duration::ZERO)
+        );
+    }
+}

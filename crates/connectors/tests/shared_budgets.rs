@@ -215,3 +215,55 @@ async fn keap_headers_showing_a_low_window_slow_calls_down() {
     let slow = four_calls(&origin).await;
     assert!(slow >= Duration::from_millis(950), "{slow:?}");
 }
+
+#[tokio::test]
+async fn redis_budgets_queue_callers_and_refuse_waits_beyond_the_maximum() {
+    use connectors::{
+        budget::{RateBudget, RedisBudget},
+        http::Rate,
+    };
+    if !redis_answers().await {
+        println!("note: Redis does not answer at {REDIS}; skipped");
+        return;
+    }
+    let prefix = format!("sharpsend-test:{}:budget", uuid_like());
+    let budgets = [
+        ("trigger", Rate::new(1, Duration::from_secs(10))),
+        ("app", Rate::per_second(10).with_burst(1)),
+    ];
+    // Two replicas: one trigger per 10 s between them, the second told how long to wait.
+    let a = RedisBudget::new(
+        domain::Platform::Customerio,
+        &budgets,
+        Arc::new(SharedBudgets::new(REDIS, &prefix).unwrap()),
+    );
+    let b = RedisBudget::new(
+        domain::Platform::Customerio,
+        &budgets,
+        Arc::new(SharedBudgets::new(REDIS, &prefix).unwrap()),
+    );
+    assert_eq!(
+        a.acquire("trigger", "k", Duration::ZERO).await,
+        Ok(Duration::ZERO)
+    );
+    let e = b.acquire("trigger", "k", Duration::ZERO).await.unwrap_err();
+    assert!(
+        e.after > Duration::from_secs(9) && e.after <= Duration::from_secs(10),
+        "{:?}",
+        e.after
+    );
+    // Within the maximum, callers queue: 10/s without burst → the fifth waits ~400 ms.
+    let started = Instant::now();
+    for i in 0..5 {
+        let budget = if i % 2 == 0 { &a } else { &b };
+        budget
+            .acquire("app", "k", Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+    let spent = started.elapsed();
+    assert!(
+        spent >= Duration::from_millis(350) && spent < Duration::from_secs(2),
+        "{spent:?}"
+    );
+}
