@@ -1211,9 +1211,8 @@ async fn queue_email(State(app): State<App>, body: Bytes) -> Response {
     }
     for field in ["html_content", "plain_content"] {
         if let Some(v) = body.get(field)
-            && !v
-                .as_str()
-                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok())
+            && v.as_str()
+                .is_none_or(|s| base64::engine::general_purpose::STANDARD.decode(s).is_err())
         {
             return v1_error(
                 StatusCode::BAD_REQUEST,
