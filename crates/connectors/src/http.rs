@@ -10,52 +10,61 @@
 //! refused connection was certainly not processed, so those are retried for every call.
 
 use std::{
-    collections::HashMap,
-    num::NonZeroU32,
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
 use bytes::Bytes;
 use domain::Platform;
-use governor::{DefaultKeyedRateLimiter, Quota};
 use rand::Rng as _;
 use reqwest::{StatusCode, header::HeaderMap};
 
-use crate::{ConnectorError, ErrorKind, Retry};
+use crate::{
+    ConnectorError, ErrorKind, Retry,
+    budget::{LocalBudget, RateBudget, RedisBudget, SharedBudgets},
+};
 
-/// A published limit: `amount` requests per `per`.
+/// A published limit: `amount` requests per `per`, of which up to `burst` may go at once
+/// (`amount` unless [`Rate::with_burst`] says otherwise).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
     pub amount: u32,
     pub per: Duration,
+    burst: Option<u32>,
 }
 
 impl Rate {
     pub const fn per_second(amount: u32) -> Self {
-        Self {
-            amount,
-            per: Duration::from_secs(1),
-        }
+        Self::new(amount, Duration::from_secs(1))
     }
 
     pub const fn per_minute(amount: u32) -> Self {
-        Self {
-            amount,
-            per: Duration::from_secs(60),
-        }
+        Self::new(amount, Duration::from_secs(60))
     }
 
     pub const fn new(amount: u32, per: Duration) -> Self {
-        Self { amount, per }
+        Self {
+            amount,
+            per,
+            burst: None,
+        }
     }
 
-    fn quota(self) -> Quota {
-        let amount = NonZeroU32::new(self.amount.max(1)).unwrap_or(NonZeroU32::MIN);
-        let period = self.per / amount.get();
-        Quota::with_period(period.max(Duration::from_nanos(1)))
-            .unwrap_or_else(|| Quota::per_second(amount))
-            .allow_burst(amount)
+    /// A smaller (or larger) burst than `amount`: a steady pace that leaves the platform's own
+    /// bucket room for network jitter and for other replicas.
+    pub const fn with_burst(mut self, burst: u32) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// How many requests may go at once (at least 1).
+    pub fn burst(self) -> u32 {
+        self.burst.unwrap_or(self.amount).max(1)
+    }
+
+    /// The steady spacing between requests.
+    pub fn interval(self) -> Duration {
+        self.per / self.amount.max(1)
     }
 }
 
@@ -157,10 +166,19 @@ pub struct UpstreamClient {
     platform: Platform,
     http: reqwest::Client,
     policy: RetryPolicy,
-    /// One keyed limiter per endpoint class; keys are credential digests.
-    limiters: Arc<HashMap<&'static str, DefaultKeyedRateLimiter<String>>>,
+    /// The endpoint classes' published limits.
+    budgets: Arc<[(&'static str, Rate)]>,
+    /// Where calls take their turn: this process, or Redis shared by every replica.
+    budget: Arc<dyn RateBudget>,
     observer: Arc<dyn UpstreamObserver>,
+    /// A platform's own reading of a 429 without `Retry-After` (headers, body, now).
+    rate_limit_hint: Option<RateLimitHint>,
+    /// Classes whose calls wait at most this long for a turn (instead of the policy's total).
+    class_max_wait: Arc<[(&'static str, Duration)]>,
 }
+
+/// How long a platform's 429 asks to wait, read from its headers and body.
+pub type RateLimitHint = fn(&HeaderMap, &[u8], SystemTime) -> Option<Duration>;
 
 impl std::fmt::Debug for UpstreamClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -194,14 +212,43 @@ impl UpstreamClient {
             platform,
             http,
             policy: RetryPolicy::default(),
-            limiters: Arc::new(
-                budgets
-                    .iter()
-                    .map(|(class, rate)| (*class, DefaultKeyedRateLimiter::keyed(rate.quota())))
-                    .collect(),
-            ),
+            budgets: budgets.into(),
+            budget: Arc::new(LocalBudget::new(budgets)),
             observer,
+            rate_limit_hint: None,
+            class_max_wait: Arc::new([]),
         }
+    }
+
+    /// Calls of `class` wait at most `max` for a turn, then answer `RateLimited` with the wait
+    /// as the retry hint (e.g. Customer.io's broadcast triggers, one per 10 s: an API request
+    /// should not hang for 10 s).
+    pub fn with_class_max_wait(mut self, class: &'static str, max: Duration) -> Self {
+        let mut v: Vec<_> = self.class_max_wait.iter().copied().collect();
+        v.push((class, max));
+        self.class_max_wait = v.into();
+        self
+    }
+
+    /// Reads 429s that carry no `Retry-After` the platform's way (Keap's quota faults).
+    pub fn with_rate_limit_hint(mut self, hint: RateLimitHint) -> Self {
+        self.rate_limit_hint = Some(hint);
+        self
+    }
+
+    /// Takes the budgets from Redis (shared by every replica) when `shared` is set; this
+    /// process's own budgets stay the fallback while Redis does not answer.
+    pub fn with_shared_budgets(mut self, shared: Option<Arc<SharedBudgets>>) -> Self {
+        if let Some(shared) = shared {
+            self.budget = Arc::new(RedisBudget::new(self.platform, &self.budgets, shared));
+        }
+        self
+    }
+
+    /// Any budget implementation (tests, or a different store).
+    pub fn with_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
+        self.budget = budget;
+        self
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
@@ -229,27 +276,30 @@ impl UpstreamClient {
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         loop {
-            // Proactive budget: wait for a token rather than spend a request on a 429.
-            if let Some(limiter) = self.limiters.get(call.class) {
-                let key = call.budget_key.to_owned();
-                if limiter.check_key(&key).is_err() {
-                    let remaining = self.policy.max_total_wait.saturating_sub(waited);
-                    let started = tokio::time::Instant::now();
-                    if tokio::time::timeout(remaining, limiter.until_key_ready(&key))
-                        .await
-                        .is_err()
-                    {
-                        return Err(self
-                            .err(
-                                ErrorKind::RateLimited,
-                                format!(
-                                    "{name}'s rate limit for {} is used up; try again shortly.",
-                                    call.class
-                                ),
-                            )
-                            .with_retry(Retry::Persistent));
-                    }
-                    waited += started.elapsed();
+            // Proactive budget: wait for a turn rather than spend a request on a 429.
+            let mut remaining = self.policy.max_total_wait.saturating_sub(waited);
+            if let Some((_, max)) = self.class_max_wait.iter().find(|(c, _)| *c == call.class) {
+                remaining = remaining.min(*max);
+            }
+            match self
+                .budget
+                .acquire(call.class, call.budget_key, remaining)
+                .await
+            {
+                Ok(w) => waited += w,
+                Err(e) => {
+                    return Err(self
+                        .err(
+                            ErrorKind::RateLimited,
+                            format!(
+                                "{name}'s rate limit for {} is used up; try again in {} s.",
+                                call.class,
+                                e.after.as_secs() + u64::from(e.after.subsec_nanos() > 0)
+                            ),
+                        )
+                        .with_retry(Retry::Temporary {
+                            after: Some(e.after),
+                        }));
                 }
             }
             attempt += 1;
@@ -260,7 +310,14 @@ impl UpstreamClient {
                     let headers = resp.headers().clone();
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         self.observer.attempt(self.platform, "rate_limited");
-                        let after = parse_retry_after(&headers, SystemTime::now());
+                        let now = SystemTime::now();
+                        let mut after = parse_retry_after(&headers, now);
+                        if after.is_none()
+                            && let Some(hint) = self.rate_limit_hint
+                        {
+                            let body = resp.bytes().await.unwrap_or_default();
+                            after = hint(&headers, &body, now);
+                        }
                         let e = self
                             .err(
                                 ErrorKind::RateLimited,

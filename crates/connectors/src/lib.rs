@@ -10,6 +10,7 @@
 //! whether trying again can help.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod customerio;
 mod error;
 pub mod http;
@@ -38,6 +39,9 @@ pub struct Settings {
     pub timeout: std::time::Duration,
     /// Where upstream attempts are counted (the service's metrics).
     pub observer: std::sync::Arc<dyn http::UpstreamObserver>,
+    /// Rate budgets shared by every replica through Redis (`SHARPSEND_REDIS_URL`); `None`
+    /// keeps them per process.
+    pub shared_budgets: Option<std::sync::Arc<budget::SharedBudgets>>,
 }
 
 impl Settings {
@@ -47,6 +51,7 @@ impl Settings {
             upstreams: Upstreams::defaults(),
             timeout: std::time::Duration::from_secs(10),
             observer: std::sync::Arc::new(http::NoObserver),
+            shared_budgets: None,
         }
     }
 }

@@ -58,6 +58,8 @@ impl Application {
         self.state.cache.spawn_poller(shutdown.clone());
         let mut background = crate::sync::engine::spawn_workers(&self.state, &shutdown);
         background.extend(crate::sync::scheduler::spawn(&self.state, &shutdown));
+        // Keap refresh tokens lapse after 45 idle days: keep idle integrations' tokens fresh.
+        crate::keap_sweep::spawn(self.state.clone(), shutdown.clone());
         tracing::info!(
             addr = %self.local_addr(),
             database = self.state.store.backend(),
@@ -106,10 +108,20 @@ pub async fn assemble(
             .await
             .context("setting up the admin token")?;
     let metrics = Metrics::new();
+    // With SHARPSEND_REDIS_URL, every connector's budgets live in Redis, shared by all
+    // replicas (nothing connects until the first call; Redis down = per-process budgets).
+    let shared_budgets = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            connectors::budget::SharedBudgets::new(url.expose_secret(), "sharpsend:budget")
+                .map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
     let connectors = connectors::Registry::new(&connectors::Settings {
         upstreams: config.upstreams.clone(),
         timeout: config.upstream_timeout,
         observer: Arc::new(metrics.clone()),
+        shared_budgets,
     });
     let state = AppState::new(Inner {
         public_origin: config.public_origin(bound),

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod integrations;
+pub mod keap_sweep;
 pub mod sandbox;
 pub mod state;
 pub mod sync;

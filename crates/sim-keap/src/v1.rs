@@ -79,6 +79,7 @@ pub fn router() -> Router<App> {
         .route(&r("/products"), get(list_products))
         .route(&r("/products/"), get(list_products))
         .route(&r("/products/{id}"), get(get_product))
+        .route(&r("/emails/queue"), axum::routing::post(queue_email))
         .route(&r("/oauth/connect/userinfo"), get(userinfo))
         .route(&r("/account/profile"), get(account_profile))
 }
@@ -1183,6 +1184,56 @@ async fn get_product(State(app): State<App>, Path(id): Path<String>) -> Response
 }
 
 // ---------- account ----------
+
+/// `POST /emails/queue` (`EmailSendRequest`, V1B): `contacts` (ids), `subject` and `user_id`
+/// required; `html_content` / `plain_content` must be Base64. 202 with no body. Unknown contact
+/// ids answer 400 with a v1 message (*inferred*). Counter `email_queued` counts the copies.
+async fn queue_email(State(app): State<App>, body: Bytes) -> Response {
+    use base64::Engine as _;
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let contacts: Option<Vec<u64>> = body
+        .get("contacts")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().map(Value::as_u64).collect());
+    let subject = body
+        .get("subject")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let user_id = body.get("user_id").and_then(Value::as_u64);
+    let (Some(contacts), Some(_), Some(_)) = (contacts, subject, user_id) else {
+        return v1_bad_input();
+    };
+    if contacts.is_empty() {
+        return v1_bad_input();
+    }
+    for field in ["html_content", "plain_content"] {
+        if let Some(v) = body.get(field)
+            && v.as_str()
+                .is_none_or(|s| base64::engine::general_purpose::STANDARD.decode(s).is_err())
+        {
+            return v1_error(
+                StatusCode::BAD_REQUEST,
+                &format!("{field} must be encoded in Base64"),
+            );
+        }
+    }
+    {
+        let data = lock(&app.data);
+        if let Some(missing) = contacts.iter().find(|id| data.contacts.get(**id).is_none()) {
+            return v1_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Contact {missing} not found"),
+            );
+        }
+    }
+    for _ in &contacts {
+        app.control.incr("email_queued");
+    }
+    StatusCode::ACCEPTED.into_response()
+}
 
 async fn userinfo() -> Response {
     json_response(

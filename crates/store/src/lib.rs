@@ -115,6 +115,12 @@ pub trait Store: SyncStore + Send + Sync + 'static {
         &self,
         publisher: &PublisherId,
     ) -> StoreResult<Vec<IntegrationRecord>>;
+    /// Every publisher's integration with `platform` (background work such as Keap's idle-token
+    /// sweep), oldest first.
+    async fn list_platform_integrations(
+        &self,
+        platform: Platform,
+    ) -> StoreResult<Vec<IntegrationRecord>>;
     /// Deletes an integration with its credentials, jobs, checkpoints, records and events.
     /// Answers the deleted row, or `None` when there was none.
     async fn delete_integration(

@@ -500,6 +500,22 @@ macro_rules! impl_common_store {
                 .collect()
             }
 
+            async fn list_platform_integrations(
+                &self,
+                platform: domain::Platform,
+            ) -> $crate::StoreResult<Vec<$crate::IntegrationRecord>> {
+                sqlx::query_as::<_, $crate::sql::IntegrationRow>(&format!(
+                    "SELECT {} FROM integrations WHERE platform = $1 ORDER BY connected_at, id",
+                    $crate::sql::INTEGRATION_COLUMNS
+                ))
+                .bind(platform.as_str())
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
             async fn delete_integration(
                 &self,
                 publisher: &domain::PublisherId,

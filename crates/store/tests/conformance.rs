@@ -198,6 +198,19 @@ async fn integrations_save_replace_conflict_and_scope() {
                 .unwrap()
                 .is_empty()
         );
+        // Across publishers, by platform (the Keap idle-token sweep).
+        let iterables: Vec<String> = s
+            .list_platform_integrations(Platform::Iterable)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(
+            iterables,
+            ["int1", "int3"],
+            "{b}: every publisher's, oldest first"
+        );
 
         let by_hook = s
             .get_integration_by_webhook(Platform::Keap, "wh_int2")

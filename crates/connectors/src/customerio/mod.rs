@@ -31,8 +31,8 @@ use crate::{
 pub use check::{ApiCheck, ConnectionReport};
 pub use reads::{CampaignFilter, NEWSLETTER_PAGE, Person, Segment};
 pub use writes::{
-    ItemFailure, LimitError, PersonId, PersonUpsert, TrackEvent, Transactional, check_event,
-    check_person,
+    BroadcastAudience, ItemFailure, LimitError, PersonId, PersonUpsert, TrackEvent, Transactional,
+    check_event, check_person,
 };
 
 /// Endpoint classes with their own budget.
@@ -105,7 +105,11 @@ impl CustomerioConnector {
                 settings.timeout,
                 &BUDGETS,
                 settings.observer.clone(),
-            ),
+            )
+            .with_shared_budgets(settings.shared_budgets.clone())
+            // One trigger per 10 s: a second one answers RATE_LIMIT_EXCEEDED with the wait as
+            // Retry-After at once, rather than holding the API request for up to 10 s.
+            .with_class_max_wait(class::TRIGGER, Duration::ZERO),
             settings: settings.clone(),
         }
     }

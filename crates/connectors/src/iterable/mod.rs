@@ -159,7 +159,8 @@ impl IterableConnector {
                 settings.timeout,
                 BUDGETS,
                 settings.observer.clone(),
-            ),
+            )
+            .with_shared_budgets(settings.shared_budgets.clone()),
             upstreams: settings.upstreams.clone(),
         }
     }

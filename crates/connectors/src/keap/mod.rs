@@ -10,6 +10,7 @@ pub mod crm;
 mod errors;
 pub mod hooks;
 mod models;
+pub mod throttle;
 
 use std::{
     collections::HashMap,
@@ -34,13 +35,18 @@ pub use models::parse_time;
 
 /// Endpoint classes and Keap's published limits (platforms/keap.md §6), as proactive budgets
 /// that satisfy both the spike arrest and the per-minute quota: a GCRA bucket allows its burst
-/// plus its rate over any window, so OAuth gets 24 burst + 24/s (≤ 25/s spike, 1,464 ≤ 1,500 a
-/// minute) and a PAT/SAK 5 burst + 1 per 260 ms (≤ 10/s spike, 236 ≤ 240 a minute). OAuth
-/// budgets are keyed by the app's client id (the quota is per client), keys by the key.
+/// plus its rate over any window, so OAuth gets 6 burst + 24/s (≤ 25/s spike, 1,446 ≤ 1,500 a
+/// minute; the small burst leaves Keap's 25-token spike bucket room for network jitter, so
+/// requests that arrive bunched still pass) and a PAT/SAK 5 burst + 1 per 260 ms (≤ 10/s
+/// spike, 236 ≤ 240 a minute). OAuth budgets are keyed by the app's client id (the quota is per
+/// client), keys by the key. With `SHARPSEND_REDIS_URL` the same buckets live in Redis.
 const BUDGETS: &[(&str, Rate)] = &[
-    ("oauth", Rate::new(24, Duration::from_secs(1))),
+    ("oauth", Rate::new(24, Duration::from_secs(1)).with_burst(6)),
     ("key", Rate::new(5, Duration::from_millis(1300))),
 ];
+
+/// Longer pacing than this answers RATE_LIMIT_EXCEEDED with the wait as `Retry-After`.
+const PACE_MAX_WAIT: Duration = Duration::from_secs(20);
 
 /// Refresh an access token when it expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -165,6 +171,18 @@ pub struct ContactPage {
     pub count: u64,
 }
 
+/// One email to queue through Keap (REST v1 `POST /emails/queue`).
+#[derive(Clone, Debug)]
+pub struct EmailInput {
+    /// Keap contact ids (numeric strings) to receive a copy.
+    pub contact_ids: Vec<String>,
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    /// The Keap user the email is sent on behalf of.
+    pub user_id: u64,
+}
+
 /// One REST request.
 struct Req<'a> {
     operation: &'static str,
@@ -184,6 +202,8 @@ pub struct KeapConnector {
     /// One gate per integration, so concurrent refreshes in this process queue up before they
     /// reach the database lock.
     gates: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Spacing learnt from Keap's quota headers, per budget key.
+    pacer: throttle::Pacer,
 }
 
 impl KeapConnector {
@@ -195,8 +215,11 @@ impl KeapConnector {
                 settings.timeout,
                 BUDGETS,
                 settings.observer.clone(),
-            ),
+            )
+            .with_shared_budgets(settings.shared_budgets.clone())
+            .with_rate_limit_hint(throttle::quota_wait),
             gates: Mutex::new(HashMap::new()),
+            pacer: throttle::Pacer::default(),
         }
     }
 
@@ -238,6 +261,26 @@ impl KeapConnector {
             idempotent,
         } = r;
         let url = self.url(path)?;
+        // Keap's headers said a window is nearly used up: spread what is left.
+        let pace = self.pacer.turn(&cred.budget_key);
+        if pace > PACE_MAX_WAIT {
+            return Err(KeapError::Other(
+                ConnectorError::new(
+                    Platform::Keap,
+                    ErrorKind::RateLimited,
+                    "Keap's quota for this app or account is nearly used up; try again after its window resets.",
+                )
+                .with_retry(crate::Retry::Temporary { after: Some(pace) }),
+            ));
+        }
+        if !pace.is_zero() {
+            tracing::debug!(
+                operation,
+                wait_ms = pace.as_millis() as u64,
+                "Keap quota low: pacing"
+            );
+            tokio::time::sleep(pace).await;
+        }
         let answer = self
             .client
             .send(
@@ -262,6 +305,7 @@ impl KeapConnector {
                 },
             )
             .await?;
+        self.pacer.observe(&cred.budget_key, &answer.headers);
         if answer.is_success() {
             return Ok(answer);
         }
@@ -576,6 +620,67 @@ impl KeapConnector {
             .await?;
         }
         Ok(id)
+    }
+
+    /// The id of the contact with this email, if Keap has one (REST v1 `GET /contacts?email=`).
+    pub async fn contact_id_by_email(
+        &self,
+        cred: &KeapCredential,
+        email: &str,
+    ) -> Result<Option<String>, KeapError> {
+        let page = self
+            .list_contacts(
+                cred,
+                &ContactQuery {
+                    limit: 1,
+                    email: Some(email.to_owned()),
+                    ..ContactQuery::default()
+                },
+            )
+            .await?;
+        Ok(page.contacts.into_iter().next().map(|c| c.id))
+    }
+
+    /// Queues an email to contacts (REST v1 `POST /emails/queue`, `EmailSendRequest`): the
+    /// bodies go Base64-encoded as Keap requires; Keap answers 202 with no body. Not repeated
+    /// after an ambiguous failure (a second copy would be sent).
+    pub async fn queue_email(
+        &self,
+        cred: &KeapCredential,
+        e: &EmailInput,
+    ) -> Result<(), KeapError> {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        let contacts: Vec<Value> = e
+            .contact_ids
+            .iter()
+            .map(|id| id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n)))
+            .collect();
+        let mut body = json!({
+            "contacts": contacts,
+            "subject": e.subject,
+            "user_id": e.user_id,
+        });
+        if let Some(html) = &e.html {
+            body["html_content"] = json!(b64(html));
+        }
+        if let Some(text) = &e.text {
+            body["plain_content"] = json!(b64(text));
+        }
+        self.request(
+            cred,
+            Req {
+                operation: "queue_email",
+                what: "send the email",
+                method: reqwest::Method::POST,
+                path: "crm/rest/v1/emails/queue",
+                query: &[],
+                body: Some(&body),
+                idempotent: false,
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Exchanges a refresh token for a new pair (form body, client credentials in Basic auth).

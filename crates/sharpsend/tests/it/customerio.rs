@@ -1026,3 +1026,83 @@ async fn the_app_budget_paces_calls_instead_of_spending_them_on_429s() {
         after - before
     );
 }
+
+#[tokio::test]
+async fn broadcast_triggers_keep_their_one_per_ten_seconds_budget() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = sim(&sandbox);
+    let key = connected(&app, "pub-cio").await;
+    let messages = "/api/integrations/pub-cio/customerio/messages";
+    let trigger = |who: Value| json!({"channel": "email", "to": who, "data": {"broadcastId": 1001, "coupon": "X1"}});
+
+    // data.broadcastId: App API POST /v1/campaigns/{id}/triggers, the rest of data passed on.
+    let a = app
+        .call(
+            Method::POST,
+            messages,
+            Some(&key),
+            Some(trigger(json!({"email": "reader@example.com"}))),
+        )
+        .await;
+    let d = a.expect_ok(200);
+    assert_eq!(d["status"], "queued");
+    assert!(!d["messageId"].as_str().unwrap().is_empty());
+    let sent = sim
+        .requests(Some("/v1/campaigns/1001/triggers"))
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    let body = sent[0].json();
+    assert_eq!(body["emails"], json!(["reader@example.com"]));
+    assert_eq!(body["data"], json!({"coupon": "X1"}));
+
+    // A second trigger within 10 s: RATE_LIMIT_EXCEEDED at once, Retry-After ≤ 10 s, and
+    // Customer.io never saw it (no 429 spent).
+    let started = std::time::Instant::now();
+    let a = app
+        .call(
+            Method::POST,
+            messages,
+            Some(&key),
+            Some(trigger(json!({"userId": "42"}))),
+        )
+        .await;
+    a.expect_error(429, "RATE_LIMIT_EXCEEDED");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&wait), "{wait}");
+    assert_eq!(
+        sim.requests(Some("/v1/campaigns/1001/triggers"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(sim.counter("429").await.unwrap_or(0), 0);
+
+    // Checked before Customer.io: both ids, a bad id, another channel.
+    for (body, field) in [
+        (
+            json!({"channel": "email", "campaignId": "1", "to": {"email": "a@example.com"},
+                   "data": {"broadcastId": 1001}}),
+            "campaignId",
+        ),
+        (
+            json!({"channel": "email", "to": {"email": "a@example.com"},
+                   "data": {"broadcastId": "nope"}}),
+            "data.broadcastId",
+        ),
+        (
+            json!({"channel": "sms", "to": {"phone": "+15550100"},
+                   "data": {"broadcastId": 1001}}),
+            "channel",
+        ),
+    ] {
+        let a = app
+            .call(Method::POST, messages, Some(&key), Some(body))
+            .await;
+        a.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(a.field(), field);
+    }
+}

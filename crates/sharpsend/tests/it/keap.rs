@@ -802,3 +802,150 @@ async fn campaigns_are_listed_with_paging() {
     app.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn idle_token_sweep_refreshes_old_tokens_exactly_once() {
+    use sharpsend::keap_sweep::{IDLE_AFTER, SweepReport, sweep_once};
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = keap_sim(&sandbox);
+    let (access, refresh) = token_pair(&sim).await;
+    connect(&app, oauth_body(&access, &refresh, Some(86_400))).await;
+    let before = sim.counter("token_refresh").await.unwrap();
+    let now = chrono::Utc::now();
+
+    // Refreshed (connected) three days ago: younger than the threshold, left alone.
+    let r = sweep_once(&app.state, now + chrono::Duration::days(3), IDLE_AFTER).await;
+    assert_eq!(
+        r,
+        SweepReport {
+            checked: 1,
+            refreshed: 0,
+            failed: 0
+        }
+    );
+    assert_eq!(sim.counter("token_refresh").await.unwrap(), before);
+
+    // Ten days idle: two sweeps at once (two replicas) refresh it exactly once.
+    let later = now + chrono::Duration::days(10);
+    let (a, b) = tokio::join!(
+        sweep_once(&app.state, later, IDLE_AFTER),
+        sweep_once(&app.state, later, IDLE_AFTER)
+    );
+    assert_eq!(a.failed + b.failed, 0);
+    assert_eq!(sim.counter("token_refresh").await.unwrap(), before + 1);
+
+    // The rotated tokens were stored (the credentials version moved) and are the ones in use.
+    let stored = app
+        .state
+        .store
+        .list_platform_integrations(domain::Platform::Keap)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].credentials_version, 2);
+    app.get(&format!("{CONTACTS}?limit=1"), ADMIN_TOKEN)
+        .await
+        .expect_ok(200);
+    assert_eq!(sim.counter("token_refresh").await.unwrap(), before + 1);
+}
+
+#[tokio::test]
+async fn email_messages_are_queued_through_keap() {
+    use base64::Engine as _;
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = keap_sim(&sandbox);
+    let (access, refresh) = token_pair(&sim).await;
+    connect(&app, oauth_body(&access, &refresh, Some(86_400))).await;
+    let d = app
+        .get(&format!("{CONTACTS}?limit=1"), ADMIN_TOKEN)
+        .await
+        .expect_ok(200)
+        .clone();
+    let email = d["contacts"][0]["email"].as_str().unwrap().to_owned();
+    let id = d["contacts"][0]["id"].as_str().unwrap().to_owned();
+    const MESSAGES: &str = "/api/integrations/pub-k/keap/messages";
+
+    // By email: the contact is looked up, the bodies go Base64 as Keap requires.
+    let a = app
+        .call(
+            Method::POST,
+            MESSAGES,
+            Some(ADMIN_TOKEN),
+            Some(json!({"channel": "email", "to": {"email": email},
+                "data": {"subject": "Hello", "html": "<p>Hi</p>", "text": "Hi"}})),
+        )
+        .await;
+    let d = a.expect_ok(200);
+    assert_eq!(d["platform"], "keap");
+    assert_eq!(d["channel"], "email");
+    assert_eq!(d["status"], "queued");
+    let sent = sim
+        .requests(Some("/crm/rest/v1/emails/queue"))
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    let body: Value = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(body["contacts"], json!([id.parse::<u64>().unwrap()]));
+    assert_eq!(body["subject"], "Hello");
+    assert_eq!(body["user_id"], 1);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(
+        b64.decode(body["html_content"].as_str().unwrap()).unwrap(),
+        b"<p>Hi</p>"
+    );
+    assert_eq!(sim.counter("email_queued").await.unwrap(), 1);
+
+    // By contact id, with a sender.
+    app.call(
+        Method::POST,
+        MESSAGES,
+        Some(ADMIN_TOKEN),
+        Some(json!({"channel": "email", "to": {"userId": id},
+            "data": {"subject": "Again", "text": "Hi", "fromUserId": 7}})),
+    )
+    .await
+    .expect_ok(200);
+    assert_eq!(sim.counter("email_queued").await.unwrap(), 2);
+
+    // Checked before Keap: no subject, no body, a schedule; an unknown email is NOT_FOUND.
+    for (data, field) in [
+        (json!({"text": "x"}), "data.subject"),
+        (json!({"subject": "x"}), "data.html"),
+    ] {
+        let a = app
+            .call(
+                Method::POST,
+                MESSAGES,
+                Some(ADMIN_TOKEN),
+                Some(json!({"channel": "email", "to": {"email": email}, "data": data})),
+            )
+            .await;
+        assert_eq!(
+            a.expect_error(400, "VALIDATION_ERROR")["details"]["field"],
+            field
+        );
+    }
+    app.call(
+        Method::POST,
+        MESSAGES,
+        Some(ADMIN_TOKEN),
+        Some(
+            json!({"channel": "email", "to": {"email": "nobody@nowhere.example"},
+            "data": {"subject": "x", "text": "y"}}),
+        ),
+    )
+    .await
+    .expect_error(404, "NOT_FOUND");
+    // SMS still answers from the capability matrix.
+    app.call(
+        Method::POST,
+        MESSAGES,
+        Some(ADMIN_TOKEN),
+        Some(json!({"channel": "sms", "to": {"phone": "+15550100"}})),
+    )
+    .await
+    .expect_error(422, "UNSUPPORTED_OPERATION");
+    assert_eq!(sim.counter("email_queued").await.unwrap(), 2);
+}

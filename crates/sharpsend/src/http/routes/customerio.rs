@@ -1018,6 +1018,12 @@ pub struct MessageQueued {
 /// Sends one transactional message (email, SMS, push or in-app) through `/v1/send/{channel}`:
 /// `campaignId` is the transactional message's id or trigger name, `to.userId` (or `to.email`)
 /// the person; `to.email` is the address for email, `to.phone` (E.164) for SMS.
+///
+/// An email with `data.broadcastId` triggers that API-triggered broadcast instead
+/// (`POST /v1/campaigns/{broadcastId}/triggers`) for `to.userId` (or `to.email`), with the rest
+/// of `data` as the trigger's data; `campaignId` must then be absent. Customer.io allows one
+/// trigger per 10 s: a second one within that answers RATE_LIMIT_EXCEEDED at once with
+/// `Retry-After` (no request is held for 10 s); `messageId` is the trigger id.
 #[utoipa::path(post, path = "/api/integrations/{publisherId}/customerio/messages", tag = "customerio",
     security(("bearer" = [])),
     params(("publisherId" = String, Path)),
@@ -1047,6 +1053,9 @@ pub async fn send_message(
             ));
         }
     };
+    if let Some(broadcast) = input.data.as_ref().and_then(|d| d.get("broadcastId")) {
+        return trigger_broadcast(&state, &scope, channel, broadcast.clone(), input).await;
+    }
     let Some(message_id) = non_empty(input.campaign_id) else {
         return Err(ApiError::validation(
             "campaignId",
@@ -1114,6 +1123,68 @@ pub async fn send_message(
         platform: PLATFORM,
         channel: channel.to_owned(),
         message_id: delivery,
+        status: "queued",
+    }))
+}
+
+/// `messages` with `data.broadcastId`: an API-triggered broadcast for one person.
+async fn trigger_broadcast(
+    state: &AppState,
+    scope: &Scope,
+    channel: &'static str,
+    broadcast: Value,
+    input: MessageInput,
+) -> ApiResult<Envelope<MessageQueued>> {
+    if channel != "email" {
+        return Err(ApiError::validation(
+            "channel",
+            "Broadcast triggers (data.broadcastId) are sent with channel \"email\"; the broadcast's own actions decide what goes out.",
+        ));
+    }
+    let broadcast_id = match &broadcast {
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        Value::String(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => s.clone(),
+        _ => {
+            return Err(ApiError::validation(
+                "data.broadcastId",
+                "data.broadcastId is the numeric id of an API-triggered broadcast (GET …/customerio/campaigns lists them as triggered_broadcast).",
+            ));
+        }
+    };
+    if input.campaign_id.is_some() {
+        return Err(ApiError::validation(
+            "campaignId",
+            "Give either campaignId (a transactional message) or data.broadcastId (a broadcast), not both.",
+        ));
+    }
+    if input.send_at.is_some() {
+        return Err(ApiError::validation(
+            "sendAt",
+            "Broadcast triggers are sent at once; sendAt applies to transactional messages.",
+        ));
+    }
+    let audience = match (non_empty(input.to.user_id), non_empty(input.to.email)) {
+        (Some(id), _) => connectors::customerio::BroadcastAudience::Ids(vec![id]),
+        (None, Some(e)) => connectors::customerio::BroadcastAudience::Emails(vec![e]),
+        (None, None) => {
+            return Err(ApiError::validation(
+                "to.userId",
+                "Give to.userId or to.email: the person the broadcast is triggered for.",
+            ));
+        }
+    };
+    let mut data = input.data.unwrap_or_default();
+    data.remove("broadcastId");
+    let creds = stored_credentials(state, scope).await?;
+    let trigger = state
+        .connectors
+        .customerio
+        .trigger_broadcast(&creds, &broadcast_id, &audience, &data)
+        .await?;
+    Ok(Envelope::ok(MessageQueued {
+        platform: PLATFORM,
+        channel: channel.to_owned(),
+        message_id: trigger,
         status: "queued",
     }))
 }

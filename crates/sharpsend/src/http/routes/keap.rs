@@ -2,6 +2,7 @@
 //! writes. Registered under the `authorize` middleware with every other `/api/` route.
 
 pub mod crm;
+pub mod messages;
 pub mod oauth;
 pub mod tokens;
 pub mod writes;
@@ -33,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_contacts))
         .routes(routes!(oauth::authorize_url))
         .routes(routes!(writes::upsert_subscribers))
+        .routes(routes!(messages::send_message))
         .routes(routes!(list_campaigns))
         .routes(routes!(list_segments))
         .merge(crm::routes())

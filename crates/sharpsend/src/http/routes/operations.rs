@@ -46,7 +46,9 @@ fn capability(method: &Method, operation: &str, body: &[u8]) -> ApiResult<Option
     }))
 }
 
-fn answer(platform: Platform, method: &Method, operation: &str, body: &[u8]) -> ApiError {
+/// The answer for an operation the platform does not serve (also used by platform routes that
+/// serve only some channels of `messages`).
+pub fn answer(platform: Platform, method: &Method, operation: &str, body: &[u8]) -> ApiError {
     let cap = match capability(method, operation, body) {
         Ok(Some(cap)) => cap,
         Ok(None) => {

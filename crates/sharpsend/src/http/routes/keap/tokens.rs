@@ -53,6 +53,27 @@ pub struct Session {
     oauth: bool,
 }
 
+impl Session {
+    /// The credentials version this session's credential came from.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+/// When an integration's stored OAuth access token expires, with the credentials version it was
+/// read at; `None` for API keys and for tokens without a refresh token (nothing to keep alive).
+pub async fn oauth_expiry(
+    state: &AppState,
+    integration_id: &str,
+) -> ApiResult<Option<(DateTime<Utc>, i64)>> {
+    let Some(creds) = state.store.get_credentials(integration_id).await? else {
+        return Ok(None);
+    };
+    let secrets = open_all(state, integration_id, &creds.fields)?;
+    let (_, expires, oauth) = credential_of(&secrets)?;
+    Ok(expires.filter(|_| oauth).map(|e| (e, creds.version)))
+}
+
 /// The sealed fields of a token set.
 pub fn seal_tokens(
     state: &AppState,
