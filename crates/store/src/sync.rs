@@ -74,8 +74,11 @@ pub struct KindFinish {
     pub kind: String,
     /// Where the next incremental listing starts.
     pub watermark: Option<String>,
-    /// The listing began at the start and reached its end: records it did not see are gone.
+    /// The listing began at the start and reached its end: records it did not see are gone —
+    /// except those written since `listing_started` (a webhook delivery may add a record the
+    /// listing had already passed).
     pub delete_unseen: bool,
+    pub listing_started: DateTime<Utc>,
     /// The job's deleted counts before this kind (this kind's number is added).
     pub deleted: BTreeMap<String, u64>,
     pub now: DateTime<Utc>,
@@ -338,7 +341,7 @@ macro_rules! upsert_records_sql {
                  updated_at = CASE WHEN synced_records.raw <> excluded.raw OR synced_records.deleted_at IS NOT NULL \
                        THEN excluded.updated_at ELSE synced_records.updated_at END, \
                  normalized = excluded.normalized, raw = excluded.raw, deleted_at = NULL, \
-                 last_seen_job = excluded.last_seen_job",
+                 last_seen_job = COALESCE(excluded.last_seen_job, synced_records.last_seen_job)",
             );
             written += qb.build().execute(&mut *$conn).await?.rows_affected();
         }
@@ -573,13 +576,14 @@ macro_rules! impl_sync_store {
                     sqlx::query(
                         "UPDATE synced_records SET deleted_at = $4, seq = $5, updated_at = $4 \
                          WHERE integration_id = $1 AND kind = $2 AND deleted_at IS NULL \
-                         AND (last_seen_job IS NULL OR last_seen_job <> $3)",
+                         AND (last_seen_job IS NULL OR last_seen_job <> $3) AND updated_at < $6",
                     )
                     .bind(&finish.integration_id)
                     .bind(&finish.kind)
                     .bind(&finish.job_id)
                     .bind(finish.now)
                     .bind($crate::sync::change_seq(finish.now, 0))
+                    .bind(finish.listing_started)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()

@@ -86,6 +86,7 @@ fn finish(job: &str, worker: &str, delete_unseen: bool) -> KindFinish {
         kind: "contacts".into(),
         watermark: Some("w1".into()),
         delete_unseen,
+        listing_started: Utc::now(),
         deleted: BTreeMap::new(),
         now: Utc::now(),
     }
@@ -328,13 +329,41 @@ async fn pages_upsert_without_doubles_and_only_complete_listings_delete() {
         assert_eq!(cp.watermark.as_deref(), Some("w1"), "{b}");
         assert_eq!(cp.run_cursor, None, "{b}");
         assert!(cp.run_done && cp.run_job_id.as_deref() == Some("j3"), "{b}");
+        s.finish_sync_job("j3", "w", JobOutcome::Succeeded, Utc::now())
+            .await
+            .unwrap();
+        // A webhook delivery during a full listing: its record is kept even though the listing
+        // (which had passed it) did not see it, and a record the listing saw stays seen.
+        s.enqueue_sync_job(job("j4", "int_a")).await.unwrap();
+        let now = Utc::now();
+        s.claim_sync_job("w", now, now + Duration::seconds(30), None)
+            .await
+            .unwrap()
+            .unwrap();
+        let started = Utc::now();
+        s.commit_sync_page(page("j4", "w", vec![rec("2", 4)], None))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        s.upsert_records("int_a", "contacts", vec![rec("2", 5), rec("7", 1)])
+            .await
+            .unwrap();
+        let mut f = finish("j4", "w", true);
+        f.listing_started = started;
+        assert_eq!(s.finish_sync_kind(f).await.unwrap(), Some(0), "{b}");
+        assert_eq!(
+            s.count_records("int_a", "contacts").await.unwrap(),
+            2,
+            "{b}"
+        );
+
         // A webhook delivery revives one.
         s.upsert_records("int_a", "contacts", vec![rec("1", 9)])
             .await
             .unwrap();
         assert_eq!(
             s.count_records("int_a", "contacts").await.unwrap(),
-            2,
+            3,
             "{b}"
         );
         assert_eq!(

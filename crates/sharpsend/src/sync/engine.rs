@@ -357,6 +357,7 @@ async fn sync_kind(
                     kind: kind.to_owned(),
                     watermark: page.watermark,
                     delete_unseen: from_start,
+                    listing_started: job.started_at.unwrap_or(job.created_at),
                     deleted: deleted.clone(),
                     now: Utc::now(),
                 })

@@ -145,24 +145,38 @@ async fn stored(
     }
 }
 
+/// A call to the simulator's Keap API with the sandbox PAT, waiting out its 10/s limit.
+async fn keap_api(sim: &SimClient, method: Method, path: &str, body: Option<Value>) -> Value {
+    let http = reqwest::Client::new();
+    loop {
+        let mut req = http
+            .request(method.clone(), format!("{}{path}", sim.origin()))
+            .header("X-Keap-API-Key", PAT);
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        if resp.status() == 429 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        return resp.json().await.unwrap_or(Value::Null);
+    }
+}
+
 /// Every contact the simulator holds: id → given name.
 async fn platform_contacts(sim: &SimClient) -> BTreeMap<String, Option<String>> {
-    let http = reqwest::Client::new();
     let mut out = BTreeMap::new();
     let mut offset = 0;
     loop {
-        let page: Value = http
-            .get(format!(
-                "{}/crm/rest/v1/contacts?limit=1000&offset={offset}",
-                sim.origin()
-            ))
-            .header("X-Keap-API-Key", PAT)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = keap_api(
+            sim,
+            Method::GET,
+            &format!("/crm/rest/v1/contacts?limit=1000&offset={offset}"),
+            None,
+        )
+        .await;
         let contacts = page["contacts"].as_array().unwrap();
         for c in contacts {
             out.insert(
@@ -190,15 +204,29 @@ fn given_names(records: &BTreeMap<String, Value>) -> BTreeMap<String, Option<Str
 }
 
 async fn sim_call(sim: &SimClient, method: Method, path: &str, body: Option<Value>) {
-    let http = reqwest::Client::new();
-    let mut req = http
-        .request(method, format!("{}{path}", sim.origin()))
-        .header("X-Keap-API-Key", PAT);
-    if let Some(b) = body {
-        req = req.json(&b);
+    keap_api(sim, method, path, body).await;
+}
+
+/// Removes the REST hooks connect registered, so that only the sync engine writes records
+/// (webhook deliveries have their own tests in `webhooks.rs`).
+async fn drop_hooks(sim: &SimClient) {
+    let hooks = sim.get("/_sim/hooks").await.unwrap();
+    for h in hooks["hooks"].as_array().unwrap() {
+        let key = h["key"].as_str().unwrap();
+        sim_call(
+            sim,
+            Method::DELETE,
+            &format!("/crm/rest/v1/hooks/{key}"),
+            None,
+        )
+        .await;
     }
-    let resp = req.send().await.unwrap();
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    assert!(
+        sim.get("/_sim/hooks").await.unwrap()["hooks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn slow_pages(ms: u64) -> Fault {
@@ -364,6 +392,7 @@ async fn sync_requests_are_validated_and_scoped() {
 async fn changes_during_a_sync_are_kept_and_a_failed_run_deletes_nothing() {
     let e = env(2_500, &[]).await;
     connect_keap(&e.app, "pub-c").await;
+    drop_hooks(&e.sim).await;
     let first = platform_contacts(&e.sim).await;
     let (first_id, last_id) = (
         first
