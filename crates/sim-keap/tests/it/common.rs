@@ -41,6 +41,26 @@ pub async fn start(opts: Options) -> Sim {
     }
 }
 
+/// A simulator whose rate limits no test run reaches: for tests about shapes, not limits (a
+/// fast machine can send the 26 requests of one fidelity test within a second).
+pub async fn unlimited_sim() -> Sim {
+    let lots = sim_keap::ClassLimits {
+        spike_per_second: 1_000_000,
+        per_minute: 100_000_000,
+        per_day: 1_000_000_000,
+    };
+    start(Options {
+        limits: sim_keap::Limits {
+            oauth: lots,
+            key: lots,
+            tenant_per_minute: 100_000_000,
+            tenant_per_day: 1_000_000_000,
+        },
+        ..opts()
+    })
+    .await
+}
+
 pub async fn sim() -> Sim {
     start(opts()).await
 }

@@ -10,7 +10,7 @@ use std::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{Sim, into_resp, sim, start};
+use crate::common::{Sim, into_resp, start, unlimited_sim};
 
 fn vendor() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor/keap");
@@ -220,7 +220,7 @@ async fn checked(s: &Sim, version: u8, method: Method, path: &str, body: Option<
 
 #[tokio::test]
 async fn v1_responses_match_the_v1_document() {
-    let s = sim().await;
+    let s = unlimited_sim().await;
     let g = Method::GET;
     checked(
         &s,
@@ -322,7 +322,7 @@ async fn v1_responses_match_the_v1_document() {
 
 #[tokio::test]
 async fn v2_responses_match_the_v2_document() {
-    let s = sim().await;
+    let s = unlimited_sim().await;
     let g = Method::GET;
     let all_fields = "addresses,company,create_time,custom_fields,email_addresses,family_name,given_name,id,job_title,leadsource_id,middle_name,owner_id,phone_numbers,score_value,tag_ids,update_time,source_type,contact_type,links,fax_numbers,social_accounts,utm_parameters";
     checked(
@@ -441,7 +441,7 @@ fn query_pairs(url: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn golden_write_contacts() {
-    let s = sim().await;
+    let s = unlimited_sim().await;
     let want = fixture("write-contacts.json");
     let r = s
         .post(
@@ -485,7 +485,7 @@ async fn golden_write_contacts() {
 
 #[tokio::test]
 async fn golden_contact_pages() {
-    let s = sim().await;
+    let s = unlimited_sim().await;
     let first = fixture("read__contacts__1-first-page-v2.json");
     let query = "limit=2&offset=0&since=2024-06-03T22:17:59.039Z&order=id";
     let got = s
@@ -559,7 +559,7 @@ fn shape(v: &Value) -> Value {
 
 #[tokio::test]
 async fn golden_opportunities_tags_and_models() {
-    let s = sim().await;
+    let s = unlimited_sim().await;
     let want = fixture("read__opportunities__v1.json");
     let got = s.get("/crm/rest/v1/opportunities?limit=1").await.json();
     assert_eq!(shape(&got), shape(&want), "v1 opportunity shape");
@@ -590,7 +590,7 @@ async fn golden_opportunities_tags_and_models() {
 
 #[tokio::test]
 async fn golden_html_errors() {
-    let s = sim().await;
+    let s = unlimited_sim().await;
     let squash = |t: &str| t.split_whitespace().collect::<String>();
     let r = into_resp(
         s.http
