@@ -27,7 +27,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API (and, as they arrive, the sync scheduler and dashboard). Applies
+    /// Run the HTTP API, the sync workers (SHARPSEND_SYNC_WORKERS) and scheduler. Applies
     /// migrations first. On first start without SHARPSEND_ADMIN_TOKEN it prints a new admin token
     /// once; keep it. With --sandbox, the built-in platform simulators run in-process and every
     /// upstream points at them: connect with the sandbox credentials it prints, no account needed.
