@@ -409,20 +409,7 @@ pub async fn list_contacts(
     ApiQuery(q): ApiQuery<ContactsQuery>,
 ) -> ApiResult<Envelope<ContactList>> {
     let publisher = scope.publisher()?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "`limit` must be between 1 and 1000.",
-        ));
-    }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::validation(
-            "offset",
-            "`offset` must be 0 or more.",
-        ));
-    }
+    let (limit, offset) = paging(q.limit, q.offset, 50)?;
     let since = match q.since.as_deref() {
         None => None,
         Some(s) => Some(
@@ -437,8 +424,8 @@ pub async fn list_contacts(
         ),
     };
     let query = ContactQuery {
-        limit: limit as u32,
-        offset: offset as u64,
+        limit,
+        offset,
         email: q.email.filter(|e| !e.trim().is_empty()),
         since,
     };
@@ -466,6 +453,23 @@ pub struct CampaignsQuery {
     pub limit: Option<i64>,
     /// Default 0.
     pub offset: Option<i64>,
+}
+
+/// Validates `limit` (1–1000, `default_limit` when absent) and `offset` (0 or more), the paging
+/// every Keap list route takes.
+pub(crate) fn paging(
+    limit: Option<i64>,
+    offset: Option<i64>,
+    default_limit: i64,
+) -> ApiResult<(u32, u64)> {
+    let limit = limit.unwrap_or(default_limit);
+    let limit = u32::try_from(limit)
+        .ok()
+        .filter(|l| (1..=1000).contains(l))
+        .ok_or_else(|| ApiError::validation("limit", "`limit` must be between 1 and 1000."))?;
+    let offset = u64::try_from(offset.unwrap_or(0))
+        .map_err(|_| ApiError::validation("offset", "`offset` must be 0 or more."))?;
+    Ok((limit, offset))
 }
 
 /// A page of Keap campaigns.
@@ -496,21 +500,7 @@ pub async fn list_campaigns(
     ApiQuery(q): ApiQuery<CampaignsQuery>,
 ) -> ApiResult<Envelope<CampaignList>> {
     let publisher = scope.publisher()?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "`limit` must be between 1 and 1000.",
-        ));
-    }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::validation(
-            "offset",
-            "`offset` must be 0 or more.",
-        ));
-    }
-    let (limit, offset) = (limit as u32, offset as u64);
+    let (limit, offset) = paging(q.limit, q.offset, 100)?;
     let mut session = tokens::session(&state, publisher).await?;
     let keap = state.connectors.keap.clone();
     let (campaigns, total) = tokens::call(&state, &mut session, |cred| {
@@ -556,21 +546,7 @@ pub async fn list_segments(
     ApiQuery(q): ApiQuery<CampaignsQuery>,
 ) -> ApiResult<Envelope<SegmentList>> {
     let publisher = scope.publisher()?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "`limit` must be between 1 and 1000.",
-        ));
-    }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::validation(
-            "offset",
-            "`offset` must be 0 or more.",
-        ));
-    }
-    let (limit, offset) = (limit as u32, offset as u64);
+    let (limit, offset) = paging(q.limit, q.offset, 100)?;
     let mut session = tokens::session(&state, publisher).await?;
     let keap = state.connectors.keap.clone();
     let (segments, total) = tokens::call(&state, &mut session, |cred| {

@@ -37,21 +37,7 @@ pub struct CrmQuery {
 }
 
 fn paging(q: &CrmQuery) -> ApiResult<(u32, u64)> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "`limit` must be between 1 and 1000.",
-        ));
-    }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::validation(
-            "offset",
-            "`offset` must be 0 or more.",
-        ));
-    }
-    Ok((limit as u32, offset as u64))
+    super::paging(q.limit, q.offset, 50)
 }
 
 /// A page of opportunities.
