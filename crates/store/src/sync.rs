@@ -10,16 +10,67 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::Platform;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Value, value::RawValue};
 
 use crate::{NewSyncJob, StoreResult, SyncJobRecord};
 
 /// A record as a sync page or a webhook delivers it.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Both bodies are JSON text ([`RawValue`]): the platform's raw JSON is kept as the bytes it
+/// arrived in and the normalised shape is serialised once, straight from its type, so a
+/// million-record sync never builds a `Value` tree per record only to print it again.
+#[derive(Clone, Debug)]
 pub struct NewRecord {
     pub platform_id: String,
-    pub normalized: Value,
-    pub raw: Value,
+    pub normalized: Box<RawValue>,
+    pub raw: Box<RawValue>,
+}
+
+impl NewRecord {
+    /// A record whose raw JSON is already text (a slice of the platform's page).
+    pub fn new<N: Serialize + ?Sized>(
+        platform_id: String,
+        normalized: &N,
+        raw: Box<RawValue>,
+    ) -> serde_json::Result<Self> {
+        Ok(Self {
+            platform_id,
+            normalized: serde_json::value::to_raw_value(normalized)?,
+            raw,
+        })
+    }
+
+    /// A record from parsed values (sources whose platform answers need reshaping first).
+    pub fn from_values<N: Serialize + ?Sized>(
+        platform_id: String,
+        normalized: &N,
+        raw: &Value,
+    ) -> serde_json::Result<Self> {
+        Self::new(
+            platform_id,
+            normalized,
+            serde_json::value::to_raw_value(raw)?,
+        )
+    }
+
+    /// The normalised shape, parsed (for tests and the rare reader that needs fields).
+    pub fn normalized_value(&self) -> Value {
+        serde_json::from_str(self.normalized.get()).unwrap_or(Value::Null)
+    }
+
+    /// The platform's JSON, parsed.
+    pub fn raw_value(&self) -> Value {
+        serde_json::from_str(self.raw.get()).unwrap_or(Value::Null)
+    }
+}
+
+impl PartialEq for NewRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.platform_id == other.platform_id
+            && self.normalized.get() == other.normalized.get()
+            && self.raw.get() == other.raw.get()
+    }
 }
 
 /// A record as stored.
@@ -327,8 +378,8 @@ macro_rules! upsert_records_sql {
                     .push_bind($kind)
                     .push_bind(&r.platform_id)
                     .push_bind($crate::sync::change_seq($now, chunk_no * 1000 + i))
-                    .push_bind($crate::sync::json_text(&r.normalized))
-                    .push_bind($crate::sync::json_text(&r.raw))
+                    .push_bind(r.normalized.get())
+                    .push_bind(r.raw.get())
                     .push_bind($now)
                     .push_bind($job);
             });

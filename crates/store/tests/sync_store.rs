@@ -57,11 +57,8 @@ fn job(id: &str, integration: &str) -> NewSyncJob {
 }
 
 fn rec(id: &str, v: i64) -> NewRecord {
-    NewRecord {
-        platform_id: id.into(),
-        normalized: json!({ "id": id, "v": v }),
-        raw: json!({ "id": id, "v": v }),
-    }
+    let v = json!({ "id": id, "v": v });
+    NewRecord::from_values(id.into(), &v, &v).unwrap()
 }
 
 fn page(job: &str, worker: &str, records: Vec<NewRecord>, next: Option<&str>) -> PageCommit {

@@ -77,7 +77,8 @@ pub struct V1Page {
 /// One v2 contact page: each contact raw and normalised, and the token of the next page.
 #[derive(Debug)]
 pub struct ContactRows {
-    pub rows: Vec<(Value, Contact)>,
+    /// Each contact's JSON as Keap sent it, beside our shape of it.
+    pub rows: Vec<(Box<serde_json::value::RawValue>, Contact)>,
     pub next_page_token: Option<String>,
 }
 

@@ -22,7 +22,7 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::Utc;
 use domain::{ErrorCode, shapes::IntegrationStatus};
 use rand::Rng as _;
-use store::{JobOutcome, KindFinish, NewRecord, PageCommit, SyncJobRecord};
+use store::{JobOutcome, KindFinish, PageCommit, SyncJobRecord};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -308,15 +308,7 @@ async fn sync_kind(
         };
         let read = page.records.len() as u64;
         *counts.entry(kind.to_owned()).or_insert(0) += read;
-        let records = page
-            .records
-            .into_iter()
-            .map(|r| NewRecord {
-                platform_id: r.platform_id,
-                normalized: r.normalized,
-                raw: r.raw,
-            })
-            .collect();
+        let records = page.records;
         let next = page.next;
         // After the last page the listing resumes where that page began: read again, it
         // upserts the same records, and the kind then finishes.

@@ -23,20 +23,14 @@
 //!   see as deleted; incremental, partial and failed runs never delete.
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use crate::http::error::ApiError;
 
-/// One record as the platform gave it and as we normalise it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SyncRecord {
-    /// The platform's id for the record (a string even when the platform uses numbers).
-    pub platform_id: String,
-    /// Our shape (CONTRACT §6: Campaign, Contact, or the kind's own camelCase fields).
-    pub normalized: Value,
-    /// The platform's JSON, unchanged.
-    pub raw: Value,
-}
+/// One record as the platform gave it (`raw`, its JSON unchanged) and as we normalise it
+/// (`normalized`: CONTRACT §6 Campaign, Contact, or the kind's own camelCase fields), keyed by
+/// the platform's id (a string even when the platform uses numbers). Both are JSON text, so a
+/// page goes from the platform's bytes to the `INSERT` without a `Value` tree per record.
+pub use store::NewRecord as SyncRecord;
 
 /// One page of one kind.
 #[derive(Clone, Debug, Default, PartialEq)]

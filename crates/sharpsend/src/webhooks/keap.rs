@@ -161,11 +161,10 @@ pub async fn refresh_contacts(state: &AppState, publisher: &str, ids: &[String])
         })
         .await?;
         if let Some((contact, raw)) = found {
-            records.push(store::NewRecord {
-                platform_id: contact.id.clone(),
-                normalized: serde_json::to_value(&contact).map_err(ApiError::internal)?,
-                raw,
-            });
+            records.push(
+                store::NewRecord::from_values(contact.id.clone(), &contact, &raw)
+                    .map_err(ApiError::internal)?,
+            );
         }
     }
     if records.is_empty() {

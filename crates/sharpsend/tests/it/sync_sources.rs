@@ -212,12 +212,17 @@ async fn keap_every_kind_pages_to_the_simulators_contents_and_contacts_are_incre
     let expected: BTreeSet<String> = (1..=KEAP_CONTACTS).map(|i| i.to_string()).collect();
     assert_eq!(ids(&contacts), expected);
     let c = &contacts[0];
-    assert_eq!(c.normalized["platform"], "keap");
-    assert_eq!(c.normalized["id"], c.platform_id);
-    assert!(c.normalized["email"].as_str().unwrap().contains('@'));
-    assert!(c.normalized["tagIds"].is_array());
+    assert_eq!(c.normalized_value()["platform"], "keap");
+    assert_eq!(c.normalized_value()["id"], c.platform_id);
     assert!(
-        c.raw["email_addresses"].is_array(),
+        c.normalized_value()["email"]
+            .as_str()
+            .unwrap()
+            .contains('@')
+    );
+    assert!(c.normalized_value()["tagIds"].is_array());
+    assert!(
+        c.raw_value()["email_addresses"].is_array(),
         "raw is Keap's v2 contact"
     );
     let watermark = watermark.expect("contacts are incremental");
@@ -248,7 +253,7 @@ async fn keap_every_kind_pages_to_the_simulators_contents_and_contacts_are_incre
         .iter()
         .find(|r| r.platform_id == "42")
         .expect("the changed contact");
-    assert_eq!(c42.normalized["firstName"], "Changed");
+    assert_eq!(c42.normalized_value()["firstName"], "Changed");
     assert!(
         changed.len() < 100,
         "an incremental read is not a full listing: {}",
@@ -257,7 +262,10 @@ async fn keap_every_kind_pages_to_the_simulators_contents_and_contacts_are_incre
     assert!(next_mark.is_some());
 
     // Inclusive: from a watermark equal to a contact's update time, that contact is read.
-    let at = contacts[99].raw["update_time"].as_str().unwrap().to_owned();
+    let at = contacts[99].raw_value()["update_time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mark = json!({"since": at}).to_string();
     let (from_mark, _, _) = drain(&mut s, "contacts", Some(mark)).await;
     assert!(
@@ -279,11 +287,11 @@ async fn keap_every_kind_pages_to_the_simulators_contents_and_contacts_are_incre
         assert!(!want.is_empty(), "{kind}");
         assert_eq!(ids(&records), want, "{kind}");
         assert!(mark.is_none(), "{kind} is a full listing");
-        assert_eq!(records[0].normalized["platform"], "keap");
+        assert_eq!(records[0].normalized_value()["platform"], "keap");
     }
     let (opps, _, _) = drain(&mut s, "opportunities", None).await;
     assert!(
-        opps[0].normalized["stage"]["name"].is_string(),
+        opps[0].normalized_value()["stage"]["name"].is_string(),
         "{}",
         opps[0].normalized
     );
@@ -436,7 +444,7 @@ async fn iterable_every_kind_pages_to_the_simulators_contents_and_exports_are_in
         assert!(!want.is_empty(), "{kind}");
         assert_eq!(ids(&records), want, "{kind}");
         assert!(mark.is_none(), "{kind} is a full listing");
-        assert_eq!(records[0].normalized["platform"], "iterable");
+        assert_eq!(records[0].normalized_value()["platform"], "iterable");
     }
 
     // users: one export, served 1000 rows a page, every user once.
@@ -489,7 +497,8 @@ async fn iterable_every_kind_pages_to_the_simulators_contents_and_exports_are_in
     assert_eq!(ids(&events), want);
     assert!(mark.is_some());
     assert!(events.iter().all(|r| {
-        let t = r.normalized["type"].as_str().unwrap();
+        let n = r.normalized_value();
+        let t = n["type"].as_str().unwrap();
         t == "emailSend" || t == "emailOpen"
     }));
 
@@ -577,7 +586,7 @@ async fn customerio_every_kind_pages_to_the_simulators_contents() {
         assert!(!want.is_empty(), "{kind}");
         assert_eq!(ids(&records), want, "{kind}");
         assert!(mark.is_none());
-        assert_eq!(records[0].normalized["platform"], "customerio");
+        assert_eq!(records[0].normalized_value()["platform"], "customerio");
     }
 
     // newsletters: Customer.io's start/next cursor, 100 a page.
@@ -587,7 +596,7 @@ async fn customerio_every_kind_pages_to_the_simulators_contents() {
     assert!(
         newsletters
             .iter()
-            .all(|r| r.normalized["type"] == "newsletter")
+            .all(|r| r.normalized_value()["type"] == "newsletter")
     );
 
     // segment_members: each configured segment's membership, page after page.
@@ -620,7 +629,7 @@ async fn customerio_every_kind_pages_to_the_simulators_contents() {
     );
     assert!(pages >= 3, "{pages} pages");
     assert_eq!(ids(&members), want);
-    assert!(members[0].normalized["segmentId"].is_string());
+    assert!(members[0].normalized_value()["segmentId"].is_string());
 
     // Faults: 5xx → CONNECTION_FAILED, 429 → RATE_LIMIT_EXCEEDED.
     let sim = SimClient::new(format!("{origin}/"));

@@ -84,11 +84,7 @@ struct MembersCursor {
 fn campaign_records(rows: Vec<(Value, Campaign)>) -> Result<Vec<SyncRecord>, ApiError> {
     rows.into_iter()
         .map(|(raw, c)| {
-            Ok(SyncRecord {
-                platform_id: c.id.clone(),
-                normalized: serde_json::to_value(&c).map_err(ApiError::internal)?,
-                raw,
-            })
+            Ok(SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(ApiError::internal)?)
         })
         .collect()
 }
@@ -136,19 +132,19 @@ impl CustomerioSync {
             .await?;
         let records = members
             .into_iter()
-            .map(|m| SyncRecord {
-                platform_id: format!("{segment}:{}", m.person_id),
-                normalized: json!({
-                    "id": format!("{segment}:{}", m.person_id),
+            .map(|m| {
+                let id = format!("{segment}:{}", m.person_id);
+                let normalized = json!({
+                    "id": id,
                     "segmentId": segment,
                     "personId": m.person_id,
                     "email": m.email,
                     "cioId": m.cio_id,
                     "platform": "customerio",
-                }),
-                raw: m.raw,
+                });
+                SyncRecord::from_values(id, &normalized, &m.raw).map_err(ApiError::internal)
             })
-            .collect();
+            .collect::<Result<Vec<_>, ApiError>>()?;
         match next {
             Some(start) => c.start = Some(start),
             None if c.segment + 1 < self.segment_ids.len() => {
@@ -182,11 +178,8 @@ impl SyncSession for CustomerioSync {
                     .into_iter()
                     .map(|(raw, s)| {
                         let view = SegmentView::from(s);
-                        Ok(SyncRecord {
-                            platform_id: view.id.clone(),
-                            normalized: serde_json::to_value(&view).map_err(ApiError::internal)?,
-                            raw,
-                        })
+                        Ok(SyncRecord::from_values(view.id.clone(), &view, &raw)
+                            .map_err(ApiError::internal)?)
                     })
                     .collect::<Result<Vec<_>, ApiError>>()?;
                 Ok(Page::last(records))

@@ -133,11 +133,7 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, c)| {
-                Ok(SyncRecord {
-                    platform_id: c.id.clone(),
-                    normalized: serde_json::to_value(&c).map_err(ApiError::internal)?,
-                    raw,
-                })
+                Ok(SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(ApiError::internal)?)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         offset_page(records, offset, total)
@@ -154,11 +150,7 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, t)| {
-                Ok(SyncRecord {
-                    platform_id: t.id.clone(),
-                    normalized: serde_json::to_value(&t).map_err(ApiError::internal)?,
-                    raw,
-                })
+                Ok(SyncRecord::from_values(t.id.clone(), &t, &raw).map_err(ApiError::internal)?)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         offset_page(records, offset, total)
@@ -174,11 +166,7 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, l)| {
-                Ok(SyncRecord {
-                    platform_id: l.id.clone(),
-                    normalized: serde_json::to_value(&l).map_err(ApiError::internal)?,
-                    raw,
-                })
+                Ok(SyncRecord::from_values(l.id.clone(), &l, &raw).map_err(ApiError::internal)?)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         Ok(Page::last(records))
@@ -249,11 +237,10 @@ impl IterableSync {
                 let id = event_id(&data_type, raw);
                 (id.clone(), event_shape(&id, &data_type, raw))
             };
-            records.push(SyncRecord {
-                platform_id,
-                normalized,
-                raw: raw.clone(),
-            });
+            records.push(
+                SyncRecord::from_values(platform_id, &normalized, raw)
+                    .map_err(ApiError::internal)?,
+            );
         }
         let more_rows = chunk_end < rows.len();
         let more_types = !users && c.types + 1 < self.event_types.len();

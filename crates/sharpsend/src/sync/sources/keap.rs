@@ -93,11 +93,9 @@ impl KeapSync {
         .await?;
         let mut records = Vec::with_capacity(page.rows.len());
         for (raw, contact) in page.rows {
-            records.push(SyncRecord {
-                platform_id: contact.id.clone(),
-                normalized: serde_json::to_value(&contact).map_err(ApiError::internal)?,
-                raw,
-            });
+            records.push(
+                SyncRecord::new(contact.id.clone(), &contact, raw).map_err(ApiError::internal)?,
+            );
         }
         Ok(match page.next_page_token {
             Some(token) => Page {
@@ -142,11 +140,7 @@ impl KeapSync {
             .filter_map(|raw| {
                 let normalized = collection.normalize(&raw)?;
                 let platform_id = normalized.get("id").and_then(Value::as_str)?.to_owned();
-                Some(SyncRecord {
-                    platform_id,
-                    normalized,
-                    raw,
-                })
+                SyncRecord::from_values(platform_id, &normalized, &raw).ok()
             })
             .collect();
         let end = offset + got;
