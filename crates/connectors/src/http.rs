@@ -62,6 +62,20 @@ impl Rate {
         self.burst.unwrap_or(self.amount).max(1)
     }
 
+    /// This limit at `percent` % (amount and burst, at least 1 each).
+    pub fn scaled_percent(self, percent: u32) -> Self {
+        let scale = |n: u32| {
+            u32::try_from((u64::from(n) * u64::from(percent)).div_ceil(100))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        };
+        Self {
+            amount: scale(self.amount),
+            per: self.per,
+            burst: self.burst.map(scale),
+        }
+    }
+
     /// The steady spacing between requests.
     pub fn interval(self) -> Duration {
         self.per / self.amount.max(1)
@@ -459,6 +473,18 @@ fn short(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_scale_by_percent_and_never_reach_zero() {
+        let keap = Rate::new(24, Duration::from_secs(1)).with_burst(6);
+        assert_eq!(keap.scaled_percent(100), keap);
+        let half = keap.scaled_percent(50);
+        assert_eq!((half.amount, half.burst()), (12, 3));
+        let lifted = keap.scaled_percent(100_000);
+        assert_eq!((lifted.amount, lifted.burst()), (24_000, 6_000));
+        let tiny = Rate::per_minute(4).scaled_percent(1);
+        assert_eq!((tiny.amount, tiny.burst(), tiny.per), (1, 1, Duration::from_secs(60)));
+    }
 
     #[test]
     fn retry_after_seconds_and_http_date() {

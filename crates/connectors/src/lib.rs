@@ -42,6 +42,10 @@ pub struct Settings {
     /// Rate budgets shared by every replica through Redis (`SHARPSEND_REDIS_URL`); `None`
     /// keeps them per process.
     pub shared_budgets: Option<std::sync::Arc<budget::SharedBudgets>>,
+    /// Every proactive budget as a percentage of the platform's published limits
+    /// (`SHARPSEND_RATE_BUDGET_PERCENT`, 100): above 100 only for accounts whose limits the
+    /// platform raised (or a simulator with its limits lifted); 429s are honoured either way.
+    pub budget_percent: u32,
 }
 
 impl Settings {
@@ -52,7 +56,16 @@ impl Settings {
             timeout: std::time::Duration::from_secs(10),
             observer: std::sync::Arc::new(http::NoObserver),
             shared_budgets: None,
+            budget_percent: 100,
         }
+    }
+
+    /// A platform's published budgets, scaled by [`Settings::budget_percent`].
+    pub fn budgets(&self, published: &[(&'static str, http::Rate)]) -> Vec<(&'static str, http::Rate)> {
+        published
+            .iter()
+            .map(|&(class, rate)| (class, rate.scaled_percent(self.budget_percent)))
+            .collect()
     }
 }
 

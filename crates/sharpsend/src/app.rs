@@ -122,6 +122,7 @@ pub async fn assemble(
         timeout: config.upstream_timeout,
         observer: Arc::new(metrics.clone()),
         shared_budgets,
+        budget_percent: config.rate_budget_percent,
     });
     let state = AppState::new(Inner {
         public_origin: config.public_origin(bound),

@@ -41,6 +41,9 @@ pub struct Config {
     /// `SHARPSEND_SYNC_LEASE_SECONDS` (default 30): how long a claimed job stays with a worker
     /// that stops renewing it (it renews every third of this) before another worker resumes it.
     pub sync_lease: Duration,
+    /// `SHARPSEND_RATE_BUDGET_PERCENT` (default 100): every platform's proactive budget as a
+    /// percentage of its published limits — raise it only when a platform has raised yours.
+    pub rate_budget_percent: u32,
     /// `SHARPSEND_KEAP_CLIENT_ID` / `SHARPSEND_KEAP_CLIENT_SECRET`: the operator's Keap OAuth
     /// app, used by the authorize flow when the publisher brings no client of their own.
     pub keap_client: Option<(String, SecretString)>,
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("sync_interval_minutes", &self.sync_interval_minutes)
             .field("sync_workers", &self.sync_workers)
             .field("sync_lease", &self.sync_lease)
+            .field("rate_budget_percent", &self.rate_budget_percent)
             .field(
                 "keap_client",
                 &self.keap_client.as_ref().map(|(id, _)| (id, "[redacted]")),
@@ -194,6 +198,13 @@ impl Config {
             1..=3600,
             &mut problems,
         );
+        let rate_budget_percent = parse_number(
+            &get,
+            "SHARPSEND_RATE_BUDGET_PERCENT",
+            100,
+            1..=100_000,
+            &mut problems,
+        );
 
         let keap_client = match (
             get("SHARPSEND_KEAP_CLIENT_ID"),
@@ -222,6 +233,7 @@ impl Config {
             sync_interval_minutes,
             sync_workers,
             sync_lease: Duration::from_secs(u64::from(sync_lease_seconds)),
+            rate_budget_percent,
             keap_client,
         })
     }
@@ -297,6 +309,7 @@ mod tests {
             ("SHARPSEND_SYNC_INTERVAL_MINUTES", "soon"),
             ("SHARPSEND_ITERABLE_EU_URL", "http://h/api"),
             ("SHARPSEND_PUBLIC_URL", "not a url"),
+            ("SHARPSEND_RATE_BUDGET_PERCENT", "0"),
         ])
         .unwrap_err();
         let text = err.to_string();
@@ -308,6 +321,7 @@ mod tests {
             "SHARPSEND_SYNC_INTERVAL_MINUTES",
             "SHARPSEND_ITERABLE_EU_URL",
             "SHARPSEND_PUBLIC_URL",
+            "SHARPSEND_RATE_BUDGET_PERCENT",
         ] {
             assert!(text.contains(var), "{var} missing from: {text}");
         }

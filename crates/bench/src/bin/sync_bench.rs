@@ -15,6 +15,7 @@
 //!     cargo build --release -p sharpsend -p bench
 //!     target/release/sync-bench                       # SQLite
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres target/release/sync-bench
+//!     target/release/sync-bench --limits keap          # one half only (`lifted` or `keap`)
 
 use std::{
     path::PathBuf,
@@ -29,7 +30,7 @@ use sqlx::Connection as _;
 const ADMIN: &str = "bench-admin-token-0123456789";
 const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Limits {
     Lifted,
     Keap,
@@ -156,7 +157,9 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn start_service(db_url: &str, sim: &Sim) -> anyhow::Result<Service> {
+/// With the simulator's limits lifted, the service's own budgets are lifted too
+/// (`SHARPSEND_RATE_BUDGET_PERCENT`), so the run measures the engine, not Keap's 24/s pace.
+async fn start_service(db_url: &str, sim: &Sim, limits: Limits) -> anyhow::Result<Service> {
     let exe: PathBuf = std::env::current_exe()?
         .parent()
         .context("binary folder")?
@@ -176,6 +179,10 @@ async fn start_service(db_url: &str, sim: &Sim) -> anyhow::Result<Service> {
         .env("SHARPSEND_ADMIN_TOKEN", ADMIN)
         .env("SHARPSEND_KEAP_API_URL", &sim.origin)
         .env("SHARPSEND_SYNC_INTERVAL_MINUTES", "0")
+        .env(
+            "SHARPSEND_RATE_BUDGET_PERCENT",
+            if limits == Limits::Lifted { "100000" } else { "100" },
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -352,7 +359,15 @@ async fn main() -> anyhow::Result<()> {
         "| backend | limits | contacts | raw fetch records/s | sync records/s | sync / raw | pages/s | service RSS start → peak | 429s |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for limits in [Limits::Lifted, Limits::Keap] {
+    // `--limits lifted` or `--limits keap` runs one half (both by default).
+    let only = std::env::args()
+        .skip_while(|a| a != "--limits")
+        .nth(1)
+        .unwrap_or_default();
+    let runs = [Limits::Lifted, Limits::Keap]
+        .into_iter()
+        .filter(|l| only.is_empty() || l.name().to_lowercase().contains(&only));
+    for limits in runs {
         for &(backend, pg_admin) in &backends {
             for &n in &sizes {
                 let sim = start_sim(n, limits).await?;
@@ -362,7 +377,7 @@ async fn main() -> anyhow::Result<()> {
                 // A fresh simulator: the raw run's quota use does not count against the sync.
                 let sim = start_sim(n, limits).await?;
                 let db = fresh_db(pg_admin).await?;
-                let service = start_service(&db.url, &sim).await?;
+                let service = start_service(&db.url, &sim, limits).await?;
                 let synced = sync(&http, &service).await?;
                 let sync_429 = counter(&http, &sim, "429").await?;
                 drop(service);

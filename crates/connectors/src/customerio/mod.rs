@@ -103,7 +103,7 @@ impl CustomerioConnector {
             client: UpstreamClient::new(
                 Platform::Customerio,
                 settings.timeout,
-                &BUDGETS,
+                &settings.budgets(&BUDGETS),
                 settings.observer.clone(),
             )
             .with_shared_budgets(settings.shared_budgets.clone())

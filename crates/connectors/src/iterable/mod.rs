@@ -157,7 +157,7 @@ impl IterableConnector {
             client: UpstreamClient::new(
                 Platform::Iterable,
                 settings.timeout,
-                BUDGETS,
+                &settings.budgets(BUDGETS),
                 settings.observer.clone(),
             )
             .with_shared_budgets(settings.shared_budgets.clone()),

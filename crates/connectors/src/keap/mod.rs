@@ -213,7 +213,7 @@ impl KeapConnector {
             client: UpstreamClient::new(
                 Platform::Keap,
                 settings.timeout,
-                BUDGETS,
+                &settings.budgets(BUDGETS),
                 settings.observer.clone(),
             )
             .with_shared_budgets(settings.shared_budgets.clone())
