@@ -1005,6 +1005,18 @@ async fn sync_page(
             .get(0)
             .map(JobView::from_json),
     };
+    let platforms = api.get(&session.token, "/api/platforms").await;
+    let kinds = platforms.data()["platforms"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["platform"] == p))
+        .and_then(|i| i["syncKinds"].as_array())
+        .map(|k| {
+            k.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let mut tables = vec![];
     for (key, title, kind) in table_kinds(platform) {
         let cursor = match key {
@@ -1072,6 +1084,7 @@ async fn sync_page(
             chrome: chrome(&session, &format!("{name}: sync"), "/"),
             platform: p,
             name,
+            kinds,
             current,
             jobs,
             tables,
@@ -1104,11 +1117,21 @@ async fn start_sync(
     };
     let p = platform.as_str();
     let full = form.get("full") == Some("true");
+    let kinds: Vec<&str> = form
+        .0
+        .iter()
+        .filter(|(k, _)| k == "kinds")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let mut body = json!({"full": full});
+    if !kinds.is_empty() {
+        body["kinds"] = json!(kinds);
+    }
     let reply = api
         .post(
             &session.token,
             &format!("/api/integrations/{publisher}/{p}/sync"),
-            &json!({"full": full}),
+            &body,
         )
         .await;
     match reply.data()["jobId"].as_str() {

@@ -308,6 +308,8 @@ pub struct SyncPage {
     pub chrome: Chrome,
     pub platform: &'static str,
     pub name: &'static str,
+    /// The platform's sync kinds, offered as checkboxes (none ticked: all of them).
+    pub kinds: Vec<String>,
     pub current: Option<JobView>,
     pub jobs: Vec<JobView>,
     pub tables: Vec<RecordTable>,

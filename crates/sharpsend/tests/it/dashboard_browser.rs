@@ -80,6 +80,8 @@ impl Browser {
             json!({"binary": CHROMIUM, "args": ["--headless=new", "--no-sandbox",
                 "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,1000"]}),
         );
+        // Two rustls providers are linked (ring, aws-lc-rs): choose one, once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = ClientBuilder::rustls()
             .expect("TLS roots for the WebDriver client")
             .capabilities(caps)
@@ -145,18 +147,23 @@ impl Browser {
     /// Waits until `css`'s text contains `needle` (pages reload while a sync runs).
     async fn wait_text(&self, css: &str, needle: &str, secs: u64) -> String {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let mut last = String::new();
         loop {
             if let Ok(el) = self.client.find(Locator::Css(css)).await
                 && let Ok(t) = el.text().await
-                && t.contains(needle)
             {
-                return t;
+                if t.contains(needle) {
+                    return t;
+                }
+                last = t;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{css} never showed {needle:?} on {}",
-                self.path().await
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!(
+                    "{css} never showed {needle:?} on {} (last: {last:?}); page:\n{page}",
+                    self.path().await
+                );
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -314,10 +321,15 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
 
     // Sync Iterable and watch it finish; its counts show, and the hostile name is text.
     b.click("#sync-iterable").await;
+    for kind in ["campaigns", "lists", "users"] {
+        b.click(&format!("#kind-{kind}")).await;
+    }
     b.click("#start-sync").await;
     b.wait_text("#job-status", "succeeded", 60).await;
     let counts = b.text("#job-counts").await;
-    assert!(counts.contains("campaigns"), "{counts}");
+    assert!(counts.contains("campaigns 3"), "{counts}");
+    assert!(counts.contains("users 40"), "{counts}");
+    assert!(!counts.contains("events"), "{counts}");
     let shown: bool = b
         .client
         .execute(
