@@ -72,8 +72,9 @@ impl TryFrom<SessionRow> for SessionRecord {
 
     fn try_from(r: SessionRow) -> StoreResult<Self> {
         Ok(SessionRecord {
-            token_key_id: u32::try_from(r.token_key_id)
-                .map_err(|_| crate::StoreError::Corrupt(format!("token_key_id {}", r.token_key_id)))?,
+            token_key_id: u32::try_from(r.token_key_id).map_err(|_| {
+                crate::StoreError::Corrupt(format!("token_key_id {}", r.token_key_id))
+            })?,
             id_hash: r.id_hash,
             publisher_id: r.publisher_id,
             is_admin: r.is_admin,

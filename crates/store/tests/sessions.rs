@@ -40,8 +40,14 @@ async fn sessions_round_trip_expire_and_delete() {
         assert_eq!(got.csrf_token, "csrf-aa11", "{backend}");
         assert_eq!(got.token_key_id, 7, "{backend}");
         assert_eq!(got.sealed_token, vec![1, 2, 3, 255], "{backend}");
-        assert!(store.get_session("bb22", now).await.unwrap().is_none(), "{backend}");
-        assert!(store.get_session("nope", now).await.unwrap().is_none(), "{backend}");
+        assert!(
+            store.get_session("bb22", now).await.unwrap().is_none(),
+            "{backend}"
+        );
+        assert!(
+            store.get_session("nope", now).await.unwrap().is_none(),
+            "{backend}"
+        );
 
         // A duplicate id is refused.
         assert!(
@@ -56,13 +62,23 @@ async fn sessions_round_trip_expire_and_delete() {
         assert_eq!(got.publisher_id.as_deref(), Some("globex"), "{backend}");
 
         // Expired rows are swept; live ones stay.
-        assert_eq!(store.delete_expired_sessions(Utc::now()).await.unwrap(), 1, "{backend}");
-        assert!(store.get_session("aa11", now).await.unwrap().is_some(), "{backend}");
+        assert_eq!(
+            store.delete_expired_sessions(Utc::now()).await.unwrap(),
+            1,
+            "{backend}"
+        );
+        assert!(
+            store.get_session("aa11", now).await.unwrap().is_some(),
+            "{backend}"
+        );
 
         // Sign-out deletes.
         assert!(store.delete_session("aa11").await.unwrap(), "{backend}");
         assert!(!store.delete_session("aa11").await.unwrap(), "{backend}");
-        assert!(store.get_session("aa11", now).await.unwrap().is_none(), "{backend}");
+        assert!(
+            store.get_session("aa11", now).await.unwrap().is_none(),
+            "{backend}"
+        );
         db.cleanup().await;
     }
 }

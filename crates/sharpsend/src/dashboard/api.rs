@@ -68,13 +68,10 @@ impl ApiRouter {
         path: &str,
         body: Option<&Value>,
     ) -> Reply {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(
-                header::AUTHORIZATION,
-                format!("Bearer {}", token.expose_secret()),
-            );
+        let mut builder = Request::builder().method(method).uri(path).header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", token.expose_secret()),
+        );
         let body = match body {
             Some(v) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");

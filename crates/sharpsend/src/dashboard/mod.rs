@@ -52,9 +52,15 @@ pub fn routes(api: Router) -> Router<AppState> {
         .route("/signin", get(signin_page).post(signin))
         .route("/signout", post(signout))
         .route("/publisher", post(pick_publisher))
-        .route("/connect/{platform}", get(connect_page).post(connect_submit))
+        .route(
+            "/connect/{platform}",
+            get(connect_page).post(connect_submit),
+        )
         .route("/connect/keap/oauth", post(keap_oauth))
-        .route("/disconnect/{platform}", get(disconnect_page).post(disconnect))
+        .route(
+            "/disconnect/{platform}",
+            get(disconnect_page).post(disconnect),
+        )
         .route("/sync/{platform}", get(sync_page).post(start_sync))
         .route("/sync/{platform}/jobs/{job_id}", get(job_json))
         .route("/events", get(events_page))
@@ -132,9 +138,13 @@ fn render_connect(state: &AppState, status: StatusCode, page: &ConnectPage) -> R
             .keap_authorize
             .origin()
             .ascii_serialization();
-        let csp = CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"));
+        let csp = CSP.replace(
+            "form-action 'self'",
+            &format!("form-action 'self' {origin}"),
+        );
         if let Ok(v) = HeaderValue::from_str(&csp) {
-            resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+            resp.headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, v);
         }
     }
     resp
@@ -236,6 +246,7 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// The CSRF token and origin checks of every state-changing form.
+#[allow(clippy::result_large_err)] // the error is the page to answer, built once per request
 fn guard(
     state: &AppState,
     session: &Session,
@@ -255,8 +266,12 @@ fn guard(
 }
 
 /// The publisher the session shows, or a page telling an admin to pick one.
+#[allow(clippy::result_large_err)] // the error is the page to answer, built once per request
 fn publisher(session: &Session) -> Result<&PublisherId, Response> {
-    session.publisher.as_ref().ok_or_else(|| Redirect::to("/").into_response())
+    session
+        .publisher
+        .as_ref()
+        .ok_or_else(|| Redirect::to("/").into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,7 +317,10 @@ fn signin_form(
 async fn signin(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let fields = Fields::parse(&body);
     // Double-submit: the form's token must equal the sign-in cookie set with it.
-    let csrf_ok = match (session::cookie(&headers, session::SIGNIN_COOKIE), fields.get("csrf")) {
+    let csrf_ok = match (
+        session::cookie(&headers, session::SIGNIN_COOKIE),
+        fields.get("csrf"),
+    ) {
         (Some(c), Some(f)) => {
             use subtle::ConstantTimeEq as _;
             bool::from(c.as_bytes().ct_eq(f.as_bytes()))
@@ -415,7 +433,11 @@ async fn pick_publisher(
     let raw = fields.text("publisherId").unwrap_or_default();
     match PublisherId::parse(&raw) {
         Ok(p) => {
-            if let Err(e) = state.store.set_session_publisher(&session.id_hash, p.as_str()).await {
+            if let Err(e) = state
+                .store
+                .set_session_publisher(&session.id_hash, p.as_str())
+                .await
+            {
                 tracing::error!(error = %e, "dashboard: cannot switch publisher");
             }
             Redirect::to("/").into_response()
@@ -600,11 +622,17 @@ fn fields_for(platform: Platform) -> Vec<Field> {
             secret(field("cdpApiKey", "Data Pipelines API key")),
             secret(field("webhookSigningKey", "Webhook signing key")),
             help(field("segmentIds", "Segment ids"), "Comma-separated."),
-            help(field("journeyIds", "Journey (campaign) ids"), "Comma-separated."),
+            help(
+                field("journeyIds", "Journey (campaign) ids"),
+                "Comma-separated.",
+            ),
         ],
         Platform::Keap => vec![
             help(
-                required(secret(field("apiKey", "Personal Access Token or Service Account Key"))),
+                required(secret(field(
+                    "apiKey",
+                    "Personal Access Token or Service Account Key",
+                ))),
                 "Starts with KeapAK-. Keap › Settings › API.",
             ),
             field("leadSourceId", "Lead source id"),
@@ -664,7 +692,10 @@ fn bodies(platform: Platform, publisher: &PublisherId, f: &Fields) -> (Value, Va
             if let Some(v) = f.text("leadSourceId") {
                 config.insert("leadSourceId".into(), Value::String(v));
             }
-            config.insert("campaignIds".into(), Value::Array(id_list(f, "campaignIds")));
+            config.insert(
+                "campaignIds".into(),
+                Value::Array(id_list(f, "campaignIds")),
+            );
             connect.insert("config".into(), Value::Object(config));
         }
     }
@@ -921,8 +952,7 @@ async fn disconnect(
         )
         .await;
     if reply.is_ok() {
-        return Redirect::to(&format!("/?done=disconnected&platform={p}#card-{p}"))
-            .into_response();
+        return Redirect::to(&format!("/?done=disconnected&platform={p}#card-{p}")).into_response();
     }
     message(
         reply.status,
@@ -994,16 +1024,11 @@ async fn sync_page(
     let current = match q.job.as_deref() {
         Some(id) => {
             let r = api
-                .get(
-                    &session.token,
-                    &format!("{base}/sync/{}", urlencode(id)),
-                )
+                .get(&session.token, &format!("{base}/sync/{}", urlencode(id)))
                 .await;
             r.is_ok().then(|| JobView::from_json(r.data()))
         }
-        None => jobs_reply.data()["jobs"]
-            .get(0)
-            .map(JobView::from_json),
+        None => jobs_reply.data()["jobs"].get(0).map(JobView::from_json),
     };
     let platforms = api.get(&session.token, "/api/platforms").await;
     let kinds = platforms.data()["platforms"]
@@ -1060,8 +1085,14 @@ async fn sync_page(
             })
             .unwrap_or_default();
         let other = match key {
-            "campaigns" => q.contacts.as_deref().map(|c| format!("&contacts={}", urlencode(c))),
-            _ => q.campaigns.as_deref().map(|c| format!("&campaigns={}", urlencode(c))),
+            "campaigns" => q
+                .contacts
+                .as_deref()
+                .map(|c| format!("&contacts={}", urlencode(c))),
+            _ => q
+                .campaigns
+                .as_deref()
+                .map(|c| format!("&campaigns={}", urlencode(c))),
         }
         .unwrap_or_default();
         let here = format!("/sync/{p}?");
@@ -1073,9 +1104,9 @@ async fn sync_page(
             error: (!r.is_ok()).then(|| r.failure().message),
             paged: cursor.is_some(),
             first_href: format!("{here}{}#records-{key}", other.trim_start_matches('&')),
-            next_href: r.data()["nextCursor"].as_str().map(|n| {
-                format!("{here}{key}={}{other}#records-{key}", urlencode(n))
-            }),
+            next_href: r.data()["nextCursor"]
+                .as_str()
+                .map(|n| format!("{here}{key}={}{other}#records-{key}", urlencode(n))),
         });
     }
     render(

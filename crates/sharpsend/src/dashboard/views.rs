@@ -107,9 +107,9 @@ impl JobView {
             current_kind: text("currentKind"),
             created_at: text("createdAt").unwrap_or_default(),
             finished_at: text("finishedAt"),
-            error: j["error"]["error"].as_str().map(|e| {
-                format!("{} ({})", e, j["error"]["code"].as_str().unwrap_or("ERROR"))
-            }),
+            error: j["error"]["error"]
+                .as_str()
+                .map(|e| format!("{} ({})", e, j["error"]["code"].as_str().unwrap_or("ERROR"))),
         }
     }
 }
@@ -264,6 +264,13 @@ pub struct Field {
     pub error: Option<String>,
 }
 
+impl Field {
+    /// Whether option `o` of a select is the chosen one.
+    pub fn selected(&self, o: &str) -> bool {
+        self.value == o
+    }
+}
+
 /// A test-connection result.
 pub struct TestResult {
     pub ok: bool,
@@ -344,4 +351,11 @@ pub struct SecretPage {
     pub name: &'static str,
     pub secret: String,
     pub webhook_url: String,
+}
+
+impl EventsPage {
+    /// Whether `p` is the platform filtered on.
+    pub fn is_platform(&self, p: &str) -> bool {
+        self.platform == p
+    }
 }

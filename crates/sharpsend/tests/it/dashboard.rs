@@ -105,7 +105,8 @@ impl<'a> Web<'a> {
     pub async fn sign_in(&mut self, token: &str) -> Page {
         let form = self.get("/signin").await;
         let csrf = form.csrf();
-        self.post("/signin", &[("csrf", &csrf), ("token", token)]).await
+        self.post("/signin", &[("csrf", &csrf), ("token", token)])
+            .await
     }
 }
 
@@ -114,7 +115,13 @@ async fn signed_out_requests_go_to_sign_in() {
     let db = fresh_db().await;
     let app = TestApp::spawn(&db).await;
     let mut web = Web::new(&app);
-    for path in ["/", "/sync/iterable", "/connect/keap", "/events", "/disconnect/iterable"] {
+    for path in [
+        "/",
+        "/sync/iterable",
+        "/connect/keap",
+        "/events",
+        "/disconnect/iterable",
+    ] {
         let p = web.get(path).await;
         assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(p.location(), "/signin", "{path}");
@@ -142,7 +149,12 @@ async fn every_dashboard_response_carries_the_security_headers() {
     let home = web.get("/").await;
     let js = web.get("/assets/app.js").await;
     let css = web.get("/assets/app.css").await;
-    for (name, p) in [("signin", &signin), ("home", &home), ("js", &js), ("css", &css)] {
+    for (name, p) in [
+        ("signin", &signin),
+        ("home", &home),
+        ("js", &js),
+        ("css", &css),
+    ] {
         let h = |k: &str| p.headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
         assert_eq!(h("content-security-policy"), CSP, "{name}");
         assert_eq!(h("x-content-type-options"), "nosniff", "{name}");
@@ -153,8 +165,18 @@ async fn every_dashboard_response_carries_the_security_headers() {
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     );
-    assert!(js.headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
-    assert!(css.headers["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(
+        js.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        css.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
     // No inline script, style or handler on the pages.
     for p in [&signin, &home] {
         assert!(!p.body.contains("<script>"), "{}", p.body);
@@ -200,7 +222,10 @@ async fn the_session_cookie_is_http_only_strict_and_secure_over_https() {
     let row = app
         .state
         .store
-        .get_session(&sharpsend::dashboard::session::digest(id), chrono::Utc::now())
+        .get_session(
+            &sharpsend::dashboard::session::digest(id),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -223,7 +248,14 @@ async fn the_session_cookie_is_http_only_strict_and_secure_over_https() {
         .find(|c| c.starts_with("sharpsend_signin="))
         .unwrap();
     assert!(signin_cookie.contains("Secure"), "{signin_cookie}");
-    let value = signin_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+    let value = signin_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
     let resp = app
         .http
         .post(app.url("/signin"))
@@ -256,7 +288,11 @@ async fn https_public_url_makes_cookies_secure() {
     )
     .await;
     let p = Web::new(&app).get("/signin").await;
-    assert!(p.set_cookies().iter().all(|c| c.contains("; Secure")), "{:?}", p.set_cookies());
+    assert!(
+        p.set_cookies().iter().all(|c| c.contains("; Secure")),
+        "{:?}",
+        p.set_cookies()
+    );
     app.stop().await;
     db.cleanup().await;
 }
@@ -269,7 +305,9 @@ async fn forms_without_the_sessions_csrf_token_or_from_another_origin_are_refuse
     let mut web = Web::new(&app);
 
     // The sign-in form needs its double-submit token.
-    let p = web.post("/signin", &[("csrf", "guess"), ("token", &key)]).await;
+    let p = web
+        .post("/signin", &[("csrf", "guess"), ("token", &key)])
+        .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     assert!(!web.cookies.iter().any(|(k, _)| k == "sharpsend_session"));
 
@@ -344,8 +382,10 @@ async fn a_publisher_sees_and_acts_on_its_own_integrations_only() {
         Method::POST,
         "/api/integrations/iterable/connect",
         Some(&key_a),
-        Some(json!({"publisherId": "pub-a", "apiKey": sim_iterable::US_SERVER_KEY,
-            "region": "us", "config": {}})),
+        Some(
+            json!({"publisherId": "pub-a", "apiKey": sim_iterable::US_SERVER_KEY,
+            "region": "us", "config": {}}),
+        ),
     )
     .await
     .expect_ok(200);
@@ -362,12 +402,20 @@ async fn a_publisher_sees_and_acts_on_its_own_integrations_only() {
     let mut a = Web::new(&app);
     a.sign_in(&key_a).await;
     let home_a = a.get("/").await;
-    assert!(home_a.body.contains("id=\"status-iterable\">Connected"), "{}", home_a.body);
+    assert!(
+        home_a.body.contains("id=\"status-iterable\">Connected"),
+        "{}",
+        home_a.body
+    );
 
     let mut b = Web::new(&app);
     b.sign_in(&key_b).await;
     let home_b = b.get("/").await;
-    assert!(home_b.body.contains("id=\"current-publisher\">pub-b"), "{}", home_b.body);
+    assert!(
+        home_b.body.contains("id=\"current-publisher\">pub-b"),
+        "{}",
+        home_b.body
+    );
     assert!(!home_b.body.contains("pub-a"), "{}", home_b.body);
     assert!(!home_b.body.contains(">Connected<"), "{}", home_b.body);
     // pub-a's job and data are not reachable from pub-b's session.
@@ -377,22 +425,37 @@ async fn a_publisher_sees_and_acts_on_its_own_integrations_only() {
     assert_eq!(p.status, StatusCode::NOT_FOUND, "{}", p.body);
     // A publisher cannot switch publisher, and cannot disconnect pub-a's integration.
     let csrf = home_b.csrf();
-    let p = b.post("/publisher", &[("csrf", &csrf), ("publisherId", "pub-a")]).await;
+    let p = b
+        .post("/publisher", &[("csrf", &csrf), ("publisherId", "pub-a")])
+        .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     let p = b.post("/disconnect/iterable", &[("csrf", &csrf)]).await;
     assert_eq!(p.status, StatusCode::NOT_FOUND, "{}", p.body);
-    assert!(a.get("/").await.body.contains("id=\"status-iterable\">Connected"));
+    assert!(
+        a.get("/")
+            .await
+            .body
+            .contains("id=\"status-iterable\">Connected")
+    );
 
     // The admin picks pub-a and sees it.
     let mut admin = Web::new(&app);
     admin.sign_in(ADMIN_TOKEN).await;
     let csrf = admin.get("/").await.csrf();
-    let p = admin.post("/publisher", &[("csrf", &csrf), ("publisherId", "admin")]).await;
+    let p = admin
+        .post("/publisher", &[("csrf", &csrf), ("publisherId", "admin")])
+        .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("id=\"publisherId-error\""), "{}", p.body);
-    admin.post("/publisher", &[("csrf", &csrf), ("publisherId", "pub-a")]).await;
+    admin
+        .post("/publisher", &[("csrf", &csrf), ("publisherId", "pub-a")])
+        .await;
     let home = admin.get("/").await;
-    assert!(home.body.contains("id=\"status-iterable\">Connected"), "{}", home.body);
+    assert!(
+        home.body.contains("id=\"status-iterable\">Connected"),
+        "{}",
+        home.body
+    );
     drop(sandbox);
     app.stop().await;
     db.cleanup().await;
@@ -411,8 +474,13 @@ async fn connect_errors_show_next_to_their_field_and_keys_are_never_echoed() {
     let p = web
         .post(
             "/connect/iterable",
-            &[("csrf", &csrf), ("apiKey", wrong), ("region", "us"), ("fromEmail", "news@acme.test"),
-              ("action", "connect")],
+            &[
+                ("csrf", &csrf),
+                ("apiKey", wrong),
+                ("region", "us"),
+                ("fromEmail", "news@acme.test"),
+                ("action", "connect"),
+            ],
         )
         .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -423,8 +491,13 @@ async fn connect_errors_show_next_to_their_field_and_keys_are_never_echoed() {
     let p = web
         .post(
             "/connect/iterable",
-            &[("csrf", &csrf), ("apiKey", sim_iterable::US_SERVER_KEY), ("region", "us"),
-              ("fromEmail", "not-an-email"), ("action", "connect")],
+            &[
+                ("csrf", &csrf),
+                ("apiKey", sim_iterable::US_SERVER_KEY),
+                ("region", "us"),
+                ("fromEmail", "not-an-email"),
+                ("action", "connect"),
+            ],
         )
         .await;
     assert!(p.body.contains("id=\"f-fromEmail-error\""), "{}", p.body);
@@ -433,13 +506,21 @@ async fn connect_errors_show_next_to_their_field_and_keys_are_never_echoed() {
     let p = web
         .post(
             "/connect/iterable",
-            &[("csrf", &csrf), ("apiKey", sim_iterable::EU_SERVER_KEY), ("region", "us"),
-              ("action", "test")],
+            &[
+                ("csrf", &csrf),
+                ("apiKey", sim_iterable::EU_SERVER_KEY),
+                ("region", "us"),
+                ("action", "test"),
+            ],
         )
         .await;
     assert!(p.body.contains("id=\"test-result\""), "{}", p.body);
     assert!(p.body.contains("Connection failed."), "{}", p.body);
-    assert!(p.body.contains("belongs to a project in Iterable"), "{}", p.body);
+    assert!(
+        p.body.contains("belongs to a project in Iterable"),
+        "{}",
+        p.body
+    );
     app.stop().await;
     db.cleanup().await;
 }

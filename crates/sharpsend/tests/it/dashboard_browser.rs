@@ -67,7 +67,10 @@ impl Browser {
             .expect("chromedriver starts");
         let mut ready = false;
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 ready = true;
                 break;
             }
@@ -273,13 +276,19 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
 
     // Iterable: a wrong key is rejected inline, a test reports success, then connect.
     b.click("#connect-iterable").await;
-    b.fill("#f-apiKey", "0123456789abcdef0123456789abcdef").await;
+    b.fill("#f-apiKey", "0123456789abcdef0123456789abcdef")
+        .await;
     b.fill("#f-fromEmail", "news@pub-a.example").await;
     b.click("#save-connect").await;
     let err = b.text("#f-apiKey-error").await;
     assert!(!err.is_empty());
     assert_eq!(
-        b.find("#f-apiKey").await.attr("aria-invalid").await.unwrap().as_deref(),
+        b.find("#f-apiKey")
+            .await
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("true")
     );
     b.shots("03-iterable-wrong-key").await;
@@ -296,7 +305,15 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     b.fill("#f-apiKey", sim_iterable::US_SERVER_KEY).await;
     b.click("#save-connect").await;
     // The webhook secret is shown once, with a copy button.
-    assert!(!b.find("#webhook-secret").await.prop("value").await.unwrap().unwrap().is_empty());
+    assert!(
+        !b.find("#webhook-secret")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
     b.click("[data-copy=webhook-secret]").await;
     b.click("#continue").await;
     assert_eq!(b.text("#status-iterable").await, "Connected");
@@ -304,10 +321,21 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
 
     // Customer.io through its form.
     b.click("#connect-customerio").await;
-    b.fill("#f-siteId", &credential(&sandbox, sim_customerio::LABEL_US_SITE_ID)).await;
-    b.fill("#f-trackingKey", &credential(&sandbox, sim_customerio::LABEL_US_TRACKING_KEY))
-        .await;
-    b.fill("#f-apiKey", &credential(&sandbox, sim_customerio::LABEL_US_APP_API_KEY)).await;
+    b.fill(
+        "#f-siteId",
+        &credential(&sandbox, sim_customerio::LABEL_US_SITE_ID),
+    )
+    .await;
+    b.fill(
+        "#f-trackingKey",
+        &credential(&sandbox, sim_customerio::LABEL_US_TRACKING_KEY),
+    )
+    .await;
+    b.fill(
+        "#f-apiKey",
+        &credential(&sandbox, sim_customerio::LABEL_US_APP_API_KEY),
+    )
+    .await;
     b.click("#save-connect").await;
     b.wait_text("#status-customerio", "Connected", 10).await;
 
@@ -360,8 +388,16 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     // The other card states: reconnect needed and error (set as the sync engine would).
     let store = &app.state.store;
     for (platform, status, reason) in [
-        (Platform::Keap, IntegrationStatus::ReauthRequired, "Keap refused the refresh token."),
-        (Platform::Customerio, IntegrationStatus::Error, "The App API key lacks a permission."),
+        (
+            Platform::Keap,
+            IntegrationStatus::ReauthRequired,
+            "Keap refused the refresh token.",
+        ),
+        (
+            Platform::Customerio,
+            IntegrationStatus::Error,
+            "The App API key lacks a permission.",
+        ),
     ] {
         let record = store
             .get_integration(&PublisherId::parse("pub-a").unwrap(), platform)
@@ -377,7 +413,11 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     b.goto("/").await;
     b.wait_text("#status-keap", "Reconnect needed", 10).await;
     assert_eq!(b.text("#status-customerio").await, "Error");
-    assert!(b.text("#reason-customerio").await.contains("lacks a permission"));
+    assert!(
+        b.text("#reason-customerio")
+            .await
+            .contains("lacks a permission")
+    );
     b.shots("07-cards-reauth-and-error").await;
 
     // Disconnect Iterable, with a confirmation step.
@@ -417,9 +457,7 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     assert_eq!(b.text("#status-keap").await, "Reconnect needed");
     b.sign_out().await;
 
-    let _ = app
-        .call(Method::GET, "/healthz", None, None)
-        .await;
+    let _ = app.call(Method::GET, "/healthz", None, None).await;
     b.client.close().await.unwrap();
     drop(sandbox);
     app.stop().await;

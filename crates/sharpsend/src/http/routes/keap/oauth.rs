@@ -393,8 +393,6 @@ async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Outcome> 
     Ok(page(
         StatusCode::OK,
         "Keap connected",
-        &format!(
-            "SharpSend is now connected to {tenant} for publisher {publisher}."
-        ),
+        &format!("SharpSend is now connected to {tenant} for publisher {publisher}."),
     ))
 }
