@@ -524,3 +524,122 @@ async fn connect_errors_show_next_to_their_field_and_keys_are_never_echoed() {
     app.stop().await;
     db.cleanup().await;
 }
+
+/// Follows a `Location` that may be absolute (Keap's) or relative (ours); answers the next hop.
+async fn hop(app: &TestApp, location: &str) -> reqwest::Response {
+    let url = if location.starts_with("http") {
+        location.to_owned()
+    } else {
+        app.url(location)
+    };
+    app.http.get(url).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn keap_authorize_started_in_the_dashboard_returns_to_the_card_even_when_denied() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed_with(
+        &db,
+        &sharpsend::sandbox::SandboxOptions::default(),
+        &crate::helpers::random_master_key(),
+        &[
+            ("SHARPSEND_KEAP_CLIENT_ID", sim_keap::CLIENT_ID),
+            ("SHARPSEND_KEAP_CLIENT_SECRET", sim_keap::CLIENT_SECRET),
+        ],
+    )
+    .await;
+    let keap = sim_core::SimClient::new(
+        sandbox
+            .platforms
+            .iter()
+            .find_map(|r| r.origin(sim_keap::API_URL_ENV))
+            .unwrap(),
+    );
+    let (_, key) = app.create_key("acme").await;
+    let mut web = Web::new(&app);
+    web.sign_in(&key).await;
+
+    // The Keap connect page lets its form leave for Keap's authorize origin, and only that.
+    let page = web.get("/connect/keap").await;
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    let authorize = sandbox
+        .platforms
+        .iter()
+        .find_map(|r| r.origin(sim_keap::AUTHORIZE_URL_ENV))
+        .unwrap();
+    let origin = url::Url::parse(authorize)
+        .unwrap()
+        .origin()
+        .ascii_serialization();
+    assert_eq!(
+        csp,
+        CSP.replace(
+            "form-action 'self'",
+            &format!("form-action 'self' {origin}")
+        )
+    );
+
+    // The user denies access on Keap's page.
+    keap.post("/_sim/authorize", &json!({"mode": "deny"}))
+        .await
+        .unwrap();
+    let csrf = page.csrf();
+    let start = web.post("/connect/keap/oauth", &[("csrf", &csrf)]).await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER);
+    assert!(
+        start.location().starts_with(&origin),
+        "{}",
+        start.location()
+    );
+    let keap_answer = hop(&app, start.location()).await;
+    assert_eq!(keap_answer.status(), StatusCode::FOUND);
+    let callback = keap_answer.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let back = hop(&app, &callback).await;
+    assert_eq!(back.status(), StatusCode::OK);
+    let html = back.text().await.unwrap();
+    let marker = "http-equiv=\"refresh\" content=\"0;url=";
+    let start_at = html.find(marker).expect("a refresh back to the dashboard") + marker.len();
+    let to = html[start_at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(to.starts_with("/?oauth="), "{to}");
+    let card = web.get(&to).await;
+    assert!(card.body.contains("id=\"flash-keap\""), "{}", card.body);
+    assert!(
+        card.body.contains("Access to Keap was denied"),
+        "{}",
+        card.body
+    );
+    assert!(card.body.contains("id=\"status-keap\">Not connected"));
+    // Another publisher's session does not see that outcome.
+    let (_, other) = app.create_key("globex").await;
+    let mut web2 = Web::new(&app);
+    web2.sign_in(&other).await;
+    assert!(!web2.get(&to).await.body.contains("flash-keap"));
+
+    // A flow started through the API keeps the callback's own page.
+    let url = app
+        .get("/api/integrations/keap/acme/authorize-url", &key)
+        .await
+        .expect_ok(200)["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keap_answer = hop(&app, &url).await;
+    let callback = keap_answer.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = hop(&app, &callback).await;
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Keap was not connected"), "{html}");
+    assert!(!html.contains("http-equiv"), "{html}");
+    app.stop().await;
+    db.cleanup().await;
+}

@@ -381,6 +381,12 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     assert_eq!(injected, json!(0));
     b.assert_no_alert().await;
     b.shots("06-sync-done").await;
+    // 40 users, 20 a page: the second page holds other users.
+    let first_page = b.text("#records-contacts tbody").await;
+    b.click("#next-contacts").await;
+    let second_page = b.text("#records-contacts tbody").await;
+    assert!(!second_page.is_empty() && second_page != first_page);
+    assert!(b.path().await.contains("contacts="));
     b.goto("/").await;
     assert!(b.text("#lastsync-iterable").await.contains("succeeded"));
     b.assert_no_alert().await;
