@@ -265,6 +265,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ("SHARPSEND_DATABASE_URL", args.db.database_url.as_ref()),
     ];
     overrides.extend(upstreams.iter().map(|(var, url)| (*var, Some(url))));
+    // In the sandbox, "Connect with Keap" (the dashboard's authorize flow) uses the simulator's
+    // OAuth client unless the operator configured one.
+    let (keap_id, keap_secret) = (
+        sim_keap::CLIENT_ID.to_owned(),
+        sim_keap::CLIENT_SECRET.to_owned(),
+    );
+    if sandbox.is_some() && std::env::var_os("SHARPSEND_KEAP_CLIENT_ID").is_none() {
+        overrides.push(("SHARPSEND_KEAP_CLIENT_ID", Some(&keap_id)));
+        overrides.push(("SHARPSEND_KEAP_CLIENT_SECRET", Some(&keap_secret)));
+    }
     let config = load_config(&overrides)?;
     let app = Application::build(config).await?;
     if let Some(sandbox) = &sandbox {

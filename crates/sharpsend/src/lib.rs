@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod integrations;
 pub mod keap_sweep;

@@ -9,6 +9,7 @@
 
 mod models;
 mod postgres;
+mod sessions;
 mod sql;
 mod sqlite;
 mod sync;
@@ -22,6 +23,7 @@ use domain::{Platform, PublisherId};
 
 pub use models::*;
 pub use postgres::PgStore;
+pub use sessions::{SessionRecord, SessionStore};
 pub use sqlite::SqliteStore;
 pub use sync::{
     Checkpoint, DueIntegration, JobOutcome, KindFinish, NewRecord, PageCommit, StoredRecord,
@@ -65,7 +67,7 @@ impl From<sqlx::Error> for StoreError {
 
 /// Everything SharpSend keeps. Implementations: [`SqliteStore`], [`PgStore`].
 #[async_trait]
-pub trait Store: SyncStore + Send + Sync + 'static {
+pub trait Store: SyncStore + SessionStore + Send + Sync + 'static {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

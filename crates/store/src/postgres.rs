@@ -7,7 +7,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use crate::{StoreError, StoreResult, sql::impl_common_store, sync::impl_sync_store};
+use crate::{
+    StoreError, StoreResult, sessions::impl_session_store, sql::impl_common_store,
+    sync::impl_sync_store,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -56,3 +59,4 @@ impl PgStore {
 
 impl_common_store!(PgStore, sqlx::Postgres, "postgres");
 impl_sync_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");
+impl_session_store!(PgStore);

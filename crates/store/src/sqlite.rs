@@ -7,7 +7,10 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::{StoreError, StoreResult, sql::impl_common_store, sync::impl_sync_store};
+use crate::{
+    StoreError, StoreResult, sessions::impl_session_store, sql::impl_common_store,
+    sync::impl_sync_store,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -65,3 +68,4 @@ impl SqliteStore {
 
 impl_common_store!(SqliteStore, sqlx::Sqlite, "sqlite");
 impl_sync_store!(SqliteStore, sqlx::Sqlite, "");
+impl_session_store!(SqliteStore);

@@ -77,7 +77,9 @@ pub fn router(state: AppState) -> Router {
         .merge(api_routes(&state))
         .merge(public_routes())
         .split_for_parts();
-    finish(router, state)
+    // The dashboard calls the API in-process through the same layers a client meets.
+    let api = finish(router.clone(), state.clone());
+    finish(router.merge(crate::dashboard::routes(api)), state)
 }
 
 /// Adds what every route shares: the 404 fallback, the envelope for 405s, the body limit,

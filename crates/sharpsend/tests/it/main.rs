@@ -5,6 +5,8 @@
 mod api;
 mod cli;
 mod customerio;
+mod dashboard;
+mod dashboard_browser;
 mod helpers;
 mod iterable;
 mod keap;

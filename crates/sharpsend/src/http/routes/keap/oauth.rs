@@ -163,23 +163,60 @@ pub struct CallbackQuery {
     pub error_description: Option<String>,
 }
 
-fn page(status: StatusCode, title: &str, text: &str) -> Response {
+/// What the callback answers: an HTML page, or (for a dashboard flow) a notice on the card.
+struct Outcome {
+    status: StatusCode,
+    title: String,
+    text: String,
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Outcome {
+    Outcome {
+        status,
+        title: title.to_owned(),
+        text: text.to_owned(),
+    }
+}
+
+impl IntoResponse for Outcome {
+    fn into_response(self) -> Response {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        (
+            self.status,
+            Html(format!(
+                "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t} · SharpSend</title></head>\
+                 <body style=\"font-family:system-ui;max-width:40rem;margin:4rem auto\"><h1>{t}</h1><p>{x}</p></body></html>",
+                t = esc(&self.title),
+                x = esc(&self.text)
+            )),
+        )
+            .into_response()
+    }
+}
+
+/// Sends the browser back to the dashboard's Keap card. Not a 303: the navigation from Keap is
+/// cross-site, so a SameSite=Strict session cookie would not ride along a redirect; a refresh
+/// from this page of ours is a same-site navigation, and the link works without it.
+fn back_to_dashboard(to: &str, title: &str) -> Response {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
             .replace('"', "&quot;")
     };
-    (
-        status,
-        Html(format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t} · SharpSend</title></head>\
-             <body style=\"font-family:system-ui;max-width:40rem;margin:4rem auto\"><h1>{t}</h1><p>{x}</p></body></html>",
-            t = esc(title),
-            x = esc(text)
-        )),
-    )
-        .into_response()
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={to}\"><title>{t} · SharpSend</title></head>\
+         <body><h1>{t}</h1><p><a href=\"{to}\">Back to SharpSend</a></p></body></html>",
+        to = esc(to),
+        t = esc(title)
+    ))
+    .into_response()
 }
 
 /// Keap's redirect after the publisher allowed or denied access (public: authenticated by the
@@ -192,8 +229,9 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
         (status = 400, description = "Denied, forged, used or expired state (an HTML page)", content_type = "text/html", body = String),
         (status = 502, description = "Keap refused the code or could not be reached (an HTML page)", content_type = "text/html", body = String)))]
 pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQuery>) -> Response {
-    match run_callback(&state, q).await {
-        Ok(resp) => resp,
+    let nonce = q.state.clone().unwrap_or_default();
+    let outcome = match run_callback(&state, q).await {
+        Ok(outcome) => outcome,
         Err(e) => {
             tracing::error!(error = %e, "Keap OAuth callback failed");
             page(
@@ -202,12 +240,27 @@ pub async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQue
                 "Keap could not be connected because of a fault on our side. Please start again from SharpSend.",
             )
         }
+    };
+    // A flow started from the dashboard returns to its Keap card, which shows this outcome.
+    if nonce.len() == 64
+        && nonce.chars().all(|c| c.is_ascii_hexdigit())
+        && let Some(to) = crate::dashboard::keap_callback_redirect(
+            &state,
+            &nonce,
+            outcome.status.is_success(),
+            &outcome.title,
+            &outcome.text,
+        )
+        .await
+    {
+        return back_to_dashboard(&to, &outcome.title);
     }
+    outcome.into_response()
 }
 
 const RESTART: &str = "Start again from SharpSend to get a new Keap authorization link.";
 
-async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Response> {
+async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Outcome> {
     let bad = |title: &str, text: String| Ok(page(StatusCode::BAD_REQUEST, title, &text));
     let Some(nonce) = q
         .state
@@ -340,8 +393,6 @@ async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Response>
     Ok(page(
         StatusCode::OK,
         "Keap connected",
-        &format!(
-            "SharpSend is now connected to {tenant} for publisher {publisher}. You can close this window."
-        ),
+        &format!("SharpSend is now connected to {tenant} for publisher {publisher}."),
     ))
 }

@@ -1,0 +1,361 @@
+//! What the templates show: page structs (askama, autoescaped) and the view models built from
+//! the API's JSON. Every string that came from a platform or a user reaches the page through
+//! askama's HTML escaping.
+
+use askama::Template;
+use serde_json::Value;
+
+/// A link in the top navigation. Pages added later (analytics) add an entry in [`nav`].
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub active: bool,
+}
+
+/// The main navigation, with `active` marking the current section.
+pub fn nav(active: &str) -> Vec<NavItem> {
+    [("/", "Integrations"), ("/events", "Events")]
+        .into_iter()
+        .map(|(href, label)| NavItem {
+            href,
+            label,
+            active: href == active,
+        })
+        .collect()
+}
+
+/// A one-line notice.
+#[derive(Clone)]
+pub struct Flash {
+    /// `ok` or `fail`: the CSS class.
+    pub kind: &'static str,
+    pub text: String,
+}
+
+impl Flash {
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self {
+            kind: "ok",
+            text: text.into(),
+        }
+    }
+
+    pub fn fail(text: impl Into<String>) -> Self {
+        Self {
+            kind: "fail",
+            text: text.into(),
+        }
+    }
+}
+
+/// What every page's frame shows (base.html).
+#[derive(Default)]
+pub struct Chrome {
+    pub title: String,
+    pub signed_in: bool,
+    pub publisher: Option<String>,
+    pub is_admin: bool,
+    pub csrf: String,
+    pub nav: Vec<NavItem>,
+    pub flash: Option<Flash>,
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub struct SignInPage {
+    pub chrome: Chrome,
+    pub csrf: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub chrome: Chrome,
+    pub heading: String,
+    pub text: String,
+}
+
+pub struct Capability {
+    pub name: String,
+    pub supported: bool,
+    pub note: Option<String>,
+}
+
+pub struct JobView {
+    pub job_id: String,
+    pub status: String,
+    pub counts: Vec<(String, String)>,
+    pub pages: i64,
+    pub current_kind: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+impl JobView {
+    pub fn from_json(j: &Value) -> Self {
+        let text = |k: &str| j[k].as_str().map(str::to_owned);
+        Self {
+            job_id: text("jobId").unwrap_or_default(),
+            status: text("status").unwrap_or_default(),
+            counts: j["counts"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+                .unwrap_or_default(),
+            pages: j["pages"].as_i64().unwrap_or(0),
+            current_kind: text("currentKind"),
+            created_at: text("createdAt").unwrap_or_default(),
+            finished_at: text("finishedAt"),
+            error: j["error"]["error"]
+                .as_str()
+                .map(|e| format!("{} ({})", e, j["error"]["code"].as_str().unwrap_or("ERROR"))),
+        }
+    }
+}
+
+/// One platform's card.
+pub struct Card {
+    pub platform: &'static str,
+    pub name: String,
+    pub auth: String,
+    /// `not_connected`, `connected`, `reauth_required` or `error`.
+    pub status: String,
+    pub status_label: String,
+    pub reason: Option<String>,
+    pub connected: bool,
+    pub region: Option<String>,
+    pub credentials: Vec<(String, String)>,
+    pub config: Vec<(String, String)>,
+    pub connected_at: String,
+    pub last_sync: Option<JobView>,
+    pub webhook_url: String,
+    pub setup: Vec<&'static str>,
+    pub capabilities: Vec<Capability>,
+    pub flash: Option<Flash>,
+}
+
+fn status_label(status: &str) -> &'static str {
+    match status {
+        "connected" => "Connected",
+        "reauth_required" => "Reconnect needed",
+        "error" => "Error",
+        _ => "Not connected",
+    }
+}
+
+/// A config value as one line of text.
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) if a.is_empty() => "none".into(),
+        Value::Array(a) => a.iter().map(show).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+impl Card {
+    /// `info`: the platform's entry of `GET /api/platforms`; `integration`: its integration,
+    /// when connected.
+    pub fn build(platform: &'static str, info: &Value, integration: Option<&Value>) -> Self {
+        let capabilities = info["capabilities"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(name, s)| Capability {
+                        name: name.replace('_', " "),
+                        supported: s["supported"].as_bool().unwrap_or(false),
+                        note: s["note"].as_str().map(str::to_owned),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut card = Card {
+            platform,
+            name: info["name"].as_str().unwrap_or(platform).to_owned(),
+            auth: info["auth"]
+                .as_str()
+                .map(|a| format!("Not connected. Authentication: {a}."))
+                .unwrap_or_else(|| "Not connected.".into()),
+            status: "not_connected".into(),
+            status_label: status_label("").into(),
+            reason: None,
+            connected: false,
+            region: None,
+            credentials: vec![],
+            config: vec![],
+            connected_at: String::new(),
+            last_sync: None,
+            webhook_url: String::new(),
+            setup: setup_steps(platform),
+            capabilities,
+            flash: None,
+        };
+        if let Some(i) = integration {
+            let status = i["status"].as_str().unwrap_or("error").to_owned();
+            card.status_label = status_label(&status).into();
+            card.status = status;
+            card.connected = true;
+            card.reason = i["statusReason"].as_str().map(str::to_owned);
+            card.region = i["region"].as_str().map(str::to_owned);
+            card.credentials = i["credentials"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), show(v))).collect())
+                .unwrap_or_default();
+            card.config = i["config"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        // Internal bookkeeping (registered hook ids) is not for the card.
+                        .filter(|(k, _)| k.as_str() != "hooks")
+                        .map(|(k, v)| (k.clone(), show(v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            card.connected_at = i["connectedAt"].as_str().unwrap_or_default().to_owned();
+            card.last_sync = i["lastSync"]
+                .is_object()
+                .then(|| JobView::from_json(&i["lastSync"]));
+            card.webhook_url = i["webhookUrl"].as_str().unwrap_or_default().to_owned();
+        }
+        card
+    }
+}
+
+/// Where to paste the webhook URL, per platform.
+fn setup_steps(platform: &str) -> Vec<&'static str> {
+    match platform {
+        "iterable" => vec![
+            "In Iterable open Integrations › System Webhooks and choose Create Webhook.",
+            "Paste the webhook URL above as the endpoint; choose the events to send (email and SMS send, open, click, bounce, unsubscribe).",
+            "Under Authentication choose Basic and paste the webhook secret SharpSend showed once when you connected (reconnect to get a new one); save and enable the webhook.",
+        ],
+        "customerio" => vec![
+            "In Customer.io open Settings › Workspace Settings › Reporting Webhooks and add a webhook.",
+            "Paste the webhook URL above and pick the message events to report.",
+            "Copy the webhook's signing key and reconnect here with it in “Webhook signing key”, so SharpSend can verify each delivery.",
+        ],
+        "keap" => vec![
+            "Nothing to do by hand: SharpSend registers Keap REST hooks at this URL when you connect.",
+            "Keap confirms each hook with a handshake; hooks that fail to register are listed in the integration's config.",
+        ],
+        _ => vec![],
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub chrome: Chrome,
+    pub cards: Vec<Card>,
+    pub picker_error: Option<String>,
+}
+
+/// One input of a connect form.
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub secret: bool,
+    pub required: bool,
+    pub value: String,
+    pub options: Vec<&'static str>,
+    pub help: Option<&'static str>,
+    pub error: Option<String>,
+}
+
+impl Field {
+    /// Whether option `o` of a select is the chosen one.
+    pub fn selected(&self, o: &str) -> bool {
+        self.value == o
+    }
+}
+
+/// A test-connection result.
+pub struct TestResult {
+    pub ok: bool,
+    pub text: String,
+    pub facts: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "connect.html")]
+pub struct ConnectPage {
+    pub chrome: Chrome,
+    pub platform: &'static str,
+    pub name: &'static str,
+    pub fields: Vec<Field>,
+    pub test: Option<TestResult>,
+    pub form_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "disconnect.html")]
+pub struct DisconnectPage {
+    pub chrome: Chrome,
+    pub platform: &'static str,
+    pub name: &'static str,
+}
+
+/// A page of synced records.
+pub struct RecordTable {
+    pub key: &'static str,
+    pub title: String,
+    pub headers: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+    pub error: Option<String>,
+    pub paged: bool,
+    pub first_href: String,
+    pub next_href: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sync.html")]
+pub struct SyncPage {
+    pub chrome: Chrome,
+    pub platform: &'static str,
+    pub name: &'static str,
+    /// The platform's sync kinds, offered as checkboxes (none ticked: all of them).
+    pub kinds: Vec<String>,
+    pub current: Option<JobView>,
+    pub jobs: Vec<JobView>,
+    pub tables: Vec<RecordTable>,
+}
+
+pub struct EventRow {
+    pub received_at: String,
+    pub platform: String,
+    pub kind: String,
+    pub email: String,
+    pub campaign: String,
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+pub struct EventsPage {
+    pub chrome: Chrome,
+    pub platforms: Vec<&'static str>,
+    pub platform: String,
+    pub kind: String,
+    pub events: Vec<EventRow>,
+    pub error: Option<String>,
+    pub next_href: Option<String>,
+}
+
+/// After an Iterable connect: the webhook secret, shown this once.
+#[derive(Template)]
+#[template(path = "secret.html")]
+pub struct SecretPage {
+    pub chrome: Chrome,
+    pub platform: &'static str,
+    pub name: &'static str,
+    pub secret: String,
+    pub webhook_url: String,
+}
+
+impl EventsPage {
+    /// Whether `p` is the platform filtered on.
+    pub fn is_platform(&self, p: &str) -> bool {
+        self.platform == p
+    }
+}
