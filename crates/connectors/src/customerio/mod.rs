@@ -98,6 +98,11 @@ pub struct CustomerioConnector {
 }
 
 impl CustomerioConnector {
+    /// What this connector's rate budgets are doing (for `…/limits` and metrics).
+    pub fn limits(&self) -> &std::sync::Arc<crate::limits::LimitsTracker> {
+        self.client.limits()
+    }
+
     pub fn new(settings: &Settings) -> Self {
         Self {
             client: UpstreamClient::new(

@@ -1,0 +1,1 @@
+//! Pure SVG chart renderers (filled in below).
