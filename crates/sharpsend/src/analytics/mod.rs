@@ -4,6 +4,7 @@
 
 pub mod chart;
 pub mod limits;
+pub mod metrics;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -11,5 +12,7 @@ use crate::state::AppState;
 
 /// The analytics routes (under `/api/`, behind the tenancy middleware like every other).
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(limits::get_limits))
+    OpenApiRouter::new()
+        .routes(routes!(limits::get_limits))
+        .routes(routes!(metrics::campaign_metrics))
 }
