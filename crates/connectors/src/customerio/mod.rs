@@ -12,6 +12,7 @@
 
 pub mod check;
 mod errors;
+pub mod metrics;
 pub mod reads;
 pub mod sync;
 pub mod writes;

@@ -21,7 +21,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, State};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
-use connectors::iterable;
+use connectors::{
+    customerio::{
+        self,
+        metrics::{MetricsObject, Period},
+    },
+    iterable,
+};
 use domain::{ErrorCode, Platform};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -392,6 +398,103 @@ pub struct MetricsQuery {
     pub to: Option<String>,
     /// `hour` (≤ 31 days), `day` (default, ≤ 366 days) or `week` (≤ 157 weeks).
     pub interval: Option<String>,
+    /// Customer.io only: `campaign` (default), `broadcast` or `newsletter`.
+    pub object: Option<String>,
+}
+
+/// Customer.io's names of our metrics (its `opened` counts opened messages, once each).
+const CUSTOMERIO_KEYS: [(&str, &str); 8] = [
+    ("sent", "sent"),
+    ("delivered", "delivered"),
+    ("opens", "opened"),
+    ("clicks", "clicked"),
+    ("bounces", "bounced"),
+    ("unsubscribes", "unsubscribed"),
+    ("complaints", "spammed"),
+    ("conversions", "converted"),
+];
+
+/// Platform figures per bucket.
+type Series = BTreeMap<DateTime<Utc>, BTreeMap<&'static str, u64>>;
+
+/// Customer.io's series for the window, when its retention covers the whole window (`None`
+/// otherwise: the window starts before the oldest period it serves); `NOT_FOUND` for an object
+/// it does not know.
+async fn customerio_series(
+    state: &AppState,
+    record: &store::IntegrationRecord,
+    object: MetricsObject,
+    campaign_id: &str,
+    window: &Window,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Series>> {
+    let mut secrets = integrations::open_secrets(state, record).await?;
+    let api_key = secrets
+        .remove("apiKey")
+        .ok_or_else(|| ApiError::internal("customerio integration without apiKey"))?;
+    let creds = customerio::Credentials {
+        region: record.region.unwrap_or_default(),
+        site_id: record
+            .config
+            .get("siteId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        api_key,
+        tracking_key: None,
+        cdp_api_key: None,
+    };
+    let period = match window.interval {
+        Interval::Hour => Period::Hours,
+        Interval::Day => Period::Days,
+        Interval::Week => Period::Weeks,
+    };
+    let step = window.interval.step();
+    let current = window.interval.floor(now);
+    let first = window.interval.floor(window.from);
+    let needed = (current - first).num_seconds() / step.num_seconds() + 1;
+    let steps = u32::try_from(needed.clamp(1, i64::from(period.max_steps()))).unwrap_or(1);
+    let raw = state
+        .connectors
+        .customerio
+        .period_metrics(&creds, object, campaign_id, period, steps)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!(
+                    "Customer.io has no {} {campaign_id} in this workspace.",
+                    match object {
+                        MetricsObject::Campaign => "campaign",
+                        MetricsObject::Broadcast => "broadcast",
+                        MetricsObject::Newsletter => "newsletter",
+                    }
+                ),
+            )
+            .detail("campaignId", campaign_id.to_owned())
+        })?;
+    if needed > i64::from(period.max_steps()) {
+        return Ok(None);
+    }
+    let len = steps as usize;
+    let mut series = Series::new();
+    for at in window.buckets() {
+        let mut values = BTreeMap::new();
+        // Index of this bucket in Customer.io's arrays (the last one is the current period);
+        // buckets after now have nothing yet.
+        let back = (current - at).num_seconds() / step.num_seconds();
+        for (ours, theirs) in CUSTOMERIO_KEYS {
+            let Some(arr) = raw.get(theirs) else { continue };
+            let v = usize::try_from(back)
+                .ok()
+                .and_then(|b| len.checked_sub(b + 1))
+                .and_then(|i| arr.get(i).copied())
+                .unwrap_or(0);
+            values.insert(ours, v);
+        }
+        series.insert(at, values);
+    }
+    Ok(Some(series))
 }
 
 /// One campaign's metrics.
@@ -450,8 +553,27 @@ pub async fn campaign_metrics(
     }
     let record = jobs::integration(&state, scope.publisher()?, platform).await?;
 
-    // The platform's own totals, where its API reports them.
+    // The platform's own totals (and series), where its API reports them.
     let mut platform_totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut platform_series: Option<Series> = None;
+    let object = match q.object.as_deref() {
+        None | Some("") => MetricsObject::Campaign,
+        Some(o) => MetricsObject::parse(o).ok_or_else(|| {
+            ApiError::validation(
+                "object",
+                "object must be campaign, broadcast or newsletter.",
+            )
+        })?,
+    };
+    if platform == Platform::Customerio {
+        platform_series =
+            customerio_series(&state, &record, object, &campaign_id, &window, Utc::now()).await?;
+        for values in platform_series.iter().flat_map(BTreeMap::values) {
+            for (k, v) in values {
+                *platform_totals.entry(k).or_default() += v;
+            }
+        }
+    }
     if platform == Platform::Iterable {
         let mut secrets = integrations::open_secrets(&state, &record).await?;
         let key = secrets.remove("apiKey").ok_or_else(|| {
@@ -492,18 +614,32 @@ pub async fn campaign_metrics(
             sources.insert(key, "webhooks");
         }
     }
-    let series_sources = counted
-        .iter()
-        .filter_map(|k| METRICS.iter().find(|m| *m == k).map(|m| (*m, "webhooks")))
-        .collect();
+    let mut series_sources = BTreeMap::new();
+    for key in METRICS {
+        let from_platform = platform_series
+            .as_ref()
+            .and_then(|s| s.values().next())
+            .is_some_and(|v| v.contains_key(key));
+        if from_platform {
+            series_sources.insert(key, "platform");
+        } else if counted.contains(&key) {
+            series_sources.insert(key, "webhooks");
+        }
+    }
     let series = counts
         .series
         .iter()
         .map(|(at, values)| {
             let mut point = serde_json::Map::new();
             point.insert("at".into(), Value::String(at.to_rfc3339()));
+            let live = platform_series.as_ref().and_then(|s| s.get(at));
             for key in METRICS {
-                if let Some(v) = values.get(key) {
+                let v = match series_sources.get(key) {
+                    Some(&"platform") => live.and_then(|l| l.get(key)),
+                    Some(_) => values.get(key),
+                    None => None,
+                };
+                if let Some(v) = v {
                     point.insert(key.into(), Value::from(*v));
                 }
             }

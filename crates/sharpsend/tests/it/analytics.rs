@@ -341,3 +341,100 @@ async fn limits_show_a_burst_that_hits_the_platforms_limit() {
     assert!(!text.contains(sim_iterable::US_SERVER_KEY));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn customerio_metrics_map_its_period_series_within_its_retention() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let us = &sim_customerio::US;
+    app.call(
+        Method::POST,
+        "/api/integrations/customerio/connect",
+        Some(ADMIN_TOKEN),
+        Some(
+            json!({"publisherId": "pub-c", "siteId": us.site_id, "apiKey": us.app_api_key,
+            "trackingKey": us.tracking_key, "region": "us", "config": {}}),
+        ),
+    )
+    .await
+    .expect_ok(200);
+    let origin = sandbox
+        .upstream_overrides()
+        .into_iter()
+        .find(|(k, _)| *k == "SHARPSEND_CUSTOMERIO_APP_US_URL")
+        .map(|(_, v)| v)
+        .unwrap();
+    let platform: Value = reqwest::Client::new()
+        .get(format!(
+            "{origin}/v1/campaigns/1/metrics?period=days&steps=3"
+        ))
+        .bearer_auth(us.app_api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let raw = &platform["metric"]["series"];
+    assert_eq!(raw["sent"].as_array().unwrap().len(), 3, "{platform}");
+
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::Duration::days(2);
+    let to = today + chrono::Duration::days(1);
+    let path =
+        |id: &str, q: &str| format!("/api/integrations/pub-c/customerio/campaigns/{id}/metrics{q}");
+    let a = app
+        .get(&path("1", &format!("?from={from}&to={to}")), ADMIN_TOKEN)
+        .await;
+    let d = a.expect_ok(200);
+    let series = d["series"].as_array().unwrap();
+    assert_eq!(series.len(), 3, "{d}");
+    let mut sent = 0;
+    for (i, point) in series.iter().enumerate() {
+        assert_eq!(point["sent"], raw["sent"][i], "{d}");
+        assert_eq!(point["opens"], raw["opened"][i]);
+        assert_eq!(point["complaints"], raw["spammed"][i]);
+        assert_eq!(point["conversions"], raw["converted"][i]);
+        sent += point["sent"].as_u64().unwrap();
+    }
+    assert_eq!(d["totals"]["sent"], sent);
+    assert_eq!(d["sources"]["sent"], "platform");
+    assert_eq!(d["seriesSources"]["opens"], "platform");
+    // Customer.io reports no unique counts: those are our webhook counts.
+    assert_eq!(d["sources"]["uniqueOpens"], "webhooks");
+    assert_eq!(d["totals"]["uniqueOpens"], 0);
+
+    // A window older than its 45 days of daily metrics: only our own counts.
+    let old = today - chrono::Duration::days(100);
+    let a = app
+        .get(&path("1", &format!("?from={old}&to={from}")), ADMIN_TOKEN)
+        .await;
+    let d = a.expect_ok(200);
+    assert_eq!(d["sources"]["sent"], "webhooks", "{d}");
+    assert_eq!(d["totals"]["sent"], 0);
+
+    // Broadcasts and newsletters; unknown objects are NOT_FOUND; a bad object is named.
+    app.get(&path("1001", "?object=broadcast"), ADMIN_TOKEN)
+        .await
+        .expect_ok(200);
+    app.get(&path("99999", ""), ADMIN_TOKEN)
+        .await
+        .expect_error(404, "NOT_FOUND");
+    let a = app.get(&path("1", "?object=journey"), ADMIN_TOKEN).await;
+    a.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(a.field(), "object");
+    // Limits: the App API class shows the calls.
+    let l = app
+        .get("/api/integrations/pub-c/customerio/limits", ADMIN_TOKEN)
+        .await;
+    let l = l.expect_ok(200);
+    let app_class = l["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "app")
+        .cloned()
+        .unwrap_or_else(|| panic!("{l}"));
+    assert!(app_class["used"].as_u64().unwrap() >= 4, "{l}");
+    app.stop().await;
+}
