@@ -9,7 +9,11 @@
 //! - **Iterable**: totals from `GET /api/campaigns/metrics` (CSV, one row per campaign over the
 //!   window; a campaign Iterable answers no row for is `NOT_FOUND`). Iterable's API has no
 //!   per-day breakdown within its 10-a-minute budget, so the series is our webhook count.
-//! - **Customer.io** and **Keap**: our webhook counts (see the README's table).
+//! - **Customer.io**: its period metrics of the campaign, broadcast or newsletter within its
+//!   retention (24 hours, 45 days, 12 weeks); our webhook counts for older windows and for the
+//!   unique counts it does not report.
+//! - **Keap**: no campaign reporting in its API and no email webhooks: the campaign is checked
+//!   to exist, and no key is reported.
 //!
 //! Our own counts read the integration's received events of the campaign in `[from, to)`
 //! (`Store::campaign_events`). Each event is stored once per platform event id, so a webhook
@@ -414,6 +418,32 @@ const CUSTOMERIO_KEYS: [(&str, &str); 8] = [
     ("conversions", "converted"),
 ];
 
+/// Keap reports no campaign metrics; the campaign must still exist (REST v2
+/// `GET /campaigns/{id}`), else `NOT_FOUND`.
+async fn keap_campaign_exists(
+    state: &AppState,
+    publisher: &domain::PublisherId,
+    campaign_id: &str,
+) -> ApiResult<()> {
+    let mut session = crate::http::routes::keap::tokens::session(state, publisher).await?;
+    let keap = state.connectors.keap.clone();
+    let exists = crate::http::routes::keap::tokens::call(state, &mut session, |cred| {
+        let keap = keap.clone();
+        let id = campaign_id.to_owned();
+        async move { keap.campaign_exists(&cred, &id).await }
+    })
+    .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("Keap has no campaign {campaign_id} in this account."),
+        )
+        .detail("campaignId", campaign_id.to_owned()))
+    }
+}
+
 /// Platform figures per bucket.
 type Series = BTreeMap<DateTime<Utc>, BTreeMap<&'static str, u64>>;
 
@@ -565,6 +595,9 @@ pub async fn campaign_metrics(
             )
         })?,
     };
+    if platform == Platform::Keap {
+        keap_campaign_exists(&state, scope.publisher()?, &campaign_id).await?;
+    }
     if platform == Platform::Customerio {
         platform_series =
             customerio_series(&state, &record, object, &campaign_id, &window, Utc::now()).await?;

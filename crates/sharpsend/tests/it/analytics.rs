@@ -438,3 +438,59 @@ async fn customerio_metrics_map_its_period_series_within_its_retention() {
     assert!(app_class["used"].as_u64().unwrap() >= 4, "{l}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn keap_reports_nothing_it_cannot_and_knows_its_campaigns() {
+    let db = fresh_db().await;
+    let (app, _sandbox) = TestApp::spawn_sandboxed(&db).await;
+    app.call(
+        Method::POST,
+        "/api/integrations/keap/connect",
+        Some(ADMIN_TOKEN),
+        Some(json!({"publisherId": "pub-k", "apiKey": sim_keap::PERSONAL_ACCESS_TOKEN})),
+    )
+    .await
+    .expect_ok(200);
+    let campaigns = app
+        .get("/api/integrations/pub-k/keap/campaigns", ADMIN_TOKEN)
+        .await;
+    let id = campaigns.expect_ok(200)["campaigns"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = app
+        .get(
+            &format!(
+                "/api/integrations/pub-k/keap/campaigns/{id}/metrics?from=2026-03-01&to=2026-03-03"
+            ),
+            ADMIN_TOKEN,
+        )
+        .await;
+    let d = a.expect_ok(200);
+    assert_eq!(d["totals"], json!({}), "absent, not zero: {d}");
+    assert_eq!(d["sources"], json!({}));
+    assert_eq!(d["series"].as_array().unwrap().len(), 2);
+    assert_eq!(d["series"][0], json!({"at": "2026-03-01T00:00:00+00:00"}));
+    app.get(
+        "/api/integrations/pub-k/keap/campaigns/999999/metrics",
+        ADMIN_TOKEN,
+    )
+    .await
+    .expect_error(404, "NOT_FOUND");
+    let l = app
+        .get("/api/integrations/pub-k/keap/limits", ADMIN_TOKEN)
+        .await;
+    let l = l.expect_ok(200);
+    let key = l["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "key")
+        .cloned()
+        .unwrap_or_else(|| panic!("{l}"));
+    assert_eq!(key["budget"]["rate"], 5);
+    // Its window is 1.3 s: the calls above may have left it already.
+    assert!(key["used"].as_u64().unwrap() <= 5, "{l}");
+    assert_eq!(key["windowSeconds"], 1.3);
+    app.stop().await;
+}
