@@ -22,6 +22,7 @@ use reqwest::{StatusCode, header::HeaderMap};
 use crate::{
     ConnectorError, ErrorKind, Retry,
     budget::{LocalBudget, RateBudget, RedisBudget, SharedBudgets},
+    limits::LimitsTracker,
 };
 
 /// A published limit: `amount` requests per `per`, of which up to `burst` may go at once
@@ -87,6 +88,12 @@ pub trait UpstreamObserver: Send + Sync {
     /// One attempt finished: `outcome` is `ok`, `client_error`, `rate_limited`, `server_error`,
     /// `malformed`, `timeout` or `transport_error`.
     fn attempt(&self, platform: Platform, outcome: &'static str);
+
+    /// The platform answered 429 to a call of endpoint class `class`.
+    fn rate_limited(&self, _platform: Platform, _class: &'static str) {}
+
+    /// Our own budget of `class` refused a call (its turn was too far away).
+    fn budget_refused(&self, _platform: Platform, _class: &'static str) {}
 }
 
 /// An observer that records nothing.
@@ -189,6 +196,8 @@ pub struct UpstreamClient {
     rate_limit_hint: Option<RateLimitHint>,
     /// Classes whose calls wait at most this long for a turn (instead of the policy's total).
     class_max_wait: Arc<[(&'static str, Duration)]>,
+    /// What the budgets are doing (sent, 429s, refusals, next free turn), for `…/limits`.
+    limits: Arc<LimitsTracker>,
 }
 
 /// How long a platform's 429 asks to wait, read from its headers and body.
@@ -231,7 +240,17 @@ impl UpstreamClient {
             observer,
             rate_limit_hint: None,
             class_max_wait: Arc::new([]),
+            limits: Arc::new(LimitsTracker::new(budgets)),
         }
+    }
+
+    /// What this client's budgets are doing.
+    pub fn limits(&self) -> &Arc<LimitsTracker> {
+        &self.limits
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.platform
     }
 
     /// Calls of `class` wait at most `max` for a turn, then answer `RateLimited` with the wait
@@ -302,6 +321,8 @@ impl UpstreamClient {
             {
                 Ok(w) => waited += w,
                 Err(e) => {
+                    self.limits.refused(call.class, call.budget_key, e.after);
+                    self.observer.budget_refused(self.platform, call.class);
                     return Err(self
                         .err(
                             ErrorKind::RateLimited,
@@ -317,6 +338,7 @@ impl UpstreamClient {
                 }
             }
             attempt += 1;
+            self.limits.sent(call.class, call.budget_key);
             let outcome = build(&self.http).send().await;
             let (failure, processed_maybe, retry_after) = match outcome {
                 Ok(resp) => {
@@ -332,6 +354,8 @@ impl UpstreamClient {
                             let body = resp.bytes().await.unwrap_or_default();
                             after = hint(&headers, &body, now);
                         }
+                        self.limits.rate_limited(call.class, call.budget_key, after);
+                        self.observer.rate_limited(self.platform, call.class);
                         let e = self
                             .err(
                                 ErrorKind::RateLimited,

@@ -16,6 +16,7 @@ mod error;
 pub mod http;
 pub mod iterable;
 pub mod keap;
+pub mod limits;
 mod upstreams;
 
 use async_trait::async_trait;

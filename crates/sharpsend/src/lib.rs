@@ -2,6 +2,7 @@
 //! operator commands. `main.rs` is a thin CLI over this library; tests drive it the same way.
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod cache;

@@ -69,6 +69,9 @@ fn routes(ctx: Ctx) -> Router {
     Router::new()
         .route("/v1/campaigns", get(list_campaigns))
         .route("/v1/campaigns/{id}", get(get_campaign))
+        .route("/v1/campaigns/{id}/metrics", get(campaign_metrics))
+        .route("/v1/broadcasts/{id}/metrics", get(broadcast_metrics))
+        .route("/v1/newsletters/{id}/metrics", get(newsletter_metrics))
         .route("/v1/campaigns/{id}/triggers", post(trigger_broadcast))
         .route("/v1/campaigns/{id}/triggers/{trigger_id}", get(get_trigger))
         .route(
@@ -166,6 +169,90 @@ async fn get_campaign(
         Some(id) => app_ok(&json!({"campaign": store.seeded.campaign(id)})),
         None => empty(StatusCode::NOT_FOUND),
     }
+}
+
+// ---------------------------------------------------------------- metrics
+
+#[derive(Deserialize)]
+struct MetricsQuery {
+    period: Option<String>,
+    steps: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// The three metrics endpoints: the object must exist (404 otherwise, as its GET), `period`
+/// one of hours/days/weeks (default days), `steps` 1..=the period's maximum (default it).
+fn metrics_answer(ctx: &Ctx, k: AppKey, object: u64, id: &str, q: &MetricsQuery) -> Response {
+    let store = ctx.sim.store(k.region);
+    let exists = |id: u64| match object {
+        0 => store.seeded.campaign_exists(id),
+        1 => store.seeded.broadcast_exists(id),
+        _ => store.seeded.newsletter_exists(id),
+    };
+    let Some(id) = parse_id(id).filter(|id| exists(*id)) else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    let period_name = q.period.as_deref().unwrap_or("days");
+    let Some((len, max)) = crate::metrics::period(period_name) else {
+        return meta_error(
+            StatusCode::BAD_REQUEST,
+            "period must be one of hours, days, weeks",
+        );
+    };
+    let steps = match q.steps.as_deref().map(str::parse::<u64>) {
+        None => max,
+        Some(Ok(s)) if (1..=max).contains(&s) => s,
+        _ => {
+            return meta_error(
+                StatusCode::BAD_REQUEST,
+                &format!("steps must be between 1 and {max} for {period_name}"),
+            );
+        }
+    };
+    if let Some(t) = q.kind.as_deref()
+        && ![
+            "email", "webhook", "twilio", "whatsapp", "slack", "push", "in_app", "inbox",
+        ]
+        .contains(&t)
+    {
+        return meta_error(StatusCode::BAD_REQUEST, "unknown type");
+    }
+    app_ok(&crate::metrics::series(
+        &store.seeded,
+        object,
+        id,
+        len,
+        steps,
+        now(),
+    ))
+}
+
+async fn campaign_metrics(
+    State(ctx): State<Ctx>,
+    Extension(k): Extension<AppKey>,
+    Path(id): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> Response {
+    metrics_answer(&ctx, k, 0, &id, &q)
+}
+
+async fn broadcast_metrics(
+    State(ctx): State<Ctx>,
+    Extension(k): Extension<AppKey>,
+    Path(id): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> Response {
+    metrics_answer(&ctx, k, 1, &id, &q)
+}
+
+async fn newsletter_metrics(
+    State(ctx): State<Ctx>,
+    Extension(k): Extension<AppKey>,
+    Path(id): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> Response {
+    metrics_answer(&ctx, k, 2, &id, &q)
 }
 
 // ---------------------------------------------------------------- segments

@@ -97,6 +97,11 @@ impl Seeded {
         h(self.sizes.seed, self.salt, kind, i)
     }
 
+    /// A deterministic hash for generated figures (`metrics`).
+    pub fn metric_hash(&self, kind: u64, i: u64) -> u64 {
+        self.h(0x6d65_7472 ^ kind, i)
+    }
+
     /// The 4-hex-digit prefix of this workspace's seeded `cio_id`s.
     fn cio_prefix(&self) -> String {
         format!("{:04x}", self.h(0, 0) & 0xffff)

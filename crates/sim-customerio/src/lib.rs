@@ -8,6 +8,7 @@ mod cdp;
 pub mod config;
 mod control;
 mod data;
+pub mod metrics;
 mod resp;
 mod sim;
 mod store;

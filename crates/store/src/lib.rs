@@ -183,6 +183,16 @@ pub trait Store: SyncStore + SessionStore + Send + Sync + 'static {
         limit: u32,
         before: Option<EventCursor>,
     ) -> StoreResult<EventPage>;
+    /// An integration's received events of one campaign that occurred in `[from, to)`, oldest
+    /// first, at most `limit` (our own campaign metrics count them).
+    async fn campaign_events(
+        &self,
+        integration_id: &str,
+        campaign_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>>;
     /// Replaces an integration's non-secret config (webhook registrations made after connect,
     /// such as Keap's REST hook keys, are kept there).
     async fn set_integration_config(

@@ -800,6 +800,31 @@ macro_rules! impl_common_store {
                 Ok($crate::EventPage { events, next })
             }
 
+            async fn campaign_events(
+                &self,
+                integration_id: &str,
+                campaign_id: &str,
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::EventRecord>> {
+                sqlx::query_as::<_, $crate::sql::EventRow>(&format!(
+                    "SELECT {} FROM received_events WHERE integration_id = $1 AND campaign_id = $2 \
+                     AND occurred_at >= $3 AND occurred_at < $4 ORDER BY occurred_at, seq LIMIT $5",
+                    $crate::sql::EVENT_COLUMNS
+                ))
+                .bind(integration_id)
+                .bind(campaign_id)
+                .bind(from)
+                .bind(to)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
             async fn set_integration_config(
                 &self,
                 integration_id: &str,

@@ -750,3 +750,57 @@ async fn integration_config_can_be_updated_after_connect() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn campaign_events_are_one_integrations_events_of_one_campaign_in_a_time_range() {
+    each_backend(|s, b| async move {
+        s.save_integration(new_integration("int1", "pub-a", Platform::Iterable))
+            .await
+            .unwrap();
+        s.save_integration(new_integration("int2", "pub-b", Platform::Iterable))
+            .await
+            .unwrap();
+        let base = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |h: i64| base + chrono::Duration::hours(h);
+        let add = |id: &'static str, int: &'static str, campaign: &'static str, h: i64| {
+            let mut e = new_event(id, int, "pub-a", Platform::Iterable, id, "email.opened");
+            e.campaign_id = Some(campaign.into());
+            e.occurred_at = at(h);
+            e
+        };
+        for e in [
+            add("e1", "int1", "42", 1),
+            add("e2", "int1", "42", 30),
+            add("e3", "int1", "42", 49),
+            add("e4", "int1", "43", 2),
+            add("e5", "int2", "42", 3),
+            add("e0", "int1", "42", -1),
+        ] {
+            s.record_event(e).await.unwrap();
+        }
+        // A redelivery (same platform event id) is one event.
+        s.record_event(add("e1", "int1", "42", 1)).await.unwrap();
+        let got = s
+            .campaign_events("int1", "42", at(0), at(48), 100)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = got.iter().map(|e| e.platform_event_id.as_str()).collect();
+        assert_eq!(ids, ["e1", "e2"], "{b}");
+        assert_eq!(got[0].occurred_at, at(1), "{b}");
+        let got = s
+            .campaign_events("int1", "42", at(-24), at(72), 2)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2, "{b}: the limit holds");
+        assert_eq!(got[0].platform_event_id, "e0", "{b}: oldest first");
+        assert!(
+            s.campaign_events("int1", "nope", at(-24), at(72), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

@@ -12,6 +12,7 @@
 
 pub mod check;
 mod errors;
+pub mod metrics;
 pub mod reads;
 pub mod sync;
 pub mod writes;
@@ -98,6 +99,11 @@ pub struct CustomerioConnector {
 }
 
 impl CustomerioConnector {
+    /// What this connector's rate budgets are doing (for `…/limits` and metrics).
+    pub fn limits(&self) -> &std::sync::Arc<crate::limits::LimitsTracker> {
+        self.client.limits()
+    }
+
     pub fn new(settings: &Settings) -> Self {
         Self {
             client: UpstreamClient::new(

@@ -7,6 +7,7 @@
 
 mod errors;
 mod export;
+mod metrics;
 mod models;
 pub mod sync;
 pub mod webhooks;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use export::{DEFAULT_LOOKBACK, EVENT_TYPES, ExportBatch};
+pub use metrics::{MetricsRow, parse_metrics_csv};
 pub use models::{
     Account, CAMPAIGN_STATES, CampaignPage, Channel, List, Template, campaign_state, channel_name,
 };
@@ -152,6 +154,11 @@ pub fn page_size_for(limit: u32, offset: u64) -> u32 {
 }
 
 impl IterableConnector {
+    /// What this connector's rate budgets are doing (for `…/limits` and metrics).
+    pub fn limits(&self) -> &std::sync::Arc<crate::limits::LimitsTracker> {
+        self.client.limits()
+    }
+
     pub fn new(settings: &Settings) -> Self {
         Self {
             client: UpstreamClient::new(

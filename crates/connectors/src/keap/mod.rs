@@ -100,6 +100,11 @@ impl KeapCredential {
         self.kind
     }
 
+    /// The budget owner (`oauth:<digest of the client id>` or `key:<digest>`), never a secret.
+    pub fn budget_key(&self) -> &str {
+        &self.budget_key
+    }
+
     fn class(&self) -> &'static str {
         match self.kind {
             AuthKind::OAuth => "oauth",
@@ -207,6 +212,11 @@ pub struct KeapConnector {
 }
 
 impl KeapConnector {
+    /// What this connector's rate budgets are doing (for `…/limits` and metrics).
+    pub fn limits(&self) -> &std::sync::Arc<crate::limits::LimitsTracker> {
+        self.client.limits()
+    }
+
     pub fn new(settings: &Settings) -> Self {
         Self {
             settings: settings.clone(),

@@ -8,6 +8,7 @@ use prometheus_client::{
     metrics::{
         counter::Counter,
         family::Family,
+        gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
     registry::Registry,
@@ -34,6 +35,13 @@ pub struct UpstreamLabels {
     pub outcome: String,
 }
 
+/// A rate budget: platform and endpoint class only (never a publisher or a credential).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub platform: String,
+    pub class: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SyncKindLabels {
     pub platform: String,
@@ -56,6 +64,18 @@ pub struct Metrics {
     pub upstream_calls: Family<UpstreamLabels, Counter>,
     pub sync_records: Family<SyncKindLabels, Counter>,
     pub sync_runs: Family<SyncJobLabels, Counter>,
+    /// 429s received, by platform and endpoint class.
+    pub rate_limited: Family<BudgetLabels, Counter>,
+    /// Calls our own budgets refused (their turn was too far away).
+    pub budget_refused: Family<BudgetLabels, Counter>,
+    /// A budget's steady rate, requests per second.
+    pub budget_rate: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// A budget's burst.
+    pub budget_burst: Family<BudgetLabels, Gauge>,
+    /// Requests sent in the budget's window (all credentials of this process).
+    pub budget_used: Family<BudgetLabels, Gauge>,
+    /// Seconds until the budget's next free turn (the latest over credentials; 0 = free now).
+    pub budget_next_free: Family<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -100,7 +120,51 @@ impl Metrics {
             "Sync job runs ended, by platform and outcome",
             sync_runs.clone(),
         );
+        let rate_limited = Family::<BudgetLabels, Counter>::default();
+        let budget_refused = Family::<BudgetLabels, Counter>::default();
+        let budget_rate =
+            Family::<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let budget_burst = Family::<BudgetLabels, Gauge>::default();
+        let budget_used = Family::<BudgetLabels, Gauge>::default();
+        let budget_next_free =
+            Family::<BudgetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "upstream_rate_limited",
+            "429 answers from the platforms, by platform and endpoint class",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "rate_budget_refused",
+            "Calls refused by our own rate budget (turn too far away), by platform and endpoint class",
+            budget_refused.clone(),
+        );
+        registry.register(
+            "rate_budget_requests_per_second",
+            "Steady rate of a proactive rate budget",
+            budget_rate.clone(),
+        );
+        registry.register(
+            "rate_budget_burst",
+            "Burst of a proactive rate budget",
+            budget_burst.clone(),
+        );
+        registry.register(
+            "rate_budget_used",
+            "Requests sent in the budget's window by this process (all credentials)",
+            budget_used.clone(),
+        );
+        registry.register(
+            "rate_budget_next_free_seconds",
+            "Seconds until the budget's next free turn (latest over credentials; 0 = free now)",
+            budget_next_free.clone(),
+        );
         Self {
+            rate_limited,
+            budget_refused,
+            budget_rate,
+            budget_burst,
+            budget_used,
+            budget_next_free,
             registry: Arc::new(Mutex::new(registry)),
             requests,
             latency,
@@ -140,6 +204,40 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets the budget gauges from the connectors' trackers (called before each render).
+    pub fn observe_limits(&self, connectors: &connectors::Registry) {
+        let now = std::time::SystemTime::now();
+        for (platform, tracker) in [
+            (domain::Platform::Iterable, connectors.iterable.limits()),
+            (domain::Platform::Customerio, connectors.customerio.limits()),
+            (domain::Platform::Keap, connectors.keap.limits()),
+        ] {
+            for c in tracker.totals() {
+                let labels = BudgetLabels {
+                    platform: platform.as_str().to_owned(),
+                    class: c.class.to_owned(),
+                };
+                if let Some(rate) = c.rate {
+                    self.budget_rate
+                        .get_or_create(&labels)
+                        .set(f64::from(rate.amount) / rate.per.as_secs_f64().max(1e-9));
+                    self.budget_burst
+                        .get_or_create(&labels)
+                        .set(i64::from(rate.burst()));
+                }
+                self.budget_used
+                    .get_or_create(&labels)
+                    .set(i64::try_from(c.used).unwrap_or(i64::MAX));
+                self.budget_next_free.get_or_create(&labels).set(
+                    c.next_free_at
+                        .duration_since(now)
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                );
+            }
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -153,5 +251,23 @@ impl Metrics {
 impl connectors::http::UpstreamObserver for Metrics {
     fn attempt(&self, platform: domain::Platform, outcome: &'static str) {
         self.upstream(platform.as_str(), outcome);
+    }
+
+    fn rate_limited(&self, platform: domain::Platform, class: &'static str) {
+        self.rate_limited
+            .get_or_create(&BudgetLabels {
+                platform: platform.as_str().to_owned(),
+                class: class.to_owned(),
+            })
+            .inc();
+    }
+
+    fn budget_refused(&self, platform: domain::Platform, class: &'static str) {
+        self.budget_refused
+            .get_or_create(&BudgetLabels {
+                platform: platform.as_str().to_owned(),
+                class: class.to_owned(),
+            })
+            .inc();
     }
 }

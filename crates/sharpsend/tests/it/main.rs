@@ -2,6 +2,7 @@
 //! SQLite database (or PostgreSQL when `TEST_DATABASE_URL` is set; CI runs both).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod analytics;
 mod api;
 mod cli;
 mod customerio;

@@ -762,3 +762,63 @@ async fn failed_data_file_download_shows_the_documented_403_with_numeric_next() 
     assert_eq!(s, 200);
     assert_eq!(errs, json!({"errors": [], "next": ""}));
 }
+
+#[tokio::test]
+async fn period_metrics_validate_against_period_message_metrics() {
+    let spec = track_spec();
+    let v = validator(&spec, &format!("{SCHEMAS}/periodMessageMetrics"));
+    let props: BTreeSet<String> = spec
+        .pointer(&format!("{SCHEMAS}/periodMessageMetrics/properties"))
+        .and_then(Value::as_object)
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let sim = start().await;
+    for (path, steps) in [
+        ("/v1/campaigns/1/metrics?period=days&steps=7", 7),
+        ("/v1/campaigns/1/metrics", 45),
+        ("/v1/broadcasts/1001/metrics?period=hours", 24),
+        (
+            "/v1/newsletters/5001/metrics?period=weeks&steps=12&type=email",
+            12,
+        ),
+    ] {
+        let (s, body) = sim.app_get(path).await;
+        assert_eq!(s, 200, "{path}: {body}");
+        let series = &body["metric"]["series"];
+        assert_valid(&v, series, path);
+        let keys: BTreeSet<String> = series.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, props, "{path}: every metric of the spec, no other");
+        for (k, arr) in series.as_object().unwrap() {
+            assert_eq!(arr.as_array().unwrap().len(), steps, "{path} {k}");
+        }
+        // Deterministic: the same answer again.
+        assert_eq!(sim.app_get(path).await.1, body);
+    }
+    // The App API allows 10 requests a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Opens never exceed deliveries, deliveries never exceed sends.
+    let (_, body) = sim
+        .app_get("/v1/campaigns/2/metrics?period=days&steps=45")
+        .await;
+    let s = &body["metric"]["series"];
+    for i in 0..45 {
+        let n = |k: &str| s[k][i].as_u64().unwrap();
+        assert!(n("opened") <= n("delivered") && n("delivered") <= n("sent"));
+    }
+    // Unknown objects 404 like their GET; steps beyond the retention and unknown periods 400.
+    assert_eq!(sim.app_get("/v1/campaigns/9999/metrics").await.0, 404);
+    assert_eq!(sim.app_get("/v1/newsletters/1/metrics").await.0, 404);
+    assert_eq!(
+        sim.app_get("/v1/campaigns/1/metrics?period=days&steps=46")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        sim.app_get("/v1/campaigns/1/metrics?period=months").await.0,
+        400
+    );
+    assert_eq!(sim.app_get("/v1/campaigns/1/metrics?steps=0").await.0, 400);
+}

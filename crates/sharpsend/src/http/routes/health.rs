@@ -61,6 +61,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Envelope<Ready>>
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.observe_limits(&state.connectors);
     (
         [(
             header::CONTENT_TYPE,

@@ -1,0 +1,811 @@
+//! `GET /api/integrations/{publisherId}/{platform}/campaigns/{campaignId}/metrics?from&to&interval`:
+//! one campaign's metrics, normalised across platforms.
+//!
+//! The keys are [`METRICS`]. A key is present where a source reports it and **absent** (never 0)
+//! where none does; `sources` says where each total came from (`platform`: the platform's own
+//! reporting API, `webhooks`: our count of the webhook events we received), `seriesSources`
+//! the same for the series.
+//!
+//! - **Iterable**: totals from `GET /api/campaigns/metrics` (CSV, one row per campaign over the
+//!   window; a campaign Iterable answers no row for is `NOT_FOUND`). Iterable's API has no
+//!   per-day breakdown within its 10-a-minute budget, so the series is our webhook count.
+//! - **Customer.io**: its period metrics of the campaign, broadcast or newsletter within its
+//!   retention (24 hours, 45 days, 12 weeks); our webhook counts for older windows and for the
+//!   unique counts it does not report.
+//! - **Keap**: no campaign reporting in its API and no email webhooks: the campaign is checked
+//!   to exist, and no key is reported.
+//!
+//! Our own counts read the integration's received events of the campaign in `[from, to)`
+//! (`Store::campaign_events`). Each event is stored once per platform event id, so a webhook
+//! delivered twice counts once; on top, events of the same type, person and time count once
+//! (a platform that re-sends an event under a new id). Unique opens and clicks count distinct
+//! people (email, else user id) in the range (totals) or the bucket (series).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Path, State};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use connectors::{
+    customerio::{
+        self,
+        metrics::{MetricsObject, Period},
+    },
+    iterable,
+};
+use domain::{ErrorCode, Platform};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use store::EventRecord;
+
+use crate::{
+    http::{
+        error::{ApiError, ApiResult},
+        extract::{ApiQuery, Scope},
+        openapi::{Envelope, ErrorBody},
+    },
+    integrations,
+    state::AppState,
+    sync::jobs,
+};
+
+/// The normalised metric keys, in answer order.
+pub const METRICS: [&str; 10] = [
+    "sent",
+    "delivered",
+    "opens",
+    "uniqueOpens",
+    "clicks",
+    "uniqueClicks",
+    "bounces",
+    "unsubscribes",
+    "complaints",
+    "conversions",
+];
+
+/// At most this many received events are counted per answer.
+const MAX_EVENTS: u32 = 200_000;
+
+/// Series granularity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interval {
+    Hour,
+    Day,
+    Week,
+}
+
+impl Interval {
+    pub fn parse(s: Option<&str>) -> ApiResult<Self> {
+        match s.unwrap_or("day") {
+            "hour" => Ok(Self::Hour),
+            "day" | "" => Ok(Self::Day),
+            "week" => Ok(Self::Week),
+            other => Err(ApiError::validation(
+                "interval",
+                format!("interval '{other}' is not one of hour, day, week."),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hour => "hour",
+            Self::Day => "day",
+            Self::Week => "week",
+        }
+    }
+
+    fn step(self) -> Duration {
+        match self {
+            Self::Hour => Duration::hours(1),
+            Self::Day => Duration::days(1),
+            Self::Week => Duration::weeks(1),
+        }
+    }
+
+    /// The most buckets one answer may hold (31 days of hours, 366 days, about 3 years of weeks).
+    fn max_buckets(self) -> i64 {
+        match self {
+            Self::Hour => 24 * 31,
+            Self::Day => 366,
+            Self::Week => 157,
+        }
+    }
+
+    /// The start of the bucket holding `t` (weeks start on Monday, UTC).
+    pub fn floor(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let hour = t
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(t);
+        let day = hour.with_hour(0).unwrap_or(hour);
+        match self {
+            Self::Hour => hour,
+            Self::Day => day,
+            Self::Week => day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
+        }
+    }
+}
+
+/// Reads `from`/`to`: RFC 3339, or a date (`2026-03-01`, midnight UTC).
+pub fn parse_time(field: &str, value: &str) -> ApiResult<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(Utc.from_utc_datetime(&t));
+    }
+    Err(ApiError::validation(
+        field,
+        format!("{field} '{value}' is not an RFC 3339 time or a YYYY-MM-DD date."),
+    ))
+}
+
+/// The checked window of a request.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub interval: Interval,
+}
+
+impl Window {
+    /// `to` defaults to now, `from` to 30 days before `to`; `from < to`, and the range holds at
+    /// most the interval's maximum of buckets.
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        interval: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Self> {
+        let interval = Interval::parse(interval)?;
+        let to = match to.filter(|s| !s.is_empty()) {
+            Some(s) => parse_time("to", s)?,
+            None => now,
+        };
+        let from = match from.filter(|s| !s.is_empty()) {
+            Some(s) => parse_time("from", s)?,
+            None => to - Duration::days(30),
+        };
+        if from >= to {
+            return Err(ApiError::validation("from", "from must be before to."));
+        }
+        let buckets = (to - interval.floor(from)).num_seconds() / interval.step().num_seconds();
+        if buckets >= interval.max_buckets() {
+            return Err(ApiError::validation(
+                "from",
+                format!(
+                    "The range from–to holds more than {} {}s; narrow it or use a longer interval.",
+                    interval.max_buckets(),
+                    interval.as_str()
+                ),
+            ));
+        }
+        Ok(Self { from, to, interval })
+    }
+
+    /// Bucket starts from the one holding `from` up to `to` (exclusive).
+    pub fn buckets(&self) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut at = self.interval.floor(self.from);
+        while at < self.to {
+            out.push(at);
+            at += self.interval.step();
+        }
+        out
+    }
+}
+
+/// What each of our event types counts as, for the channel subjects.
+fn metric_of(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "sent" => "sent",
+        "delivered" => "delivered",
+        "opened" => "opens",
+        "clicked" => "clicks",
+        "bounced" => "bounces",
+        "unsubscribed" => "unsubscribes",
+        "complained" => "complaints",
+        "converted" => "conversions",
+        _ => return None,
+    })
+}
+
+/// The metrics a platform's webhooks can report (so a zero there is a real zero).
+pub fn webhook_metrics(platform: Platform) -> &'static [&'static str] {
+    match platform {
+        // emailSend, emailOpen, emailClick, emailBounce, emailUnSubscribe, emailComplaint
+        // (and their SMS/push counterparts); no delivered or conversion event.
+        Platform::Iterable => &[
+            "sent",
+            "opens",
+            "uniqueOpens",
+            "clicks",
+            "uniqueClicks",
+            "bounces",
+            "unsubscribes",
+            "complaints",
+        ],
+        // Reporting webhooks carry every delivery metric.
+        Platform::Customerio => &METRICS,
+        // Keap's REST hooks are about contacts, opportunities and orders: no email events.
+        Platform::Keap => &[],
+    }
+}
+
+/// Counts of our received events: totals over the range and per bucket.
+#[derive(Debug, Default, PartialEq)]
+pub struct EventCounts {
+    pub totals: BTreeMap<&'static str, u64>,
+    pub series: BTreeMap<DateTime<Utc>, BTreeMap<&'static str, u64>>,
+}
+
+/// Counts `events` (one campaign's, in the window) into the window's buckets, de-duplicated.
+pub fn count_events(events: &[EventRecord], window: &Window, metrics: &[&str]) -> EventCounts {
+    let mut seen: BTreeSet<(&str, String, DateTime<Utc>)> = BTreeSet::new();
+    let mut uniques: BTreeSet<(&'static str, String)> = BTreeSet::new();
+    let mut bucket_uniques: BTreeSet<(DateTime<Utc>, &'static str, String)> = BTreeSet::new();
+    let mut out = EventCounts::default();
+    for b in window.buckets() {
+        let zeros = metrics
+            .iter()
+            .filter_map(|m| METRICS.iter().find(|k| *k == m).copied())
+            .map(|m| (m, 0))
+            .collect();
+        out.series.insert(b, zeros);
+    }
+    for m in metrics {
+        if let Some(k) = METRICS.iter().find(|k| *k == m) {
+            out.totals.insert(k, 0);
+        }
+    }
+    for e in events {
+        if e.occurred_at < window.from || e.occurred_at >= window.to {
+            continue;
+        }
+        let Some((subject, action)) = e.kind.split_once('.') else {
+            continue;
+        };
+        if !domain::events::CHANNELS.contains(&subject) {
+            continue;
+        }
+        let Some(metric) = metric_of(action) else {
+            continue;
+        };
+        let person = e
+            .email
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .or_else(|| e.user_id.clone())
+            .unwrap_or_else(|| e.platform_event_id.clone());
+        if !seen.insert((e.kind.as_str(), person.clone(), e.occurred_at)) {
+            continue;
+        }
+        let bucket = window.interval.floor(e.occurred_at);
+        let mut add = |key: &'static str| {
+            if !metrics.contains(&key) {
+                return;
+            }
+            *out.totals.entry(key).or_default() += 1;
+            if let Some(b) = out.series.get_mut(&bucket) {
+                *b.entry(key).or_default() += 1;
+            }
+        };
+        add(metric);
+        let unique = match metric {
+            "opens" => Some("uniqueOpens"),
+            "clicks" => Some("uniqueClicks"),
+            _ => None,
+        };
+        if let Some(u) = unique {
+            if metrics.contains(&u) && uniques.insert((u, person.clone())) {
+                *out.totals.entry(u).or_default() += 1;
+            }
+            if metrics.contains(&u)
+                && bucket_uniques.insert((bucket, u, person))
+                && let Some(b) = out.series.get_mut(&bucket)
+            {
+                *b.entry(u).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Iterable CSV columns per metric, by medium; the first non-empty one wins.
+const ITERABLE_COLUMNS: [(&str, &[&str]); 10] = [
+    (
+        "sent",
+        &[
+            "Total Email Sends",
+            "Total Pushes Sent",
+            "Total SMS Sent",
+            "Total In-App Sent",
+            "Total Web Pushes Sent",
+        ],
+    ),
+    (
+        "delivered",
+        &[
+            "Total Emails Delivered",
+            "Total Pushes Delivered",
+            "Total SMS Delivered",
+        ],
+    ),
+    (
+        "opens",
+        &[
+            "Total Email Opens",
+            "Total Pushes Opened",
+            "Total In-App Opens",
+        ],
+    ),
+    (
+        "uniqueOpens",
+        &[
+            "Unique Email Opens",
+            "Unique Pushes Opened",
+            "Unique In-App Opens",
+        ],
+    ),
+    (
+        "clicks",
+        &[
+            "Total Emails Clicked",
+            "Total SMS Clicks",
+            "Total In-App Clicks",
+            "Total Web Push Clicks",
+        ],
+    ),
+    (
+        "uniqueClicks",
+        &[
+            "Unique Email Clicks",
+            "Unique SMS Clicks",
+            "Unique In-App Clicks",
+            "Unique Web Push Clicks",
+        ],
+    ),
+    (
+        "bounces",
+        &[
+            "Total Emails Bounced",
+            "Total Pushes Bounced",
+            "Total SMS Bounced",
+        ],
+    ),
+    ("unsubscribes", &["Total Unsubscribes"]),
+    ("complaints", &["Total Complaints"]),
+    ("conversions", &["Total Custom Conversions"]),
+];
+
+/// Our keys from an Iterable metrics row; columns the row lacks (or left empty) stay absent.
+pub fn iterable_totals(row: &iterable::MetricsRow) -> BTreeMap<&'static str, u64> {
+    ITERABLE_COLUMNS
+        .iter()
+        .filter_map(|(key, cols)| {
+            cols.iter()
+                .find_map(|c| row.get(*c))
+                .map(|v| (*key, v.max(0.0).round() as u64))
+        })
+        .collect()
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// RFC 3339 or `YYYY-MM-DD` (inclusive); default 30 days before `to`.
+    pub from: Option<String>,
+    /// RFC 3339 or `YYYY-MM-DD` (exclusive); default now.
+    pub to: Option<String>,
+    /// `hour` (≤ 31 days), `day` (default, ≤ 366 days) or `week` (≤ 157 weeks).
+    pub interval: Option<String>,
+    /// Customer.io only: `campaign` (default), `broadcast` or `newsletter`.
+    pub object: Option<String>,
+}
+
+/// Customer.io's names of our metrics (its `opened` counts opened messages, once each).
+const CUSTOMERIO_KEYS: [(&str, &str); 8] = [
+    ("sent", "sent"),
+    ("delivered", "delivered"),
+    ("opens", "opened"),
+    ("clicks", "clicked"),
+    ("bounces", "bounced"),
+    ("unsubscribes", "unsubscribed"),
+    ("complaints", "spammed"),
+    ("conversions", "converted"),
+];
+
+/// Keap reports no campaign metrics; the campaign must still exist (REST v2
+/// `GET /campaigns/{id}`), else `NOT_FOUND`.
+async fn keap_campaign_exists(
+    state: &AppState,
+    publisher: &domain::PublisherId,
+    campaign_id: &str,
+) -> ApiResult<()> {
+    let mut session = crate::http::routes::keap::tokens::session(state, publisher).await?;
+    let keap = state.connectors.keap.clone();
+    let exists = crate::http::routes::keap::tokens::call(state, &mut session, |cred| {
+        let keap = keap.clone();
+        let id = campaign_id.to_owned();
+        async move { keap.campaign_exists(&cred, &id).await }
+    })
+    .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("Keap has no campaign {campaign_id} in this account."),
+        )
+        .detail("campaignId", campaign_id.to_owned()))
+    }
+}
+
+/// Platform figures per bucket.
+type Series = BTreeMap<DateTime<Utc>, BTreeMap<&'static str, u64>>;
+
+/// Customer.io's series for the window, when its retention covers the whole window (`None`
+/// otherwise: the window starts before the oldest period it serves); `NOT_FOUND` for an object
+/// it does not know.
+async fn customerio_series(
+    state: &AppState,
+    record: &store::IntegrationRecord,
+    object: MetricsObject,
+    campaign_id: &str,
+    window: &Window,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Series>> {
+    let mut secrets = integrations::open_secrets(state, record).await?;
+    let api_key = secrets
+        .remove("apiKey")
+        .ok_or_else(|| ApiError::internal("customerio integration without apiKey"))?;
+    let creds = customerio::Credentials {
+        region: record.region.unwrap_or_default(),
+        site_id: record
+            .config
+            .get("siteId")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        api_key,
+        tracking_key: None,
+        cdp_api_key: None,
+    };
+    let period = match window.interval {
+        Interval::Hour => Period::Hours,
+        Interval::Day => Period::Days,
+        Interval::Week => Period::Weeks,
+    };
+    let step = window.interval.step();
+    let current = window.interval.floor(now);
+    let first = window.interval.floor(window.from);
+    let needed = (current - first).num_seconds() / step.num_seconds() + 1;
+    let steps = u32::try_from(needed.clamp(1, i64::from(period.max_steps()))).unwrap_or(1);
+    let raw = state
+        .connectors
+        .customerio
+        .period_metrics(&creds, object, campaign_id, period, steps)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!(
+                    "Customer.io has no {} {campaign_id} in this workspace.",
+                    match object {
+                        MetricsObject::Campaign => "campaign",
+                        MetricsObject::Broadcast => "broadcast",
+                        MetricsObject::Newsletter => "newsletter",
+                    }
+                ),
+            )
+            .detail("campaignId", campaign_id.to_owned())
+        })?;
+    if needed > i64::from(period.max_steps()) {
+        return Ok(None);
+    }
+    let len = steps as usize;
+    let mut series = Series::new();
+    for at in window.buckets() {
+        let mut values = BTreeMap::new();
+        // Index of this bucket in Customer.io's arrays (the last one is the current period);
+        // buckets after now have nothing yet.
+        let back = (current - at).num_seconds() / step.num_seconds();
+        for (ours, theirs) in CUSTOMERIO_KEYS {
+            let Some(arr) = raw.get(theirs) else { continue };
+            let v = usize::try_from(back)
+                .ok()
+                .and_then(|b| len.checked_sub(b + 1))
+                .and_then(|i| arr.get(i).copied())
+                .unwrap_or(0);
+            values.insert(ours, v);
+        }
+        series.insert(at, values);
+    }
+    Ok(Some(series))
+}
+
+/// One campaign's metrics.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignMetrics {
+    pub campaign_id: String,
+    pub platform: Platform,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub interval: &'static str,
+    /// Metric → total over the range; a metric no source reports is absent.
+    #[schema(value_type = Object)]
+    pub totals: BTreeMap<&'static str, u64>,
+    /// One point per interval: `{"at", <metric>: n, …}`.
+    #[schema(value_type = Vec<Object>)]
+    pub series: Vec<Value>,
+    /// Metric → `platform`, `webhooks` or `stored`: where each total came from.
+    #[schema(value_type = Object)]
+    pub sources: BTreeMap<&'static str, &'static str>,
+    /// The same for the series.
+    #[schema(value_type = Object)]
+    pub series_sources: BTreeMap<&'static str, &'static str>,
+}
+
+/// A campaign's metrics over a time range, normalised across platforms.
+#[utoipa::path(get, path = "/api/integrations/{publisherId}/{platform}/campaigns/{campaignId}/metrics",
+    tag = "analytics", security(("bearer" = [])),
+    params(("publisherId" = String, Path), ("platform" = Platform, Path),
+        ("campaignId" = String, Path), MetricsQuery),
+    responses(
+        (status = 200, body = Envelope<CampaignMetrics>),
+        (status = 400, description = "VALIDATION_ERROR (from, to, interval)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND, or NOT_FOUND for an unknown campaign", body = ErrorBody),
+        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
+        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+pub async fn campaign_metrics(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path((_publisher, _platform, campaign_id)): Path<(String, String, String)>,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
+) -> ApiResult<Envelope<CampaignMetrics>> {
+    let platform = scope.platform()?;
+    let window = Window::parse(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.interval.as_deref(),
+        Utc::now(),
+    )?;
+    if campaign_id.is_empty() || campaign_id.len() > 128 {
+        return Err(ApiError::validation(
+            "campaignId",
+            "campaignId must be 1–128 characters.",
+        ));
+    }
+    let record = jobs::integration(&state, scope.publisher()?, platform).await?;
+
+    // The platform's own totals (and series), where its API reports them.
+    let mut platform_totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut platform_series: Option<Series> = None;
+    let object = match q.object.as_deref() {
+        None | Some("") => MetricsObject::Campaign,
+        Some(o) => MetricsObject::parse(o).ok_or_else(|| {
+            ApiError::validation(
+                "object",
+                "object must be campaign, broadcast or newsletter.",
+            )
+        })?,
+    };
+    if platform == Platform::Keap {
+        keap_campaign_exists(&state, scope.publisher()?, &campaign_id).await?;
+    }
+    if platform == Platform::Customerio {
+        platform_series =
+            customerio_series(&state, &record, object, &campaign_id, &window, Utc::now()).await?;
+        for values in platform_series.iter().flat_map(BTreeMap::values) {
+            for (k, v) in values {
+                *platform_totals.entry(k).or_default() += v;
+            }
+        }
+    }
+    if platform == Platform::Iterable {
+        let mut secrets = integrations::open_secrets(&state, &record).await?;
+        let key = secrets.remove("apiKey").ok_or_else(|| {
+            ApiError::internal(format!("integration {} has no apiKey", record.id))
+        })?;
+        let creds = iterable::Credentials::new(key, record.region.unwrap_or_default());
+        let row = state
+            .connectors
+            .iterable
+            .campaign_metrics(&creds, &campaign_id, window.from, window.to)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("Iterable has no campaign {campaign_id} in this project."),
+                )
+                .detail("campaignId", campaign_id.clone())
+            })?;
+        platform_totals = iterable_totals(&row);
+    }
+
+    // Our own counts from received webhooks.
+    let events = state
+        .store
+        .campaign_events(&record.id, &campaign_id, window.from, window.to, MAX_EVENTS)
+        .await?;
+    let counted = webhook_metrics(platform);
+    let counts = count_events(&events, &window, counted);
+
+    let mut totals = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    for key in METRICS {
+        if let Some(v) = platform_totals.get(key) {
+            totals.insert(key, *v);
+            sources.insert(key, "platform");
+        } else if let Some(v) = counts.totals.get(key) {
+            totals.insert(key, *v);
+            sources.insert(key, "webhooks");
+        }
+    }
+    let mut series_sources = BTreeMap::new();
+    for key in METRICS {
+        let from_platform = platform_series
+            .as_ref()
+            .and_then(|s| s.values().next())
+            .is_some_and(|v| v.contains_key(key));
+        if from_platform {
+            series_sources.insert(key, "platform");
+        } else if counted.contains(&key) {
+            series_sources.insert(key, "webhooks");
+        }
+    }
+    let series = counts
+        .series
+        .iter()
+        .map(|(at, values)| {
+            let mut point = serde_json::Map::new();
+            point.insert("at".into(), Value::String(at.to_rfc3339()));
+            let live = platform_series.as_ref().and_then(|s| s.get(at));
+            for key in METRICS {
+                let v = match series_sources.get(key) {
+                    Some(&"platform") => live.and_then(|l| l.get(key)),
+                    Some(_) => values.get(key),
+                    None => None,
+                };
+                if let Some(v) = v {
+                    point.insert(key.into(), Value::from(*v));
+                }
+            }
+            Value::Object(point)
+        })
+        .collect();
+    Ok(Envelope::ok(CampaignMetrics {
+        campaign_id,
+        platform,
+        from: window.from,
+        to: window.to,
+        interval: window.interval.as_str(),
+        totals,
+        series,
+        sources,
+        series_sources,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_time("t", s).unwrap()
+    }
+
+    #[test]
+    fn windows_validate_and_bucket() {
+        let now = t("2026-03-10T12:34:56Z");
+        let w = Window::parse(Some("2026-03-01"), Some("2026-03-04"), None, now).unwrap();
+        assert_eq!(w.interval, Interval::Day);
+        assert_eq!(w.buckets().len(), 3);
+        let w = Window::parse(
+            Some("2026-03-01T10:30:00Z"),
+            Some("2026-03-01T13:00:00Z"),
+            Some("hour"),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            w.buckets(),
+            [
+                t("2026-03-01T10:00:00Z"),
+                t("2026-03-01T11:00:00Z"),
+                t("2026-03-01T12:00:00Z")
+            ]
+        );
+        // 2026-03-04 is a Wednesday: its week starts Monday the 2nd.
+        assert_eq!(
+            Interval::Week.floor(t("2026-03-04T08:00:00Z")),
+            t("2026-03-02T00:00:00Z")
+        );
+        let field = |r: ApiResult<Window>| r.unwrap_err().to_string();
+        assert!(
+            field(Window::parse(
+                Some("2026-03-02"),
+                Some("2026-03-01"),
+                None,
+                now
+            ))
+            .contains("before")
+        );
+        assert!(Window::parse(Some("yesterday"), None, None, now).is_err());
+        assert!(Window::parse(None, None, Some("month"), now).is_err());
+        assert!(Window::parse(Some("2024-01-01"), None, None, now).is_err());
+        assert!(Window::parse(Some("2024-01-01"), None, Some("week"), now).is_ok());
+        let d = Window::parse(None, None, None, now).unwrap();
+        assert_eq!((d.to - d.from).num_days(), 30);
+    }
+
+    fn event(id: &str, kind: &str, email: &str, at: &str) -> EventRecord {
+        EventRecord {
+            seq: 1,
+            id: id.into(),
+            integration_id: "i".into(),
+            publisher_id: "p".into(),
+            platform: Platform::Customerio,
+            kind: kind.into(),
+            platform_event_id: id.into(),
+            occurred_at: t(at),
+            received_at: t(at),
+            email: Some(email.into()),
+            user_id: None,
+            campaign_id: Some("c".into()),
+            data: Value::Null,
+        }
+    }
+
+    #[test]
+    fn counts_are_deduplicated_and_unique_by_person() {
+        let w = Window::parse(Some("2026-03-01"), Some("2026-03-03"), None, Utc::now()).unwrap();
+        let events = [
+            event("1", "email.opened", "a@x.com", "2026-03-01T10:00:00Z"),
+            // The same open again under another id: counted once.
+            event("1b", "email.opened", "A@x.com", "2026-03-01T10:00:00Z"),
+            event("2", "email.opened", "a@x.com", "2026-03-01T11:00:00Z"),
+            event("3", "email.opened", "a@x.com", "2026-03-02T09:00:00Z"),
+            event("4", "email.clicked", "b@x.com", "2026-03-02T09:00:00Z"),
+            event("5", "contact.updated", "b@x.com", "2026-03-02T09:00:00Z"),
+            event("6", "email.opened", "c@x.com", "2026-03-05T09:00:00Z"),
+        ];
+        let c = count_events(&events, &w, &METRICS);
+        assert_eq!(c.totals["opens"], 3);
+        assert_eq!(c.totals["uniqueOpens"], 1);
+        assert_eq!(c.totals["clicks"], 1);
+        assert_eq!(c.totals["sent"], 0);
+        let day1 = &c.series[&t("2026-03-01T00:00:00Z")];
+        assert_eq!((day1["opens"], day1["uniqueOpens"]), (2, 1));
+        let day2 = &c.series[&t("2026-03-02T00:00:00Z")];
+        assert_eq!(
+            (day2["opens"], day2["uniqueOpens"], day2["clicks"]),
+            (1, 1, 1)
+        );
+        // Metrics a platform cannot report stay absent.
+        let k = count_events(&events, &w, webhook_metrics(Platform::Keap));
+        assert!(k.totals.is_empty());
+    }
+
+    #[test]
+    fn iterable_columns_map_and_blanks_stay_absent() {
+        let row: iterable::MetricsRow = [
+            ("Total Email Sends".to_owned(), 100.0),
+            ("Unique Email Opens".to_owned(), 30.0),
+            ("Total Unsubscribes".to_owned(), 1.0),
+        ]
+        .into_iter()
+        .collect();
+        let m = iterable_totals(&row);
+        assert_eq!(m["sent"], 100);
+        assert_eq!(m["uniqueOpens"], 30);
+        assert_eq!(m["unsubscribes"], 1);
+        assert!(!m.contains_key("delivered"));
+        assert!(!m.contains_key("opens"));
+    }
+}

@@ -1,0 +1,18 @@
+//! Analytics and rate-limit visibility (issue 9, API side): campaign metrics normalised across
+//! the three platforms, our own counts from received webhook events, the `…/limits` view of the
+//! rate budgets, and pure SVG chart renderers for the dashboard.
+
+pub mod chart;
+pub mod limits;
+pub mod metrics;
+
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::state::AppState;
+
+/// The analytics routes (under `/api/`, behind the tenancy middleware like every other).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(limits::get_limits))
+        .routes(routes!(metrics::campaign_metrics))
+}
