@@ -115,7 +115,11 @@ async fn raw_fetch(http: &reqwest::Client, sim: &Sim) -> anyhow::Result<Raw> {
         let mut req = http
             .get(format!("{}/crm/rest/v2/contacts", sim.origin))
             .bearer_auth(sim_keap::ACCESS_TOKEN)
-            .query(&[("page_size", "1000")]);
+            // The same pages as the connector's: 1,000 a page, the same fields.
+            .query(&[
+                ("page_size", "1000"),
+                ("fields", connectors::keap::crm::CONTACT_FIELDS),
+            ]);
         if let Some(t) = &token {
             req = req.query(&[("page_token", t)]);
         }
@@ -181,7 +185,11 @@ async fn start_service(db_url: &str, sim: &Sim, limits: Limits) -> anyhow::Resul
         .env("SHARPSEND_SYNC_INTERVAL_MINUTES", "0")
         .env(
             "SHARPSEND_RATE_BUDGET_PERCENT",
-            if limits == Limits::Lifted { "100000" } else { "100" },
+            if limits == Limits::Lifted {
+                "100000"
+            } else {
+                "100"
+            },
         )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -4,7 +4,6 @@
 //! deletes while it runs) with an optional `start_update_time` filter.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain::shapes::Contact;
 use serde_json::{Value, json};
 
 use super::{KeapConnector, KeapCredential, KeapError, Req, errors, models};
@@ -14,7 +13,7 @@ pub const MAX_PAGE: u32 = 1000;
 
 /// The v2 contact fields a sync reads: what the Contact shape needs plus what a publisher
 /// usually wants kept raw.
-const CONTACT_FIELDS: &str = "given_name,family_name,email_addresses,phone_numbers,tag_ids,create_time,update_time,custom_fields,leadsource_id,owner_id,score_value,company,job_title";
+pub const CONTACT_FIELDS: &str = "given_name,family_name,email_addresses,phone_numbers,tag_ids,create_time,update_time,custom_fields,leadsource_id,owner_id,score_value,company,job_title";
 
 /// A v1 collection read with `limit`/`offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,11 +73,12 @@ pub struct V1Page {
     pub count: u64,
 }
 
-/// One v2 contact page: each contact raw and normalised, and the token of the next page.
+/// One v2 contact page: each contact's JSON as Keap sent it (map it with
+/// [`models::v2_contact`]), and the token of the next page. Mapping is left to the caller so
+/// that it can request the next page first: the token is all the next request needs.
 #[derive(Debug)]
 pub struct ContactRows {
-    /// Each contact's JSON as Keap sent it, beside our shape of it.
-    pub rows: Vec<(Box<serde_json::value::RawValue>, Contact)>,
+    pub contacts: Vec<Box<serde_json::value::RawValue>>,
     pub next_page_token: Option<String>,
 }
 
@@ -314,16 +314,8 @@ impl KeapConnector {
             )
             .await?;
         let page: models::V2ContactPage = Self::decode(&answer, "the contact list")?;
-        let rows = page
-            .contacts
-            .into_iter()
-            .filter_map(|raw| {
-                let contact = models::v2_contact(&raw)?;
-                Some((raw, contact))
-            })
-            .collect();
         Ok(ContactRows {
-            rows,
+            contacts: page.contacts,
             next_page_token: page.next_page_token.filter(|t| !t.is_empty()),
         })
     }

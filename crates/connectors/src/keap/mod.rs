@@ -31,7 +31,7 @@ use crate::{
 };
 
 pub use errors::AuthKind;
-pub use models::parse_time;
+pub use models::{parse_time, v2_contact};
 
 /// Endpoint classes and Keap's published limits (platforms/keap.md §6), as proactive budgets
 /// that satisfy both the spike arrest and the per-minute quota: a GCRA bucket allows its burst

@@ -16,12 +16,22 @@
 //! lookback also absorbs clock skew between us and Keap. Per page the work is one request, one
 //! decode and one mapping per contact (O(page)); nothing accumulates across pages.
 //!
+//! Keap's page tokens make the walk sequential (a page's request needs the previous page's
+//! token), so the request for page N+1 is sent as soon as page N's token is known — before page
+//! N's contacts are mapped and while the engine commits them (see [`Prefetch`]). At most one
+//! page is requested ahead; it goes through the same rate budget, and if it fails for any
+//! reason it is simply requested again the ordinary way (token refresh, retries, errors).
+//!
 //! The other kinds are v1 `limit`/`offset` listings of 1000 a page, read in full every run
 //! (Keap's v1 lists have no change filter for them; they are small next to contacts).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use connectors::keap::crm::{MAX_PAGE, V1Collection};
+use connectors::keap::{
+    KeapError,
+    crm::{ContactRows, MAX_PAGE, V1Collection},
+    v2_contact,
+};
 use domain::PublisherId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -47,12 +57,29 @@ pub async fn open(
     Ok(Box::new(KeapSync {
         state: state.clone(),
         session,
+        prefetch: None,
     }))
 }
 
 struct KeapSync {
     state: AppState,
     session: tokens::Session,
+    prefetch: Option<Prefetch>,
+}
+
+impl Drop for KeapSync {
+    fn drop(&mut self) {
+        if let Some(p) = self.prefetch.take() {
+            p.task.abort();
+        }
+    }
+}
+
+/// The next contact page, requested ahead (with the credential of the moment).
+struct Prefetch {
+    since: Option<DateTime<Utc>>,
+    token: String,
+    task: tokio::task::JoinHandle<Result<ContactRows, KeapError>>,
 }
 
 /// Where a contact listing is: `since` (absent on a full listing), Keap's page token, and when
@@ -82,17 +109,46 @@ impl KeapSync {
         let started = c.started.unwrap_or_else(Utc::now);
         let keap = self.state.connectors.keap.clone();
         let (since, token) = (c.since, c.token);
-        let page = tokens::call(&self.state, &mut self.session, |cred| {
-            let keap = keap.clone();
-            let token = token.clone();
-            async move {
-                keap.contacts_page(&cred, since, token.as_deref(), MAX_PAGE)
-                    .await
+        let ahead = match (self.prefetch.take(), token.as_deref()) {
+            (Some(p), Some(t)) if p.since == since && p.token == t => p.task.await.ok(),
+            (Some(p), _) => {
+                p.task.abort();
+                None
             }
-        })
-        .await?;
-        let mut records = Vec::with_capacity(page.rows.len());
-        for (raw, contact) in page.rows {
+            (None, _) => None,
+        };
+        let page = match ahead {
+            Some(Ok(page)) => page,
+            // Not requested ahead, or that request failed: ask again the ordinary way.
+            _ => {
+                tokens::call(&self.state, &mut self.session, |cred| {
+                    let keap = keap.clone();
+                    let token = token.clone();
+                    async move {
+                        keap.contacts_page(&cred, since, token.as_deref(), MAX_PAGE)
+                            .await
+                    }
+                })
+                .await?
+            }
+        };
+        if let Some(next) = &page.next_page_token {
+            let (cred, next_token) = (self.session.cred.clone(), next.clone());
+            self.prefetch = Some(Prefetch {
+                since,
+                token: next.clone(),
+                task: tokio::spawn(async move {
+                    keap.contacts_page(&cred, since, Some(&next_token), MAX_PAGE)
+                        .await
+                }),
+            });
+        }
+        let mut records = Vec::with_capacity(page.contacts.len());
+        for raw in page.contacts {
+            // A contact without an id cannot be kept (nor was one ever stored).
+            let Some(contact) = v2_contact(&raw) else {
+                continue;
+            };
             records.push(
                 SyncRecord::new(contact.id.clone(), &contact, raw).map_err(ApiError::internal)?,
             );
