@@ -507,7 +507,10 @@ mod tests {
         let lifted = keap.scaled_percent(100_000);
         assert_eq!((lifted.amount, lifted.burst()), (24_000, 6_000));
         let tiny = Rate::per_minute(4).scaled_percent(1);
-        assert_eq!((tiny.amount, tiny.burst(), tiny.per), (1, 1, Duration::from_secs(60)));
+        assert_eq!(
+            (tiny.amount, tiny.burst(), tiny.per),
+            (1, 1, Duration::from_secs(60))
+        );
     }
 
     #[test]

@@ -62,7 +62,10 @@ impl Settings {
     }
 
     /// A platform's published budgets, scaled by [`Settings::budget_percent`].
-    pub fn budgets(&self, published: &[(&'static str, http::Rate)]) -> Vec<(&'static str, http::Rate)> {
+    pub fn budgets(
+        &self,
+        published: &[(&'static str, http::Rate)],
+    ) -> Vec<(&'static str, http::Rate)> {
         published
             .iter()
             .map(|&(class, rate)| (class, rate.scaled_percent(self.budget_percent)))

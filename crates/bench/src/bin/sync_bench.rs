@@ -181,7 +181,11 @@ async fn start_service(db_url: &str, sim: &Sim, limits: Limits) -> anyhow::Resul
         .env("SHARPSEND_SYNC_INTERVAL_MINUTES", "0")
         .env(
             "SHARPSEND_RATE_BUDGET_PERCENT",
-            if limits == Limits::Lifted { "100000" } else { "100" },
+            if limits == Limits::Lifted {
+                "100000"
+            } else {
+                "100"
+            },
         )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

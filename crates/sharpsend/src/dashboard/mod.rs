@@ -1260,7 +1260,10 @@ async fn campaign_page(
         .into_iter()
         .filter(|k| d["seriesSources"].get(*k).is_some())
         .map(|k| {
-            let v = series.iter().map(|pt| pt[k].as_u64().unwrap_or(0)).collect();
+            let v = series
+                .iter()
+                .map(|pt| pt[k].as_u64().unwrap_or(0))
+                .collect();
             (k, v)
         })
         .collect();

@@ -400,7 +400,7 @@ impl LimitRow {
             None => "—".to_owned(),
         };
         Self {
-            class: c["class"].as_str().unwrap_or_default().replace('_', " "),
+            class: c["class"].as_str().unwrap_or_default().to_owned(),
             budget: if budget.is_object() {
                 format!(
                     "{} per {} s, burst {}",
@@ -411,11 +411,7 @@ impl LimitRow {
             } else {
                 "none (platform 429s only)".to_owned()
             },
-            used: format!(
-                "{} in {} s",
-                num(&c["used"]),
-                num(&c["windowSeconds"])
-            ),
+            used: format!("{} in {} s", num(&c["used"]), num(&c["windowSeconds"])),
             rate_limited: num(&c["rateLimitedLastHour"]),
             refused: num(&c["refusedLastHour"]),
             next_free,
