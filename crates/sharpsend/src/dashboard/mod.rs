@@ -1249,7 +1249,13 @@ async fn campaign_page(
         return render(reply.status, &page);
     }
     let d = reply.data();
-    page.range = Some((cell(&d["from"]), cell(&d["to"])));
+    let when = |v: &Value| {
+        v.as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| cell(v))
+    };
+    page.range = Some((when(&d["from"]), when(&d["to"])));
     let series = d["series"].as_array().cloned().unwrap_or_default();
     let labels: Vec<String> = series
         .iter()

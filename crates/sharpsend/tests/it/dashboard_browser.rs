@@ -381,6 +381,31 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     assert_eq!(injected, json!(0));
     b.assert_no_alert().await;
     b.shots("06-sync-done").await;
+    // The limits panel lists Iterable's endpoint classes.
+    assert!(b.text("#limits-table").await.contains("campaigns_metrics"));
+    // The hostile campaign's metrics page: two charts, the name as text, a range form.
+    b.click("#records-campaigns a[href^='/sync/iterable/campaigns/700001']")
+        .await;
+    assert_eq!(b.text("#campaign-name").await, HOSTILE);
+    assert_eq!(
+        b.client
+            .execute(
+                "return document.querySelectorAll('main svg[role=img]').length;",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        json!(2)
+    );
+    b.assert_no_alert().await;
+    b.fill("#m-from", "01/01/2026").await;
+    b.select("#m-interval", "week").await;
+    b.click("#show-metrics").await;
+    assert!(b.path().await.contains("interval=week"));
+    b.find("#chart-totals svg").await;
+    b.find("#metrics-table").await;
+    b.shots("06b-campaign-metrics").await;
+    b.goto("/sync/iterable").await;
     // 40 users, 20 a page: the second page holds other users.
     let first_page = b.text("#records-contacts tbody").await;
     b.click("#next-contacts").await;
