@@ -83,9 +83,7 @@ struct MembersCursor {
 
 fn campaign_records(rows: Vec<(Value, Campaign)>) -> Result<Vec<SyncRecord>, ApiError> {
     rows.into_iter()
-        .map(|(raw, c)| {
-            Ok(SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(ApiError::internal)?)
-        })
+        .map(|(raw, c)| SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(ApiError::internal))
         .collect()
 }
 
@@ -178,8 +176,8 @@ impl SyncSession for CustomerioSync {
                     .into_iter()
                     .map(|(raw, s)| {
                         let view = SegmentView::from(s);
-                        Ok(SyncRecord::from_values(view.id.clone(), &view, &raw)
-                            .map_err(ApiError::internal)?)
+                        SyncRecord::from_values(view.id.clone(), &view, &raw)
+                            .map_err(ApiError::internal)
                     })
                     .collect::<Result<Vec<_>, ApiError>>()?;
                 Ok(Page::last(records))

@@ -133,7 +133,7 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, c)| {
-                Ok(SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(ApiError::internal)?)
+                SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(ApiError::internal)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         offset_page(records, offset, total)
@@ -150,7 +150,7 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, t)| {
-                Ok(SyncRecord::from_values(t.id.clone(), &t, &raw).map_err(ApiError::internal)?)
+                SyncRecord::from_values(t.id.clone(), &t, &raw).map_err(ApiError::internal)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         offset_page(records, offset, total)
@@ -166,7 +166,7 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, l)| {
-                Ok(SyncRecord::from_values(l.id.clone(), &l, &raw).map_err(ApiError::internal)?)
+                SyncRecord::from_values(l.id.clone(), &l, &raw).map_err(ApiError::internal)
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         Ok(Page::last(records))
