@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sharpsend::dashboard::CSP;
 use sim_core::SimClient;
 
 use crate::{
@@ -153,6 +154,7 @@ async fn the_campaign_page_charts_metrics_and_the_sync_page_shows_limits() {
     );
     let page = web.get(&path).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.headers["content-security-policy"], CSP);
     let body = &page.body;
     assert_eq!(body.matches("<svg xmlns=").count(), 2, "{body}");
     assert!(body.contains("id=\"chart-series\""));
