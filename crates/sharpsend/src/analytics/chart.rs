@@ -79,15 +79,22 @@ fn open(out: &mut String, title: &str, desc: &str) {
 fn axes(out: &mut String, max: u64) {
     let bottom = HEIGHT - BOTTOM;
     for i in 0..=4u64 {
-        let v = max * i / 4;
         let y = bottom - (bottom - TOP) * (i as f64) / 4.0;
         let _ = write!(
             out,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-family="sans-serif" font-size="11" text-anchor="end">{v}</text>"##,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            y + 4.0
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
+            WIDTH - RIGHT
         );
+        // Only whole values label a grid line (a maximum of 1 or 2 has no whole quarters).
+        if (u128::from(max) * u128::from(i)) % 4 == 0 {
+            let v = u128::from(max) * u128::from(i) / 4;
+            let _ = write!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" font-family="sans-serif" font-size="11" text-anchor="end">{v}</text>"#,
+                LEFT - 6.0,
+                y + 4.0
+            );
+        }
     }
     let _ = write!(
         out,
@@ -328,6 +335,10 @@ mod tests {
         well_formed(&svg);
         assert!(svg.contains(r#"height="0.0""#));
         assert!(!svg.contains("NaN"));
+        // A maximum of 1 labels 0 and 1 once each, not 0, 0, 0, 0, 1.
+        let svg = bar_chart("Totals", &[("sent", 1)]);
+        assert_eq!(svg.matches(r#"text-anchor="end">0</text>"#).count(), 1);
+        assert_eq!(svg.matches(r#"text-anchor="end">1</text>"#).count(), 1);
     }
 
     #[test]

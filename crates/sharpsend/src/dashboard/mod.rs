@@ -63,6 +63,10 @@ pub fn routes(api: Router) -> Router<AppState> {
         )
         .route("/sync/{platform}", get(sync_page).post(start_sync))
         .route("/sync/{platform}/jobs/{job_id}", get(job_json))
+        .route(
+            "/sync/{platform}/campaigns/{campaign_id}",
+            get(campaign_page),
+        )
         .route("/events", get(events_page))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
@@ -1069,7 +1073,7 @@ async fn sync_page(
             .map(|a| {
                 a.iter()
                     .map(|rec| {
-                        fields
+                        let cells: Vec<String> = fields
                             .iter()
                             .map(|f| {
                                 let v = &rec["data"][*f];
@@ -1079,7 +1083,13 @@ async fn sync_page(
                                     cell(v)
                                 }
                             })
-                            .collect()
+                            .collect();
+                        // Campaigns link to their metrics, keyed by the platform's id.
+                        let href = (key == "campaigns")
+                            .then(|| rec["platformId"].as_str())
+                            .flatten()
+                            .map(|id| campaign_href(p, id, &cells[1]));
+                        RecordRow { cells, href }
                     })
                     .collect()
             })
@@ -1109,6 +1119,7 @@ async fn sync_page(
                 .map(|n| format!("{here}{key}={}{other}#records-{key}", urlencode(n))),
         });
     }
+    let limits = limits_panel(&api, &session, &base).await;
     render(
         StatusCode::OK,
         &SyncPage {
@@ -1119,8 +1130,176 @@ async fn sync_page(
             current,
             jobs,
             tables,
+            limits,
         },
     )
+}
+
+/// The integration's rate budgets per endpoint class (`GET …/limits`).
+async fn limits_panel(api: &ApiRouter, session: &Session, base: &str) -> LimitsPanel {
+    let reply = api.get(&session.token, &format!("{base}/limits")).await;
+    let now = chrono::Utc::now();
+    LimitsPanel {
+        rows: reply.data()["classes"]
+            .as_array()
+            .map(|a| a.iter().map(|c| LimitRow::from_json(c, now)).collect())
+            .unwrap_or_default(),
+        shared: reply.data()["sharedBudgets"].as_bool().unwrap_or(false),
+        error: (!reply.is_ok()).then(|| reply.failure().message),
+    }
+}
+
+/// The campaign page of `id`; `name` only labels the page (the metrics are read by id).
+fn campaign_href(platform: &str, id: &str, name: &str) -> String {
+    let mut href = format!("/sync/{platform}/campaigns/{}", urlencode(id));
+    if !name.is_empty() {
+        href.push_str(&format!("?name={}", urlencode(name)));
+    }
+    href
+}
+
+// ---------------------------------------------------------------------------------------------
+// Campaign metrics
+
+#[derive(Deserialize)]
+struct CampaignQuery {
+    name: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    interval: Option<String>,
+}
+
+/// A series point's label: the bucket start, as short as the interval allows.
+fn bucket_label(at: &str, interval: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(at) {
+        Ok(t) if interval == "hour" => t.format("%m-%d %H:00").to_string(),
+        Ok(t) => t.format("%m-%d").to_string(),
+        Err(_) => at.to_owned(),
+    }
+}
+
+/// One campaign's metrics over a range: a line chart of opens and clicks per interval, a bar
+/// chart of the totals, and where each number came from (`…/campaigns/{id}/metrics`).
+async fn campaign_page(
+    Extension(api): Extension<ApiRouter>,
+    session: Session,
+    Path((platform, campaign_id)): Path<(String, String)>,
+    Query(q): Query<CampaignQuery>,
+) -> Response {
+    use crate::analytics::{chart, metrics::METRICS};
+    let Some((platform, name)) = platform_of(&platform) else {
+        return unknown_platform(&session);
+    };
+    let publisher = match publisher(&session) {
+        Ok(p) => p.clone(),
+        Err(r) => return r,
+    };
+    let p = platform.as_str();
+    let text = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or_default().to_owned();
+    let (from, to) = (text(&q.from), text(&q.to));
+    let interval = match text(&q.interval) {
+        i if i.is_empty() => "day".to_owned(),
+        i => i,
+    };
+    let mut path = format!(
+        "/api/integrations/{publisher}/{p}/campaigns/{}/metrics?interval={}",
+        urlencode(&campaign_id),
+        urlencode(&interval)
+    );
+    for (k, v) in [("from", &from), ("to", &to)] {
+        if !v.is_empty() {
+            path.push_str(&format!("&{k}={}", urlencode(v)));
+        }
+    }
+    let reply = api.get(&session.token, &path).await;
+    let campaign_name = text(&q.name);
+    let mut page = CampaignPage {
+        chrome: chrome(
+            &session,
+            &format!(
+                "{name} campaign {}",
+                if campaign_name.is_empty() {
+                    &campaign_id
+                } else {
+                    &campaign_name
+                }
+            ),
+            "/",
+        ),
+        platform: p,
+        name,
+        action: format!("/sync/{p}/campaigns/{}", urlencode(&campaign_id)),
+        campaign_id,
+        campaign_name,
+        from,
+        to,
+        interval,
+        range: None,
+        error: None,
+        error_field: None,
+        line_svg: None,
+        bar_svg: None,
+        metrics: vec![],
+        absent: vec![],
+    };
+    if !reply.is_ok() {
+        let failure = reply.failure();
+        page.error_field = failure.field.clone();
+        page.error = Some(failure.message);
+        return render(reply.status, &page);
+    }
+    let d = reply.data();
+    let when = |v: &Value| {
+        v.as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| cell(v))
+    };
+    page.range = Some((when(&d["from"]), when(&d["to"])));
+    let series = d["series"].as_array().cloned().unwrap_or_default();
+    let labels: Vec<String> = series
+        .iter()
+        .map(|pt| bucket_label(pt["at"].as_str().unwrap_or_default(), &page.interval))
+        .collect();
+    // Only the lines some source reports: an absent key is not drawn as zeros.
+    let values: Vec<(&str, Vec<u64>)> = ["opens", "clicks"]
+        .into_iter()
+        .filter(|k| d["seriesSources"].get(*k).is_some())
+        .map(|k| {
+            let v = series
+                .iter()
+                .map(|pt| pt[k].as_u64().unwrap_or(0))
+                .collect();
+            (k, v)
+        })
+        .collect();
+    let lines: Vec<chart::Line<'_>> = values
+        .iter()
+        .map(|(k, v)| chart::Line { name: k, values: v })
+        .collect();
+    let labels = if lines.is_empty() { vec![] } else { labels };
+    page.line_svg = Some(chart::line_chart(
+        &format!("Opens and clicks per {}", page.interval),
+        &labels,
+        &lines,
+    ));
+    for key in METRICS {
+        match d["totals"][key].as_u64() {
+            Some(total) => page.metrics.push(MetricRow {
+                key,
+                total,
+                source: cell(&d["sources"][key]),
+                series_source: match &d["seriesSources"][key] {
+                    Value::Null => "not reported".to_owned(),
+                    v => cell(v),
+                },
+            }),
+            None => page.absent.push(key),
+        }
+    }
+    let bars: Vec<(&str, u64)> = page.metrics.iter().map(|m| (m.key, m.total)).collect();
+    page.bar_svg = Some(chart::bar_chart("Totals over the range", &bars));
+    render(StatusCode::OK, &page)
 }
 
 fn urlencode(s: &str) -> String {

@@ -297,12 +297,18 @@ pub struct DisconnectPage {
     pub name: &'static str,
 }
 
+/// One row of a records table; campaigns link to their metrics page.
+pub struct RecordRow {
+    pub cells: Vec<String>,
+    pub href: Option<String>,
+}
+
 /// A page of synced records.
 pub struct RecordTable {
     pub key: &'static str,
     pub title: String,
     pub headers: Vec<&'static str>,
-    pub rows: Vec<Vec<String>>,
+    pub rows: Vec<RecordRow>,
     pub error: Option<String>,
     pub paged: bool,
     pub first_href: String,
@@ -320,6 +326,7 @@ pub struct SyncPage {
     pub current: Option<JobView>,
     pub jobs: Vec<JobView>,
     pub tables: Vec<RecordTable>,
+    pub limits: LimitsPanel,
 }
 
 pub struct EventRow {
@@ -357,5 +364,108 @@ impl EventsPage {
     /// Whether `p` is the platform filtered on.
     pub fn is_platform(&self, p: &str) -> bool {
         self.platform == p
+    }
+}
+
+/// One endpoint class of the limits panel (`GET …/{platform}/limits`).
+pub struct LimitRow {
+    pub class: String,
+    /// "10 per 60 s, burst 10", or "none" for a class only the platform's 429s limit.
+    pub budget: String,
+    /// "3 in 60 s".
+    pub used: String,
+    pub rate_limited: String,
+    pub refused: String,
+    /// "now", or the RFC 3339 time the next request may go without waiting.
+    pub next_free: String,
+}
+
+impl LimitRow {
+    pub fn from_json(c: &Value, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let num = |v: &Value| match v.as_f64() {
+            Some(f) if f.fract() == 0.0 => format!("{f:.0}"),
+            Some(f) => format!("{f}"),
+            None => "—".to_owned(),
+        };
+        let budget = &c["budget"];
+        let next_free = match c["nextFreeAt"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        {
+            Some(t) if t.with_timezone(&chrono::Utc) <= now => "now".to_owned(),
+            Some(t) => t
+                .with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string(),
+            None => "—".to_owned(),
+        };
+        Self {
+            class: c["class"].as_str().unwrap_or_default().to_owned(),
+            budget: if budget.is_object() {
+                format!(
+                    "{} per {} s, burst {}",
+                    num(&budget["rate"]),
+                    num(&budget["perSeconds"]),
+                    num(&budget["burst"])
+                )
+            } else {
+                "none (platform 429s only)".to_owned()
+            },
+            used: format!("{} in {} s", num(&c["used"]), num(&c["windowSeconds"])),
+            rate_limited: num(&c["rateLimitedLastHour"]),
+            refused: num(&c["refusedLastHour"]),
+            next_free,
+        }
+    }
+}
+
+/// The limits panel of an integration.
+pub struct LimitsPanel {
+    pub rows: Vec<LimitRow>,
+    pub shared: bool,
+    pub error: Option<String>,
+}
+
+/// One metric of a campaign: its total and where it came from.
+pub struct MetricRow {
+    pub key: &'static str,
+    pub total: u64,
+    pub source: String,
+    pub series_source: String,
+}
+
+#[derive(Template)]
+#[template(path = "campaign.html")]
+pub struct CampaignPage {
+    pub chrome: Chrome,
+    pub platform: &'static str,
+    pub name: &'static str,
+    pub campaign_id: String,
+    pub campaign_name: String,
+    /// This page's path (the range form submits to it).
+    pub action: String,
+    /// The form's values, as entered.
+    pub from: String,
+    pub to: String,
+    pub interval: String,
+    /// The range the API answered for (RFC 3339), when it answered.
+    pub range: Option<(String, String)>,
+    pub error: Option<String>,
+    pub error_field: Option<String>,
+    /// Complete SVG documents from `analytics::chart` (escaped there; no script, no style).
+    pub line_svg: Option<String>,
+    pub bar_svg: Option<String>,
+    pub metrics: Vec<MetricRow>,
+    /// Metric keys no source reports for this platform.
+    pub absent: Vec<&'static str>,
+}
+
+impl CampaignPage {
+    pub fn is_interval(&self, i: &str) -> bool {
+        self.interval == i
+    }
+
+    pub fn field_error(&self, f: &str) -> bool {
+        self.error_field.as_deref() == Some(f)
     }
 }

@@ -143,8 +143,31 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
+    /// The text of `css`, retried while the page is being replaced (a stale element).
     async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.find(css).await.text().await {
+                Ok(t) => return t,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    panic!("no text of {css} on {}: {e}", self.path().await)
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Waits until the current path and query contain `needle` (a click's navigation ended).
+    async fn wait_path(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.path().await.contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never reached a path with {needle:?}: {}",
+                self.path().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits until `css`'s text contains `needle` (pages reload while a sync runs).
@@ -354,6 +377,9 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     }
     b.click("#start-sync").await;
     b.wait_text("#job-status", "succeeded", 60).await;
+    // The page reloads itself when the job ends; load it afresh so no reload races the reads.
+    b.goto("/sync/iterable").await;
+    b.wait_text("#job-status", "succeeded", 10).await;
     let counts = b.text("#job-counts").await;
     assert!(counts.contains("campaigns 3"), "{counts}");
     assert!(counts.contains("users 40"), "{counts}");
@@ -381,12 +407,37 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     assert_eq!(injected, json!(0));
     b.assert_no_alert().await;
     b.shots("06-sync-done").await;
+    // The limits panel lists Iterable's endpoint classes.
+    assert!(b.text("#limits-table").await.contains("campaigns_metrics"));
+    // The hostile campaign's metrics page: two charts, the name as text, a range form.
+    b.click("#records-campaigns a[href^='/sync/iterable/campaigns/700001']")
+        .await;
+    assert_eq!(b.text("#campaign-name").await, HOSTILE);
+    assert_eq!(
+        b.client
+            .execute(
+                "return document.querySelectorAll('main svg[role=img]').length;",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        json!(2)
+    );
+    b.assert_no_alert().await;
+    b.fill("#m-from", "01/01/2026").await;
+    b.select("#m-interval", "week").await;
+    b.click("#show-metrics").await;
+    b.wait_path("interval=week").await;
+    b.find("#chart-totals svg").await;
+    b.find("#metrics-table").await;
+    b.shots("06b-campaign-metrics").await;
+    b.goto("/sync/iterable").await;
     // 40 users, 20 a page: the second page holds other users.
     let first_page = b.text("#records-contacts tbody").await;
     b.click("#next-contacts").await;
+    b.wait_path("contacts=").await;
     let second_page = b.text("#records-contacts tbody").await;
     assert!(!second_page.is_empty() && second_page != first_page);
-    assert!(b.path().await.contains("contacts="));
     b.goto("/").await;
     assert!(b.text("#lastsync-iterable").await.contains("succeeded"));
     b.assert_no_alert().await;
@@ -438,7 +489,7 @@ async fn a_publisher_connects_syncs_and_disconnects_in_a_real_browser() {
     b.select("#ev-platform", "keap").await;
     b.fill("#ev-type", "contact.add").await;
     b.click("#filter-events").await;
-    assert!(b.path().await.contains("platform=keap"));
+    b.wait_path("platform=keap").await;
     b.find("#no-events").await;
 
     b.sign_out().await;

@@ -8,6 +8,7 @@ mod cli;
 mod customerio;
 mod dashboard;
 mod dashboard_browser;
+mod dashboard_campaign;
 mod helpers;
 mod iterable;
 mod keap;
