@@ -212,7 +212,7 @@ fn unknown_platform(session: &Session) -> Response {
 struct Fields(Vec<(String, String)>);
 
 impl Fields {
-    fn parse(body: &Bytes) -> Self {
+    fn parse(body: &[u8]) -> Self {
         Self(serde_urlencoded::from_bytes(body).unwrap_or_default())
     }
 
@@ -267,6 +267,20 @@ fn guard(
             "The form was not sent from this page of SharpSend, or it is too old. Reload the page and try again.",
         ))
     }
+}
+
+/// A form posted about the chosen publisher: its fields, once the origin and CSRF token check
+/// out and a publisher is chosen (else the page to answer).
+#[allow(clippy::result_large_err)] // the error is the page to answer, built once per request
+fn checked_form(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Fields, PublisherId), Response> {
+    let form = Fields::parse(body);
+    guard(state, session, headers, &form)?;
+    Ok((form, publisher(session)?.clone()))
 }
 
 /// The publisher the session shows, or a page telling an admin to pick one.
@@ -767,12 +781,8 @@ async fn connect_submit(
     let Some((platform, name)) = platform_of(&platform) else {
         return unknown_platform(&session);
     };
-    let form = Fields::parse(&body);
-    if let Err(r) = guard(&state, &session, &headers, &form) {
-        return r;
-    }
-    let publisher = match publisher(&session) {
-        Ok(p) => p.clone(),
+    let (form, publisher) = match checked_form(&state, &session, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let mut fields = fields_for(platform);
@@ -869,12 +879,8 @@ async fn keap_oauth(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Fields::parse(&body);
-    if let Err(r) = guard(&state, &session, &headers, &form) {
-        return r;
-    }
-    let publisher = match publisher(&session) {
-        Ok(p) => p.clone(),
+    let (_, publisher) = match checked_form(&state, &session, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let reply = api
@@ -938,12 +944,8 @@ async fn disconnect(
     let Some((platform, name)) = platform_of(&platform) else {
         return unknown_platform(&session);
     };
-    let form = Fields::parse(&body);
-    if let Err(r) = guard(&state, &session, &headers, &form) {
-        return r;
-    }
-    let publisher = match publisher(&session) {
-        Ok(p) => p.clone(),
+    let (_, publisher) = match checked_form(&state, &session, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let p = platform.as_str();
@@ -1317,12 +1319,8 @@ async fn start_sync(
     let Some((platform, name)) = platform_of(&platform) else {
         return unknown_platform(&session);
     };
-    let form = Fields::parse(&body);
-    if let Err(r) = guard(&state, &session, &headers, &form) {
-        return r;
-    }
-    let publisher = match publisher(&session) {
-        Ok(p) => p.clone(),
+    let (form, publisher) = match checked_form(&state, &session, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let p = platform.as_str();
