@@ -810,11 +810,12 @@ async fn idle_token_sweep_refreshes_old_tokens_exactly_once() {
     let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
     let sim = keap_sim(&sandbox);
     let (access, refresh) = token_pair(&sim).await;
-    connect(&app, oauth_body(&access, &refresh, Some(86_400))).await;
+    // An access token with one hour left was, by Keap's 24-hour lifetime, refreshed 23 hours ago.
+    connect(&app, oauth_body(&access, &refresh, Some(3_600))).await;
     let before = sim.counter("token_refresh").await.unwrap();
     let now = chrono::Utc::now();
 
-    // Refreshed (connected) three days ago: younger than the threshold, left alone.
+    // Refreshed four days before the sweep: younger than the threshold, left alone.
     let r = sweep_once(&app.state, now + chrono::Duration::days(3), IDLE_AFTER).await;
     assert_eq!(
         r,
@@ -826,13 +827,21 @@ async fn idle_token_sweep_refreshes_old_tokens_exactly_once() {
     );
     assert_eq!(sim.counter("token_refresh").await.unwrap(), before);
 
-    // Ten days idle: two sweeps at once (two replicas) refresh it exactly once.
-    let later = now + chrono::Duration::days(10);
+    // Two sweeps at once (two replicas) when the stored token is 7 days 22 hours idle refresh it
+    // exactly once. The sweeps' clock stands just under `IDLE_AFTER` after the real now, so a
+    // sweep that reads the credentials after the other one's refresh sees a fresh token (its
+    // refresh is real time), as a replica sweeping later would.
+    let later = now + IDLE_AFTER - chrono::Duration::hours(1);
     let (a, b) = tokio::join!(
         sweep_once(&app.state, later, IDLE_AFTER),
         sweep_once(&app.state, later, IDLE_AFTER)
     );
     assert_eq!(a.failed + b.failed, 0);
+    assert_eq!(sim.counter("token_refresh").await.unwrap(), before + 1);
+    // A replica that sweeps only after that refresh finds the token fresh (the interleaving in
+    // which the joined sweeps run one after the other).
+    let r = sweep_once(&app.state, later, IDLE_AFTER).await;
+    assert_eq!((r.checked, r.refreshed, r.failed), (1, 0, 0));
     assert_eq!(sim.counter("token_refresh").await.unwrap(), before + 1);
 
     // The rotated tokens were stored (the credentials version moved) and are the ones in use.
