@@ -43,6 +43,48 @@ pub trait RateBudget: Send + Sync {
         key: &str,
         max_wait: Duration,
     ) -> Result<Duration, Exhausted>;
+
+    /// Records a 429 or a refusal of `class` for `key` where every replica sees it. A budget
+    /// of this process only has nothing to share ([`crate::limits::LimitsTracker`] keeps the
+    /// process's own figures).
+    async fn note(&self, _class: &'static str, _key: &str, _event: BudgetEvent) {}
+
+    /// Every replica's figures of one budget, when budgets are shared and the store answers.
+    async fn shared_figures(&self, _class: &'static str, _key: &str) -> Option<SharedFigures> {
+        None
+    }
+}
+
+/// What [`RateBudget::note`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BudgetEvent {
+    /// The platform answered 429.
+    RateLimited,
+    /// The budget refused a turn that was too far away.
+    Refused,
+}
+
+impl BudgetEvent {
+    fn tag(self) -> &'static str {
+        match self {
+            BudgetEvent::RateLimited => "429",
+            BudgetEvent::Refused => "refused",
+        }
+    }
+}
+
+/// One budget as every replica together used it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SharedFigures {
+    /// The bucket's fill: turns taken and not yet drained at the budget's rate (`None` for a
+    /// class without a budget).
+    pub used: Option<u64>,
+    /// How far away the next turn is.
+    pub next_free_in: Duration,
+    /// 429s any replica received in the last hour.
+    pub rate_limited_last_hour: u64,
+    /// Turns any replica's budget refused in the last hour.
+    pub refused_last_hour: u64,
 }
 
 impl Rate {
@@ -121,11 +163,38 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return wait
 ";
 
+/// Counts a 429 or refusal in this minute's bucket (kept a little over an hour).
+/// KEYS[1] = budget key; ARGV[1] = `429` or `refused`.
+const NOTE: &str = r"
+local t = redis.call('TIME')
+local k = KEYS[1] .. ':' .. ARGV[1] .. ':' .. math.floor(tonumber(t[1]) / 60)
+redis.call('INCR', k)
+redis.call('EXPIRE', k, 3660)
+return 1
+";
+
+/// A budget's state without taking a turn: Redis's clock (µs), the TAT (0 when idle), and the
+/// 429s and refusals of the last 60 minute buckets. KEYS[1] = budget key.
+const FIGURES: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local minute = math.floor(tonumber(t[1]) / 60)
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local limited, refused = 0, 0
+for m = minute - 59, minute do
+  limited = limited + tonumber(redis.call('GET', KEYS[1] .. ':429:' .. m) or '0')
+  refused = refused + tonumber(redis.call('GET', KEYS[1] .. ':refused:' .. m) or '0')
+end
+return {string.format('%.0f', now), string.format('%.0f', tat), limited, refused}
+";
+
 /// The Redis connection every budget of the process shares (lazy, reconnecting).
 pub struct SharedBudgets {
     client: redis::Client,
     prefix: String,
     script: redis::Script,
+    note: redis::Script,
+    figures: redis::Script,
     conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     /// While Redis is down: not before this instant do we try it again.
     retry_at: Mutex<Option<Instant>>,
@@ -158,6 +227,8 @@ impl SharedBudgets {
             client,
             prefix: prefix.trim_end_matches(':').to_owned(),
             script: redis::Script::new(GCRA),
+            note: redis::Script::new(NOTE),
+            figures: redis::Script::new(FIGURES),
             conn: tokio::sync::Mutex::new(None),
             retry_at: Mutex::new(None),
             warned: AtomicBool::new(false),
@@ -259,6 +330,60 @@ impl SharedBudgets {
     }
 }
 
+impl SharedBudgets {
+    /// Counts `event` for the budget at `key`; a Redis failure only costs the count.
+    async fn note(&self, key: &str, event: BudgetEvent) {
+        let Some(mut conn) = self.connection().await else {
+            return;
+        };
+        let done: redis::RedisResult<i64> = self
+            .note
+            .key(key)
+            .arg(event.tag())
+            .invoke_async(&mut conn)
+            .await;
+        if let Err(e) = done {
+            *self.conn.lock().await = None;
+            self.failed(&e);
+        }
+    }
+
+    /// The budget at `key` as every replica left it; `rate` is its budget, if it has one.
+    async fn figures(&self, key: &str, rate: Option<Rate>) -> Option<SharedFigures> {
+        let mut conn = self.connection().await?;
+        let answer: redis::RedisResult<(String, String, u64, u64)> =
+            self.figures.key(key).invoke_async(&mut conn).await;
+        let (now, tat, limited, refused) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                *self.conn.lock().await = None;
+                self.failed(&e);
+                return None;
+            }
+        };
+        let now: u64 = now.parse().ok()?;
+        let tat: u64 = tat.parse().ok()?;
+        let (used, next_free_in) = match rate {
+            Some(rate) => {
+                let interval = micros(rate.interval()).max(1);
+                let tolerance = interval.saturating_mul(u64::from(rate.burst().saturating_sub(1)));
+                let backlog = tat.saturating_sub(now);
+                (
+                    Some(backlog.div_ceil(interval)),
+                    Duration::from_micros(tat.saturating_sub(tolerance).saturating_sub(now)),
+                )
+            }
+            None => (None, Duration::ZERO),
+        };
+        Some(SharedFigures {
+            used,
+            next_free_in,
+            rate_limited_last_hour: limited,
+            refused_last_hour: refused,
+        })
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -308,6 +433,17 @@ impl RateBudget for RedisBudget {
             Some(Err(e)) => Err(e),
             None => self.local.acquire(class, key, max_wait).await,
         }
+    }
+
+    async fn note(&self, class: &'static str, key: &str, event: BudgetEvent) {
+        let redis_key = self.shared.key(self.platform, class, key);
+        self.shared.note(&redis_key, event).await;
+    }
+
+    async fn shared_figures(&self, class: &'static str, key: &str) -> Option<SharedFigures> {
+        let redis_key = self.shared.key(self.platform, class, key);
+        let rate = self.rates.get(class).copied();
+        self.shared.figures(&redis_key, rate).await
     }
 }
 

@@ -21,8 +21,8 @@ use reqwest::{StatusCode, header::HeaderMap};
 
 use crate::{
     ConnectorError, ErrorKind, Retry,
-    budget::{LocalBudget, RateBudget, RedisBudget, SharedBudgets},
-    limits::LimitsTracker,
+    budget::{BudgetEvent, LocalBudget, RateBudget, RedisBudget, SharedBudgets},
+    limits::{ClassLimits, LimitsTracker},
 };
 
 /// A published limit: `amount` requests per `per`, of which up to `burst` may go at once
@@ -244,9 +244,43 @@ impl UpstreamClient {
         }
     }
 
-    /// What this client's budgets are doing.
+    /// What this client's budgets are doing, as this process saw it.
     pub fn limits(&self) -> &Arc<LimitsTracker> {
         &self.limits
+    }
+
+    /// The classes' figures for the credentials `keys` (see [`LimitsTracker::snapshot`]), and
+    /// whether they are every replica's: with budgets shared through Redis, each class's fill,
+    /// 429s, refusals and next free turn are read from Redis; a class Redis cannot answer for
+    /// keeps this process's figures, and the answer says `false`.
+    pub async fn limits_view(&self, keys: &[&str]) -> (Vec<ClassLimits>, bool) {
+        let mut classes = self.limits.snapshot(keys);
+        let mut all_shared = true;
+        for c in &mut classes {
+            let mut shared = Vec::with_capacity(keys.len());
+            for key in keys {
+                match self.budget.shared_figures(c.class, key).await {
+                    Some(f) => shared.push(f),
+                    None => break,
+                }
+            }
+            if shared.len() != keys.len() || keys.is_empty() {
+                all_shared = false;
+                continue;
+            }
+            if shared.iter().all(|f| f.used.is_some()) {
+                c.used = shared.iter().filter_map(|f| f.used).sum();
+            }
+            c.rate_limited_last_hour = shared.iter().map(|f| f.rate_limited_last_hour).sum();
+            c.refused_last_hour = shared.iter().map(|f| f.refused_last_hour).sum();
+            let next = shared
+                .iter()
+                .map(|f| f.next_free_in)
+                .max()
+                .unwrap_or_default();
+            c.next_free_at = c.next_free_at.max(SystemTime::now() + next);
+        }
+        (classes, all_shared)
     }
 
     pub fn platform(&self) -> Platform {
@@ -322,6 +356,9 @@ impl UpstreamClient {
                 Ok(w) => waited += w,
                 Err(e) => {
                     self.limits.refused(call.class, call.budget_key, e.after);
+                    self.budget
+                        .note(call.class, call.budget_key, BudgetEvent::Refused)
+                        .await;
                     self.observer.budget_refused(self.platform, call.class);
                     return Err(self
                         .err(
@@ -355,6 +392,9 @@ impl UpstreamClient {
                             after = hint(&headers, &body, now);
                         }
                         self.limits.rate_limited(call.class, call.budget_key, after);
+                        self.budget
+                            .note(call.class, call.budget_key, BudgetEvent::RateLimited)
+                            .await;
                         self.observer.rate_limited(self.platform, call.class);
                         let e = self
                             .err(

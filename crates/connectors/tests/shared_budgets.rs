@@ -267,3 +267,64 @@ async fn redis_budgets_queue_callers_and_refuse_waits_beyond_the_maximum() {
         "{spent:?}"
     );
 }
+
+#[tokio::test]
+async fn every_replica_sees_the_shared_budgets_use_and_429s() {
+    use sim_core::{Fault, FaultKind};
+    if !redis_answers().await {
+        println!("note: Redis does not answer at {REDIS}; skipped");
+        return;
+    }
+    let sim = sim_keap::start(&mut Binder::ephemeral(), sim_keap::Options::default())
+        .await
+        .unwrap();
+    let origin = sim.origin("SHARPSEND_KEAP_API_URL").unwrap();
+    let control = SimClient::new(origin);
+    let prefix = format!("sharpsend-test:{}:budget", uuid_like());
+    let replica = |shared: bool| {
+        let mut settings = Settings::defaults();
+        settings.upstreams.keap_api = format!("{origin}/").parse().unwrap();
+        settings.shared_budgets =
+            shared.then(|| Arc::new(SharedBudgets::new(REDIS, &prefix).unwrap()));
+        KeapConnector::new(&settings)
+    };
+    let (a, b, alone) = (replica(true), replica(true), replica(false));
+    let cred = KeapCredential::oauth(
+        SecretString::from(sim_keap::ACCESS_TOKEN),
+        Some(sim_keap::CLIENT_ID),
+    );
+    let key = cred.budget_key().to_owned();
+    let q = ContactQuery {
+        limit: 1,
+        ..ContactQuery::default()
+    };
+    for _ in 0..4 {
+        a.list_contacts(&cred, &q).await.unwrap();
+    }
+    // Replica B sent nothing, yet sees A's turns in the shared bucket (24/s: at most one of
+    // the four drained meanwhile).
+    let (classes, shared) = b.limits_view(&[&key]).await;
+    assert!(shared);
+    let oauth = classes.iter().find(|c| c.class == "oauth").unwrap();
+    assert!((3..=4).contains(&oauth.used), "{oauth:?}");
+    assert_eq!(b.limits().snapshot(&[&key])[0].used, 0);
+
+    // A 429 that A received is counted for B too.
+    control
+        .inject(&Fault::new("/crm/rest/v1/contacts", FaultKind::RateLimit).times(1))
+        .await
+        .unwrap();
+    let _ = a.list_contacts(&cred, &q).await;
+    let mine = a.limits().snapshot(&[&key]);
+    let oauth = mine.iter().find(|c| c.class == "oauth").unwrap();
+    assert_eq!(oauth.rate_limited_last_hour, 1, "{oauth:?}");
+    let (classes, _) = b.limits_view(&[&key]).await;
+    let oauth = classes.iter().find(|c| c.class == "oauth").unwrap();
+    assert_eq!(oauth.rate_limited_last_hour, 1, "{oauth:?}");
+
+    // Without Redis the figures are the process's own, and say so.
+    let (classes, shared) = alone.limits_view(&[&key]).await;
+    assert!(!shared);
+    let oauth = classes.iter().find(|c| c.class == "oauth").unwrap();
+    assert_eq!((oauth.used, oauth.rate_limited_last_hour), (0, 0));
+}

@@ -2,9 +2,12 @@
 //! budget, what this integration's credentials used in its window, 429s in the last hour, calls
 //! our budget refused, and when the next turn is free.
 //!
-//! The figures are this process's (see `connectors::limits`): with several replicas each shows
-//! its own calls. Budgets are per credential digest, so two integrations sharing one key (or one
-//! Keap app) see the same numbers, which is what the platform sees too.
+//! Without Redis the figures are this process's (see `connectors::limits`): with several
+//! replicas each shows its own calls. With budgets shared through Redis (`SHARPSEND_REDIS_URL`)
+//! they are every replica's, read from the shared buckets and the 429 and refusal counts kept
+//! beside them, and `scope` says `shared`. Budgets are per credential digest, so two
+//! integrations sharing one key (or one Keap app) see the same numbers, which is what the
+//! platform sees too.
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -59,7 +62,9 @@ pub struct ClassView {
 #[serde(rename_all = "camelCase")]
 pub struct LimitsView {
     pub platform: Platform,
-    /// Always `process`: the figures are this server process's own calls.
+    /// `shared`: every replica's figures, read from the Redis budgets (`used` is then the
+    /// bucket's fill: turns taken and not yet drained at the budget's rate). `process`: this
+    /// server process's own calls (no Redis, or Redis did not answer).
     pub scope: &'static str,
     /// Whether the budgets are shared with other replicas through Redis.
     pub shared_budgets: bool,
@@ -98,27 +103,21 @@ pub async fn get_limits(
     let platform = scope.platform()?;
     let record = jobs::integration(&state, scope.publisher()?, platform).await?;
     let secrets = integrations::open_secrets(&state, &record).await?;
-    let (tracker, keys): (_, Vec<String>) = match platform {
-        Platform::Iterable => {
-            let keys = secrets
-                .get("apiKey")
-                .map(|k| {
-                    iterable::Credentials::new(k.clone(), record.region.unwrap_or_default())
-                        .budget_key()
-                        .to_owned()
-                })
-                .into_iter()
-                .collect();
-            (state.connectors.iterable.limits(), keys)
-        }
-        Platform::Customerio => {
-            let keys = ["apiKey", "trackingKey", "cdpApiKey"]
-                .iter()
-                .filter_map(|f| secrets.get(*f))
-                .map(customerio::budget_key)
-                .collect();
-            (state.connectors.customerio.limits(), keys)
-        }
+    let keys: Vec<String> = match platform {
+        Platform::Iterable => secrets
+            .get("apiKey")
+            .map(|k| {
+                iterable::Credentials::new(k.clone(), record.region.unwrap_or_default())
+                    .budget_key()
+                    .to_owned()
+            })
+            .into_iter()
+            .collect(),
+        Platform::Customerio => ["apiKey", "trackingKey", "cdpApiKey"]
+            .iter()
+            .filter_map(|f| secrets.get(*f))
+            .map(customerio::budget_key)
+            .collect(),
         Platform::Keap => {
             let cred = match (
                 secrets.get(tokens::API_KEY),
@@ -134,18 +133,21 @@ pub async fn get_limits(
                 )),
                 _ => None,
             };
-            let keys = cred
-                .map(|c| c.budget_key().to_owned())
+            cred.map(|c| c.budget_key().to_owned())
                 .into_iter()
-                .collect();
-            (state.connectors.keap.limits(), keys)
+                .collect()
         }
     };
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let (classes, shared) = match platform {
+        Platform::Iterable => state.connectors.iterable.limits_view(&keys).await,
+        Platform::Customerio => state.connectors.customerio.limits_view(&keys).await,
+        Platform::Keap => state.connectors.keap.limits_view(&keys).await,
+    };
     Ok(Envelope::ok(LimitsView {
         platform,
-        scope: "process",
+        scope: if shared { "shared" } else { "process" },
         shared_budgets: state.config.redis_url.is_some(),
-        classes: tracker.snapshot(&keys).into_iter().map(view).collect(),
+        classes: classes.into_iter().map(view).collect(),
     }))
 }
