@@ -58,5 +58,10 @@ impl PgStore {
 }
 
 impl_common_store!(PgStore, sqlx::Postgres, "postgres");
-impl_sync_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");
+impl_sync_store!(
+    PgStore,
+    sqlx::Postgres,
+    "FOR UPDATE SKIP LOCKED",
+    crate::sync::upsert_records_postgres
+);
 impl_session_store!(PgStore);

@@ -67,5 +67,10 @@ impl SqliteStore {
 }
 
 impl_common_store!(SqliteStore, sqlx::Sqlite, "sqlite");
-impl_sync_store!(SqliteStore, sqlx::Sqlite, "");
+impl_sync_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "",
+    crate::sync::upsert_records_sqlite
+);
 impl_session_store!(SqliteStore);

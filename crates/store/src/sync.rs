@@ -364,47 +364,95 @@ pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-/// Upserts `records` (already de-duplicated) in the open transaction or connection `$conn`.
-macro_rules! upsert_records_sql {
-    ($db:ty, $conn:expr, $integration_id:expr, $kind:expr, $records:expr, $job:expr, $now:expr) => {{
-        let mut written = 0u64;
-        // 1000 rows × 8 binds stays under SQLite's 32,766 and PostgreSQL's 65,535 bind limits.
-        for (chunk_no, chunk) in $records.chunks(1000).enumerate() {
-            let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO synced_records (integration_id, kind, platform_id, seq, normalized, raw, updated_at, last_seen_job) ",
-            );
-            qb.push_values(chunk.iter().enumerate(), |mut b, (i, r)| {
-                b.push_bind($integration_id)
-                    .push_bind($kind)
-                    .push_bind(&r.platform_id)
-                    .push_bind($crate::sync::change_seq($now, chunk_no * 1000 + i))
-                    .push_bind(r.normalized.get())
-                    .push_bind(r.raw.get())
-                    .push_bind($now)
-                    .push_bind($job);
-            });
-            // An unchanged record keeps its place in the change order; a changed or revived one
-            // moves to the front.
-            qb.push(
-                " ON CONFLICT (integration_id, kind, platform_id) DO UPDATE SET \
-                 seq = CASE WHEN synced_records.raw <> excluded.raw OR synced_records.deleted_at IS NOT NULL \
-                       THEN excluded.seq ELSE synced_records.seq END, \
-                 updated_at = CASE WHEN synced_records.raw <> excluded.raw OR synced_records.deleted_at IS NOT NULL \
-                       THEN excluded.updated_at ELSE synced_records.updated_at END, \
-                 normalized = excluded.normalized, raw = excluded.raw, deleted_at = NULL, \
-                 last_seen_job = COALESCE(excluded.last_seen_job, synced_records.last_seen_job)",
-            );
-            written += qb.build().execute(&mut *$conn).await?.rows_affected();
-        }
-        written
-    }};
+/// The columns every record upsert writes, in bind order.
+const UPSERT_INTO: &str = "INSERT INTO synced_records \
+     (integration_id, kind, platform_id, seq, normalized, raw, updated_at, last_seen_job) ";
+
+/// What a record upsert does to a record already stored: an unchanged record keeps its place in
+/// the change order; a changed or revived one moves to the front.
+const UPSERT_ON_CONFLICT: &str = " ON CONFLICT (integration_id, kind, platform_id) DO UPDATE SET \
+     seq = CASE WHEN synced_records.raw <> excluded.raw OR synced_records.deleted_at IS NOT NULL \
+           THEN excluded.seq ELSE synced_records.seq END, \
+     updated_at = CASE WHEN synced_records.raw <> excluded.raw OR synced_records.deleted_at IS NOT NULL \
+           THEN excluded.updated_at ELSE synced_records.updated_at END, \
+     normalized = excluded.normalized, raw = excluded.raw, deleted_at = NULL, \
+     last_seen_job = COALESCE(excluded.last_seen_job, synced_records.last_seen_job)";
+
+/// One page's upsert: `records` already de-duplicated, `job` the job that saw them (the
+/// delete-unseen step of a full run spares them).
+pub(crate) struct RecordUpsert<'a> {
+    pub integration_id: &'a str,
+    pub kind: &'a str,
+    pub records: &'a [NewRecord],
+    pub job: Option<&'a str>,
+    pub now: DateTime<Utc>,
 }
-pub(crate) use upsert_records_sql;
+
+/// SQLite: multi-row `VALUES`, 1,000 rows × 8 binds a statement (under its 32,766 bind limit).
+pub(crate) async fn upsert_records_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    up: RecordUpsert<'_>,
+) -> StoreResult<u64> {
+    let mut written = 0u64;
+    for (chunk_no, chunk) in up.records.chunks(1000).enumerate() {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(UPSERT_INTO);
+        qb.push_values(chunk.iter().enumerate(), |mut b, (i, r)| {
+            b.push_bind(up.integration_id)
+                .push_bind(up.kind)
+                .push_bind(&r.platform_id)
+                .push_bind(change_seq(up.now, chunk_no * 1000 + i))
+                .push_bind(r.normalized.get())
+                .push_bind(r.raw.get())
+                .push_bind(up.now)
+                .push_bind(up.job);
+        });
+        qb.push(UPSERT_ON_CONFLICT);
+        written += qb.build().execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(written)
+}
+
+/// PostgreSQL: the page's columns bound as four arrays and unnested, so one prepared statement of
+/// eight parameters serves every page. A `VALUES` list of 8,000 parameters cost the server most of
+/// the page's commit time in parsing, planning and binding, on the cores the sync shares with it.
+pub(crate) async fn upsert_records_postgres(
+    conn: &mut sqlx::PgConnection,
+    up: RecordUpsert<'_>,
+) -> StoreResult<u64> {
+    let n = up.records.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut seqs = Vec::with_capacity(n);
+    let mut normalized = Vec::with_capacity(n);
+    let mut raw = Vec::with_capacity(n);
+    for (i, r) in up.records.iter().enumerate() {
+        ids.push(r.platform_id.as_str());
+        seqs.push(change_seq(up.now, i));
+        normalized.push(r.normalized.get());
+        raw.push(r.raw.get());
+    }
+    let sql = format!(
+        "{UPSERT_INTO}SELECT $1, $2, r.platform_id, r.seq, r.normalized, r.raw, $3, $4 \
+         FROM UNNEST($5::text[], $6::bigint[], $7::text[], $8::text[]) AS r(platform_id, seq, normalized, raw)\
+         {UPSERT_ON_CONFLICT}"
+    );
+    let done = sqlx::query(&sql)
+        .bind(up.integration_id)
+        .bind(up.kind)
+        .bind(up.now)
+        .bind(up.job)
+        .bind(ids)
+        .bind(seqs)
+        .bind(normalized)
+        .bind(raw)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
 
 /// Implements [`SyncStore`] for a backend; `$claim_lock` is the row-lock clause of the claim's
 /// subquery (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite none: its write lock serialises).
 macro_rules! impl_sync_store {
-    ($store:ty, $db:ty, $claim_lock:literal) => {
+    ($store:ty, $db:ty, $claim_lock:literal, $upsert:path) => {
         impl $store {
             /// Whether `worker` holds the running job's lease, checked inside `tx`. A no-op
             /// write rather than a read, so that on SQLite the transaction takes the write lock
@@ -587,15 +635,17 @@ macro_rules! impl_sync_store {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                $crate::sync::upsert_records_sql!(
-                    $db,
-                    tx,
-                    &page.integration_id,
-                    &page.kind,
-                    records,
-                    Some(page.job_id.as_str()),
-                    page.now
-                );
+                $upsert(
+                    &mut *tx,
+                    $crate::sync::RecordUpsert {
+                        integration_id: &page.integration_id,
+                        kind: &page.kind,
+                        records: &records,
+                        job: Some(page.job_id.as_str()),
+                        now: page.now,
+                    },
+                )
+                .await?;
                 sqlx::query(
                     "INSERT INTO sync_checkpoints (integration_id, kind, run_job_id, run_cursor, run_from_start, run_done, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $7, $6) \
@@ -721,15 +771,17 @@ macro_rules! impl_sync_store {
                 let records = $crate::sync::dedup_last(records);
                 let now = chrono::Utc::now();
                 let mut tx = self.pool.begin().await?;
-                let written = $crate::sync::upsert_records_sql!(
-                    $db,
-                    tx,
-                    integration_id,
-                    kind,
-                    records,
-                    None::<&str>,
-                    now
-                );
+                let written = $upsert(
+                    &mut *tx,
+                    $crate::sync::RecordUpsert {
+                        integration_id,
+                        kind,
+                        records: &records,
+                        job: None,
+                        now,
+                    },
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(written)
             }
