@@ -349,7 +349,8 @@ async fn sync_kind(
                     kind: kind.to_owned(),
                     watermark: page.watermark,
                     // History kinds keep what the platform no longer lists.
-                    delete_unseen: from_start && !domain::capabilities::sync_kind_keeps_history(kind),
+                    delete_unseen: from_start
+                        && !domain::capabilities::sync_kind_keeps_history(kind),
                     listing_started: job.started_at.unwrap_or(job.created_at),
                     deleted: deleted.clone(),
                     now: Utc::now(),

@@ -41,7 +41,10 @@ pub fn scheduled_kinds(platform: domain::Platform, config: &serde_json::Value) -
         .iter()
         .map(|k| (*k).to_owned())
         .collect();
-    let history = config.get("metricsHistory").and_then(serde_json::Value::as_bool) == Some(true);
+    let history = config
+        .get("metricsHistory")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true);
     if history && platform.optional_sync_kinds().contains(&"metrics") {
         kinds.push("metrics".to_owned());
     }
