@@ -246,7 +246,7 @@ pub async fn customerio_page(
                     .filter_map(|(k, arr)| at(arr).map(|v| (k.clone(), json!(v))))
                     .collect();
                 let values = crate::analytics::metrics::customerio_values(|theirs| {
-                    series.get(theirs).and_then(|a| at(a))
+                    series.get(theirs).and_then(&at)
                 });
                 records.push(day_record(t, day, &values, &Value::Object(raw))?);
             }
