@@ -166,6 +166,22 @@ impl Platform {
             Platform::Keap => &["contacts", "tags", "campaigns", "opportunities", "orders"],
         }
     }
+
+    /// Opt-in sync kinds beyond CONTRACT §6: they run only when asked for in `kinds` (or, for
+    /// `metrics`, when the integration's `config.metricsHistory` is true and the scheduler adds
+    /// it), never in a sync without `kinds`.
+    pub const fn optional_sync_kinds(self) -> &'static [&'static str] {
+        match self {
+            Platform::Iterable | Platform::Customerio => &["metrics"],
+            Platform::Keap => &[],
+        }
+    }
+}
+
+/// Whether a sync kind keeps history: its records are never marked deleted for being absent
+/// from a complete listing (daily `metrics` must outlive the platform's retention).
+pub fn sync_kind_keeps_history(kind: &str) -> bool {
+    kind == "metrics"
 }
 
 #[cfg(test)]

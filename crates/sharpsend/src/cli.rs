@@ -56,7 +56,8 @@ pub struct SyncArgs {
     pub publisher: String,
     /// iterable, customerio or keap.
     pub platform: String,
-    /// Kinds to sync, comma-separated (default: all of the platform's).
+    /// Kinds to sync, comma-separated (default: all of the platform's contract kinds; the
+    /// opt-in `metrics` runs only when named).
     #[arg(long, value_delimiter = ',', value_name = "KIND,…")]
     pub kinds: Option<Vec<String>>,
     /// Read everything from the start (and mark records gone from the platform deleted).

@@ -199,8 +199,97 @@ pub fn to_csv(rows: &[Map<String, Value>]) -> String {
     out
 }
 
+/// How long a generated campaign's sends take: its counts accrue evenly over this span from
+/// its `startAt` (else `createdAt`).
+pub const SEND_SPAN_MS: i64 = 7 * 86_400_000;
+
+/// The part of `total` that accrues in `[start, end)` (each end open when `None`) when it
+/// accrues evenly over `[from, from + SEND_SPAN_MS)`: a difference of whole cumulative counts,
+/// so adjacent windows (one day after another) add up to the total exactly.
+pub fn accrued(total: u64, from: i64, start: Option<i64>, end: Option<i64>) -> u64 {
+    let upto = |t: i64| {
+        let elapsed = u128::try_from((t - from).clamp(0, SEND_SPAN_MS)).unwrap_or(0);
+        let part = u128::from(total) * elapsed / SEND_SPAN_MS as u128;
+        u64::try_from(part).unwrap_or(total)
+    };
+    let hi = end.map_or(total, upto);
+    let lo = start.map_or(0, upto);
+    hi.saturating_sub(lo)
+}
+
+/// A generated campaign's row over the window.
+fn generated_in_window(
+    campaign: &Value,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Map<String, Value> {
+    let mut row = generated_row(campaign);
+    let from = ["startAt", "createdAt"]
+        .iter()
+        .find_map(|k| campaign.get(*k).and_then(Value::as_i64))
+        .unwrap_or(0);
+    for (k, v) in &mut row {
+        if k != "id"
+            && let Some(n) = v.as_u64()
+        {
+            *v = json!(accrued(n, from, start, end));
+        }
+    }
+    row
+}
+
+/// A number in a fixture cell (`12`, `1.5`, `"1,234"`).
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.replace(',', "").trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Fixture rows of one campaign over the window. Rows with a `"date": "YYYY-MM-DD"` are that
+/// UTC day's counts: those whose day starts in `[start, end)` are summed (0s when none is);
+/// rows without a date are served verbatim whatever the window (recorded totals).
+fn fixture_in_window(
+    rows: &[Map<String, Value>],
+    id: u64,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Option<Map<String, Value>> {
+    let mine: Vec<&Map<String, Value>> = rows
+        .iter()
+        .filter(|r| r.get("id").and_then(Value::as_u64) == Some(id))
+        .collect();
+    if let Some(undated) = mine.iter().find(|r| !r.contains_key("date")) {
+        return Some((*undated).clone());
+    }
+    let first = mine.first()?;
+    let mut out = Map::new();
+    out.insert("id".into(), first.get("id").cloned().unwrap_or(Value::Null));
+    for r in &mine {
+        let day = r
+            .get("date")
+            .and_then(Value::as_str)
+            .and_then(crate::data::parse_datetime);
+        let inside = day.is_some_and(|d| start.is_none_or(|s| d >= s) && end.is_none_or(|e| d < e));
+        for (k, v) in r.iter().filter(|(k, _)| *k != "id" && *k != "date") {
+            let Some(n) = number(v) else { continue };
+            let add = if inside { n } else { 0.0 };
+            let sum = out.get(k).and_then(Value::as_f64).unwrap_or(0.0) + add;
+            let cell = if sum.fract() == 0.0 && sum >= 0.0 {
+                json!(sum as u64)
+            } else {
+                json!(sum)
+            };
+            out.insert(k.clone(), cell);
+        }
+    }
+    Some(out)
+}
+
 /// `?campaignId=…&campaignId=…[&startDateTime&endDateTime]`. Unknown ids are left out
-/// (inferred); the time window is accepted but not applied (inferred simplification).
+/// (inferred). The window is applied: generated campaigns accrue their counts evenly over the
+/// week from their start ([`SEND_SPAN_MS`]); dated fixture rows count on their day.
 pub async fn campaign_metrics(State(p): State<Shared>, RawQuery(raw): RawQuery) -> Response {
     let q = Q::parse(raw.as_deref());
     let ids = q.all("campaignId");
@@ -214,22 +303,22 @@ pub async fn campaign_metrics(State(p): State<Shared>, RawQuery(raw): RawQuery) 
             Err(_) => return errors::bad_params(format!("Invalid campaignId: {id}")),
         }
     }
-    for k in ["startDateTime", "endDateTime"] {
-        if let Some(v) = q.get(k)
-            && crate::data::parse_datetime(v).is_none()
-        {
-            return errors::bad_params(format!("Invalid {k}: {v}"));
+    let mut window = [None, None];
+    for (i, k) in ["startDateTime", "endDateTime"].into_iter().enumerate() {
+        if let Some(v) = q.get(k) {
+            match crate::data::parse_datetime(v) {
+                Some(t) => window[i] = Some(t),
+                None => return errors::bad_params(format!("Invalid {k}: {v}")),
+            }
         }
     }
+    let [start, end] = window;
     let fixtures = lock(&p.store).fixtures.campaign_metrics.clone();
     let rows: Vec<Map<String, Value>> = parsed
         .iter()
         .filter_map(|id| match &fixtures {
-            Some(f) => f
-                .iter()
-                .find(|r| r.get("id").and_then(Value::as_u64) == Some(*id))
-                .cloned(),
-            None => find_campaign(&p, *id).map(|c| generated_row(&c)),
+            Some(f) => fixture_in_window(f, *id, start, end),
+            None => find_campaign(&p, *id).map(|c| generated_in_window(&c, start, end)),
         })
         .collect();
     (
@@ -251,6 +340,54 @@ mod tests {
             .clone();
         let b = json!({"id": 2, "c": "x,y"}).as_object().unwrap().clone();
         assert_eq!(to_csv(&[a, b]), "id,a,b,c\n1,1,2,\n2,,,\"x,y\"\n");
+    }
+
+    #[test]
+    fn one_day_windows_add_up_to_the_whole() {
+        const DAY: i64 = 86_400_000;
+        let start = 1_767_225_600_000 + 5 * 3_600_000; // 05:00 on some day
+        let c = json!({"id": 9, "messageMedium": "Email", "campaignState": "Finished",
+            "sendSize": 1001, "startAt": start});
+        let whole = generated_in_window(&c, None, None);
+        let midnight = start - 5 * 3_600_000;
+        let mut sum = 0;
+        for d in 0..9 {
+            let day =
+                generated_in_window(&c, Some(midnight + d * DAY), Some(midnight + (d + 1) * DAY));
+            sum += day["Total Email Sends"].as_u64().unwrap();
+            if d == 8 {
+                assert_eq!(day["Total Email Sends"], 0, "after the send span");
+            }
+        }
+        assert_eq!(json!(sum), whole["Total Email Sends"]);
+        assert_eq!(whole["Total Email Sends"], 1001);
+
+        let rows: Vec<Map<String, Value>> = [
+            json!({"id": 5, "date": "2026-03-01", "Total Email Sends": 10, "Unique Email Opens": "1,000"}),
+            json!({"id": 5, "date": "2026-03-02", "Total Email Sends": 7}),
+            json!({"id": 6, "Total Email Sends": 99}),
+        ]
+        .into_iter()
+        .map(|v| v.as_object().unwrap().clone())
+        .collect();
+        let t = |s: &str| crate::data::parse_datetime(s);
+        let d1 = fixture_in_window(&rows, 5, t("2026-03-01"), t("2026-03-02")).unwrap();
+        assert_eq!(
+            (
+                d1["Total Email Sends"].clone(),
+                d1["Unique Email Opens"].clone()
+            ),
+            (json!(10), json!(1000))
+        );
+        assert!(!d1.contains_key("date"));
+        let both = fixture_in_window(&rows, 5, t("2026-03-01"), t("2026-03-03")).unwrap();
+        assert_eq!(both["Total Email Sends"], 17);
+        let none = fixture_in_window(&rows, 5, t("2026-04-01"), t("2026-04-02")).unwrap();
+        assert_eq!(none["Total Email Sends"], 0);
+        // Undated rows are recorded totals, whatever the window.
+        let undated = fixture_in_window(&rows, 6, t("2026-04-01"), t("2026-04-02")).unwrap();
+        assert_eq!(undated["Total Email Sends"], 99);
+        assert!(fixture_in_window(&rows, 7, None, None).is_none());
     }
 
     #[test]

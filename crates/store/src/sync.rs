@@ -247,6 +247,13 @@ pub trait SyncStore: Send + Sync {
     ) -> StoreResult<Vec<StoredRecord>>;
     /// How many live (not deleted) records of a kind are stored.
     async fn count_records(&self, integration_id: &str, kind: &str) -> StoreResult<u64>;
+    /// The live records of a kind among `platform_ids` (any order; absent ids are left out).
+    async fn get_records(
+        &self,
+        integration_id: &str,
+        kind: &str,
+        platform_ids: &[String],
+    ) -> StoreResult<Vec<StoredRecord>>;
 
     /// An integration by its id (the engine knows jobs by integration id).
     async fn get_integration_by_id(
@@ -844,6 +851,36 @@ macro_rules! impl_sync_store {
                     .into_iter()
                     .map(TryInto::try_into)
                     .collect()
+            }
+
+            async fn get_records(
+                &self,
+                integration_id: &str,
+                kind: &str,
+                platform_ids: &[String],
+            ) -> $crate::StoreResult<Vec<$crate::StoredRecord>> {
+                let mut out = Vec::new();
+                // Chunks keep the bind count far below either backend's limit.
+                for chunk in platform_ids.chunks(500) {
+                    let marks = (0..chunk.len())
+                        .map(|i| format!("${}", i + 3))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "SELECT platform_id, kind, seq, normalized, raw, updated_at, deleted_at FROM synced_records \
+                         WHERE integration_id = $1 AND kind = $2 AND deleted_at IS NULL AND platform_id IN ({marks})"
+                    );
+                    let mut q = sqlx::query_as::<_, $crate::sync::RecordRow>(&sql)
+                        .bind(integration_id)
+                        .bind(kind);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    for row in q.fetch_all(&self.pool).await? {
+                        out.push(row.try_into()?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn count_records(&self, integration_id: &str, kind: &str) -> $crate::StoreResult<u64> {

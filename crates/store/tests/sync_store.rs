@@ -406,6 +406,44 @@ async fn records_page_newest_first_with_a_stable_cursor() {
 }
 
 #[tokio::test]
+async fn records_by_platform_id_skip_absent_deleted_and_other_kinds() {
+    each_backend(|s, b| async move {
+        integration(&s, "int_a").await;
+        // More ids than one query chunk holds.
+        let records: Vec<_> = (0..600).map(|i| rec(&format!("m{i:03}"), i)).collect();
+        s.upsert_records("int_a", "metrics", records).await.unwrap();
+        s.upsert_records("int_a", "contacts", vec![rec("m001", 1)])
+            .await
+            .unwrap();
+        s.delete_records("int_a", "metrics", &["m002".to_owned()])
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = (0..600).map(|i| format!("m{i:03}")).collect();
+        ids.push("absent".into());
+        let mut got: Vec<String> = s
+            .get_records("int_a", "metrics", &ids)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.kind, "metrics");
+                r.platform_id
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got.len(), 599, "{b}: all but the deleted and the absent");
+        assert!(!got.contains(&"m002".to_owned()), "{b}");
+        assert!(
+            s.get_records("int_a", "metrics", &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn retries_release_and_the_schedule_race() {
     each_backend(|s, b| async move {
         integration(&s, "int_a").await;

@@ -15,6 +15,15 @@
 //! - **Keap**: no campaign reporting in its API and no email webhooks: the campaign is checked
 //!   to exist, and no key is reported.
 //!
+//! - **Stored days** (the opt-in `metrics` sync kind, [`crate::sync::sources::metrics`]): for
+//!   windows the platform cannot serve (Customer.io beyond its retention) or does not break
+//!   down by day (Iterable's series), the daily records kept locally are used, source `stored`.
+//!   Precedence per key: the platform live > stored days > our webhook counts: the platform's
+//!   own answer is the freshest and the most complete; a stored day is what the platform said
+//!   once that day was over; webhook counts only see what reached us. Stored days serve `day`
+//!   and `week` intervals only (a day cannot be split into hours); a bucket with no stored day
+//!   (today, or a day not synced yet) leaves a stored key out of that point rather than show 0.
+//!
 //! Our own counts read the integration's received events of the campaign in `[from, to)`
 //! (`Store::campaign_events`). Each event is stored once per platform event id, so a webhook
 //! delivered twice counts once; on top, events of the same type, person and time count once
@@ -418,6 +427,15 @@ const CUSTOMERIO_KEYS: [(&str, &str); 8] = [
     ("conversions", "converted"),
 ];
 
+/// Our keys from Customer.io's figures of one period (`get` answers one of its metrics), for
+/// the `metrics` sync kind's day records; metrics it did not report stay absent.
+pub fn customerio_values(get: impl Fn(&str) -> Option<u64>) -> BTreeMap<&'static str, u64> {
+    CUSTOMERIO_KEYS
+        .iter()
+        .filter_map(|(ours, theirs)| get(theirs).map(|v| (*ours, v)))
+        .collect()
+}
+
 /// Keap reports no campaign metrics; the campaign must still exist (REST v2
 /// `GET /campaigns/{id}`), else `NOT_FOUND`.
 async fn keap_campaign_exists(
@@ -527,6 +545,61 @@ async fn customerio_series(
     Ok(Some(series))
 }
 
+/// The daily records the `metrics` sync kind stored for `key` (see
+/// [`crate::sync::sources::metrics`]) within the window, summed per bucket; `None` for hourly
+/// windows (a day cannot be split) or when no day is stored. Only buckets with a stored day
+/// have an entry, and only with the keys the platform reported that day.
+async fn stored_series(
+    state: &AppState,
+    integration_id: &str,
+    key: &str,
+    window: &Window,
+) -> ApiResult<Option<Series>> {
+    use crate::sync::sources::metrics::{day_id, day_values};
+    let buckets = window.buckets();
+    let Some(first) = buckets.first().copied() else {
+        return Ok(None);
+    };
+    if window.interval == Interval::Hour {
+        return Ok(None);
+    }
+    let days: Vec<NaiveDate> = first
+        .date_naive()
+        .iter_days()
+        .take_while(|d| {
+            d.and_hms_opt(0, 0, 0)
+                .is_some_and(|t| t.and_utc() < window.to)
+        })
+        .collect();
+    let ids: Vec<String> = days.iter().map(|d| day_id(key, *d)).collect();
+    let stored = state
+        .store
+        .get_records(integration_id, "metrics", &ids)
+        .await?;
+    if stored.is_empty() {
+        return Ok(None);
+    }
+    let mut series = Series::new();
+    for r in stored {
+        let Some(day) = r
+            .normalized
+            .get("date")
+            .and_then(Value::as_str)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+        else {
+            continue;
+        };
+        let bucket = series
+            .entry(window.interval.floor(day.and_utc()))
+            .or_default();
+        for (k, v) in day_values(&r.normalized) {
+            *bucket.entry(k).or_default() += v;
+        }
+    }
+    Ok(Some(series))
+}
+
 /// One campaign's metrics.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -628,6 +701,28 @@ pub async fn campaign_metrics(
         platform_totals = iterable_totals(&row);
     }
 
+    // Days the platform cannot report (outside its retention) or does not break down
+    // (Iterable): what the `metrics` sync kind stored.
+    let stored = if platform_series.is_none() && platform != Platform::Keap {
+        let key = crate::sync::sources::metrics::metrics_key(
+            match object {
+                MetricsObject::Campaign => "campaign",
+                MetricsObject::Broadcast => "broadcast",
+                MetricsObject::Newsletter => "newsletter",
+            },
+            &campaign_id,
+        );
+        stored_series(&state, &record.id, &key, &window).await?
+    } else {
+        None
+    };
+    let mut stored_totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for values in stored.iter().flat_map(BTreeMap::values) {
+        for (k, v) in values {
+            *stored_totals.entry(k).or_default() += v;
+        }
+    }
+
     // Our own counts from received webhooks.
     let events = state
         .store
@@ -642,6 +737,9 @@ pub async fn campaign_metrics(
         if let Some(v) = platform_totals.get(key) {
             totals.insert(key, *v);
             sources.insert(key, "platform");
+        } else if let Some(v) = stored_totals.get(key) {
+            totals.insert(key, *v);
+            sources.insert(key, "stored");
         } else if let Some(v) = counts.totals.get(key) {
             totals.insert(key, *v);
             sources.insert(key, "webhooks");
@@ -655,6 +753,8 @@ pub async fn campaign_metrics(
             .is_some_and(|v| v.contains_key(key));
         if from_platform {
             series_sources.insert(key, "platform");
+        } else if stored_totals.contains_key(key) {
+            series_sources.insert(key, "stored");
         } else if counted.contains(&key) {
             series_sources.insert(key, "webhooks");
         }
@@ -669,6 +769,8 @@ pub async fn campaign_metrics(
             for key in METRICS {
                 let v = match series_sources.get(key) {
                     Some(&"platform") => live.and_then(|l| l.get(key)),
+                    // A bucket without a stored day leaves the key out.
+                    Some(&"stored") => stored.as_ref().and_then(|s| s.get(at)?.get(key)),
                     Some(_) => values.get(key),
                     None => None,
                 };

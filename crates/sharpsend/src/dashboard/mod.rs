@@ -1037,17 +1037,21 @@ async fn sync_page(
         None => jobs_reply.data()["jobs"].get(0).map(JobView::from_json),
     };
     let platforms = api.get(&session.token, "/api/platforms").await;
-    let kinds = platforms.data()["platforms"]
-        .as_array()
-        .and_then(|a| a.iter().find(|i| i["platform"] == p))
-        .and_then(|i| i["syncKinds"].as_array())
-        .map(|k| {
-            k.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let kinds_of = |field: &str| -> Vec<String> {
+        platforms.data()["platforms"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["platform"] == p))
+            .and_then(|i| i[field].as_array())
+            .map(|k| {
+                k.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let kinds = kinds_of("syncKinds");
+    let optional_kinds = kinds_of("optionalSyncKinds");
     let mut tables = vec![];
     for (key, title, kind) in table_kinds(platform) {
         let cursor = match key {
@@ -1129,6 +1133,7 @@ async fn sync_page(
             platform: p,
             name,
             kinds,
+            optional_kinds,
             current,
             jobs,
             tables,

@@ -323,6 +323,8 @@ pub struct SyncPage {
     pub name: &'static str,
     /// The platform's sync kinds, offered as checkboxes (none ticked: all of them).
     pub kinds: Vec<String>,
+    /// Opt-in kinds (`metrics`): offered too, but only run when ticked.
+    pub optional_kinds: Vec<String>,
     pub current: Option<JobView>,
     pub jobs: Vec<JobView>,
     pub tables: Vec<RecordTable>,

@@ -348,7 +348,9 @@ async fn sync_kind(
                     integration_id: job.integration_id.clone(),
                     kind: kind.to_owned(),
                     watermark: page.watermark,
-                    delete_unseen: from_start,
+                    // History kinds keep what the platform no longer lists.
+                    delete_unseen: from_start
+                        && !domain::capabilities::sync_kind_keeps_history(kind),
                     listing_started: job.started_at.unwrap_or(job.created_at),
                     deleted: deleted.clone(),
                     now: Utc::now(),

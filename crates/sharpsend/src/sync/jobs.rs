@@ -29,11 +29,19 @@ pub async fn integration(
         })
 }
 
-/// The kinds to run: all of the platform's when `None`; each must be one of them.
+/// The kinds to run: all of the platform's CONTRACT §6 kinds when `None` (never the opt-in
+/// ones); each requested kind must be one of its kinds or opt-in kinds.
 pub fn kinds(platform: Platform, requested: Option<Vec<String>>) -> ApiResult<Vec<String>> {
     let all = platform.sync_kinds();
     let Some(requested) = requested else {
         return Ok(all.iter().map(|k| (*k).to_owned()).collect());
+    };
+    let offered = || {
+        all.iter()
+            .chain(platform.optional_sync_kinds())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     if requested.is_empty() {
         return Err(ApiError::validation(
@@ -46,12 +54,12 @@ pub fn kinds(platform: Platform, requested: Option<Vec<String>>) -> ApiResult<Ve
     }
     let mut out: Vec<String> = Vec::with_capacity(requested.len());
     for k in requested {
-        if !all.contains(&k.as_str()) {
+        if !all.contains(&k.as_str()) && !platform.optional_sync_kinds().contains(&k.as_str()) {
             return Err(ApiError::validation(
                 "kinds",
                 format!(
                     "`{k}` is not a sync kind of {platform}; use any of: {}.",
-                    all.join(", ")
+                    offered()
                 ),
             ));
         }

@@ -32,6 +32,25 @@ pub fn interval_of(config: &serde_json::Value, default_minutes: u32) -> Option<D
     (minutes > 0).then(|| Duration::from_secs(minutes * 60))
 }
 
+/// The kinds a scheduled sync runs: the platform's CONTRACT §6 kinds, plus the opt-in
+/// `metrics` when the integration's `config.metricsHistory` is `true` (so daily history is kept
+/// without anyone asking).
+pub fn scheduled_kinds(platform: domain::Platform, config: &serde_json::Value) -> Vec<String> {
+    let mut kinds: Vec<String> = platform
+        .sync_kinds()
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    let history = config
+        .get("metricsHistory")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true);
+    if history && platform.optional_sync_kinds().contains(&"metrics") {
+        kinds.push("metrics".to_owned());
+    }
+    kinds
+}
+
 /// `interval` give or take a tenth (at most 5 minutes), so runs drift apart.
 fn jittered(interval: Duration) -> Duration {
     let spread = (interval / 10).min(Duration::from_secs(300));
@@ -104,12 +123,7 @@ async fn enqueue_scheduled(
             id: super::new_job_id(),
             integration_id: due.id.clone(),
             platform: due.platform,
-            kinds: due
-                .platform
-                .sync_kinds()
-                .iter()
-                .map(|k| (*k).to_owned())
-                .collect(),
+            kinds: scheduled_kinds(due.platform, &due.config),
             full: false,
             now: Utc::now(),
         })
@@ -131,6 +145,17 @@ mod tests {
             Some(Duration::from_secs(300))
         );
         assert_eq!(interval_of(&json!({"syncIntervalMinutes": 0}), 60), None);
+        use domain::Platform;
+        let plain = scheduled_kinds(Platform::Iterable, &json!({}));
+        assert!(!plain.contains(&"metrics".to_owned()), "{plain:?}");
+        let kept = scheduled_kinds(Platform::Iterable, &json!({"metricsHistory": true}));
+        assert_eq!(kept.last().map(String::as_str), Some("metrics"));
+        assert_eq!(kept.len(), plain.len() + 1);
+        let cio = scheduled_kinds(Platform::Customerio, &json!({"metricsHistory": true}));
+        assert!(cio.contains(&"metrics".to_owned()));
+        // Keap offers no metrics kind: the knob adds nothing there.
+        let keap = scheduled_kinds(Platform::Keap, &json!({"metricsHistory": true}));
+        assert_eq!(keap.len(), Platform::Keap.sync_kinds().len());
         for _ in 0..100 {
             let j = jittered(Duration::from_secs(3600));
             assert!(

@@ -13,6 +13,7 @@ mod helpers;
 mod iterable;
 mod keap;
 mod logs;
+mod metrics_history;
 mod openapi;
 mod sync;
 mod sync_sources;

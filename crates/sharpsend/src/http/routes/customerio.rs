@@ -73,6 +73,10 @@ pub struct CustomerioConfig {
     #[serde(default)]
     #[schema(value_type = Vec<String>)]
     pub journey_ids: Vec<Value>,
+    /// `true`: scheduled syncs also run the opt-in `metrics` kind, keeping each campaign's
+    /// daily metrics beyond Customer.io's 45 days (see README, "Analytics and limits").
+    #[serde(default)]
+    pub metrics_history: Option<bool>,
 }
 
 /// `POST /api/integrations/customerio/connect`.
@@ -246,6 +250,7 @@ pub async fn connect(
     let signing_key = optional("webhookSigningKey", body.webhook_signing_key.as_ref())?;
     let segment_ids = ids("config.segmentIds", &body.config.segment_ids)?;
     let journey_ids = ids("config.journeyIds", &body.config.journey_ids)?;
+    let metrics_history = body.config.metrics_history;
 
     let connector = &state.connectors.customerio;
     let report = connector.test_connection(&creds).await?;
@@ -310,6 +315,9 @@ pub async fn connect(
     });
     if let Some(id) = report.workspace_id {
         config["workspaceId"] = json!(id.to_string());
+    }
+    if let Some(keep) = metrics_history {
+        config["metricsHistory"] = json!(keep);
     }
     let integration = integrations::connect(
         &state,

@@ -71,6 +71,10 @@ pub struct IterableConfig {
     /// Reply-to address for email messages (an email address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// `true`: scheduled syncs also run the opt-in `metrics` kind, keeping each campaign's
+    /// daily metrics (see README, "Analytics and limits").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_history: Option<bool>,
 }
 
 /// `POST /api/integrations/iterable/connect`.
@@ -295,6 +299,7 @@ pub async fn connect(
     let config = IterableConfig {
         from_email: check_email("config.fromEmail", &config.from_email)?,
         reply_to: check_email("config.replyTo", &config.reply_to)?,
+        metrics_history: config.metrics_history,
     };
     let region = body.region.unwrap_or_default();
     let creds = Credentials::new(key, region);

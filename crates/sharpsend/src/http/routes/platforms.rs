@@ -19,6 +19,9 @@ pub struct PlatformInfo {
     pub capabilities: BTreeMap<&'static str, Support>,
     /// The sync kinds (`POST …/sync` `kinds`, and `…/records/{kind}`).
     pub sync_kinds: Vec<&'static str>,
+    /// Opt-in sync kinds: run only when named in `kinds` (a sync without `kinds` skips them),
+    /// or on schedule when the integration's `config.metricsHistory` is true.
+    pub optional_sync_kinds: Vec<&'static str>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -47,6 +50,7 @@ pub async fn list_platforms() -> Envelope<PlatformList> {
                 .map(|c| (c.as_str(), p.support(c)))
                 .collect(),
             sync_kinds: p.sync_kinds().to_vec(),
+            optional_sync_kinds: p.optional_sync_kinds().to_vec(),
         })
         .collect();
     Envelope::ok(PlatformList { platforms })

@@ -1,7 +1,8 @@
 //! Customer.io's sync kinds, all full listings from the App API (it has no change feed for
 //! them): `campaigns`, `segments` and `broadcasts` (one answer each), `newsletters` (a page per
 //! `start`/`next` cursor), and `segment_members` of the integration's `config.segmentIds`
-//! (a page per membership cursor, segment after segment; records keyed `segmentId:personId`).
+//! (a page per membership cursor, segment after segment; records keyed `segmentId:personId`);
+//! the opt-in `metrics` is in [`super::metrics`].
 
 use async_trait::async_trait;
 use connectors::customerio::Credentials;
@@ -50,6 +51,7 @@ pub async fn open(
         .unwrap_or_default();
     Ok(Box::new(CustomerioSync {
         state: state.clone(),
+        integration_id: record.id.clone(),
         creds: Credentials {
             region: record.region.unwrap_or_default(),
             site_id: text("siteId"),
@@ -63,6 +65,7 @@ pub async fn open(
 
 struct CustomerioSync {
     state: AppState,
+    integration_id: String,
     creds: Credentials,
     segment_ids: Vec<String>,
 }
@@ -184,6 +187,15 @@ impl SyncSession for CustomerioSync {
             }
             "newsletters" => self.newsletters(cursor).await,
             "segment_members" => self.segment_members(cursor).await,
+            "metrics" => {
+                super::metrics::customerio_page(
+                    &self.state,
+                    &self.integration_id,
+                    &self.creds,
+                    cursor,
+                )
+                .await
+            }
             other => Err(unknown_kind(Platform::Customerio, other)),
         }
     }

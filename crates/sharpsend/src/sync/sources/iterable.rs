@@ -1,5 +1,6 @@
 //! Iterable's sync kinds: `campaigns`, `lists`, `templates` (full listings), and `users` and
-//! `events` through the export API (`GET /api/export/data.json`).
+//! `events` through the export API (`GET /api/export/data.json`); the opt-in `metrics` is in
+//! [`super::metrics`].
 //!
 //! **Exports.** `users` is one export of `dataTypeName=user`; `events` one export per message
 //! event type (the connector's [`EVENT_TYPES`], or the integration's `config.syncEventTypes`),
@@ -65,6 +66,7 @@ pub async fn open(
     };
     Ok(Box::new(IterableSync {
         state: state.clone(),
+        integration_id: record.id.clone(),
         creds: Credentials::new(key, record.region.unwrap_or_default()),
         event_types,
         export: None,
@@ -73,6 +75,7 @@ pub async fn open(
 
 struct IterableSync {
     state: AppState,
+    integration_id: String,
     creds: Credentials,
     event_types: Vec<String>,
     /// The export being served: which one, and its rows.
@@ -350,6 +353,15 @@ impl SyncSession for IterableSync {
             "lists" => self.lists().await,
             "templates" => self.templates(cursor).await,
             "users" | "events" => self.exported(kind, cursor).await,
+            "metrics" => {
+                super::metrics::iterable_page(
+                    &self.state,
+                    &self.integration_id,
+                    &self.creds,
+                    cursor,
+                )
+                .await
+            }
             other => Err(unknown_kind(Platform::Iterable, other)),
         }
     }

@@ -3,6 +3,7 @@
 mod customerio;
 mod iterable;
 mod keap;
+pub mod metrics;
 
 use domain::Platform;
 use store::IntegrationRecord;
