@@ -49,11 +49,10 @@ pub const OPEN_LOOKBACK: Duration = Duration::days(7);
 /// What Keap's sent-email records report, in answer order.
 pub const EMAIL_METRICS: [&str; 5] = ["sent", "opens", "uniqueOpens", "clicks", "uniqueClicks"];
 
-/// Keap's per-campaign figures from its campaign object (our key, Keap's field).
-const CAMPAIGN_COUNTS: [(&str, &str); 2] = [
-    ("activeContacts", "active_contact_count"),
-    ("completedContacts", "completed_contact_count"),
-];
+/// Keap's per-campaign figures from its campaign object (our keys, in answer order).
+pub const CAMPAIGN_KEYS: [&str; 2] = ["activeContacts", "completedContacts"];
+/// Keap's fields for [`CAMPAIGN_KEYS`].
+const CAMPAIGN_FIELDS: [&str; 2] = ["active_contact_count", "completed_contact_count"];
 
 /// A campaign's `activeContacts` and `completedContacts` (those Keap gives), or `NOT_FOUND`.
 pub async fn campaign_totals(
@@ -76,9 +75,10 @@ pub async fn campaign_totals(
         )
         .detail("campaignId", campaign_id.to_owned())
     })?;
-    Ok(CAMPAIGN_COUNTS
-        .iter()
-        .filter_map(|(ours, theirs)| Some((*ours, campaign.get(*theirs)?.as_u64()?)))
+    Ok(CAMPAIGN_KEYS
+        .into_iter()
+        .zip(CAMPAIGN_FIELDS)
+        .filter_map(|(ours, theirs)| Some((ours, campaign.get(theirs)?.as_u64()?)))
         .collect())
 }
 
