@@ -327,16 +327,18 @@ async fn keap_email_metrics_equal_its_sent_email_records() {
     assert_eq!(d["emailsRead"], asked);
     assert!(asked < emails.len());
 
-    // More records than the page cap: the answer says it read only part.
+    // More records than the page cap (on a day long before the seeded ones): the answer says
+    // it read only part.
+    let day = today - Days::new(100);
     let added = sim
         .post(
             "/_sim/emails",
-            &json!({"count": 20_500, "from": "2026-01-10T00:00:00Z", "to": "2026-01-11T00:00:00Z"}),
+            &json!({"count": 20_500, "from": midnight(day), "to": midnight(day + Days::new(1))}),
         )
         .await
         .unwrap();
     assert_eq!(added["added"], 20_500);
-    let a = metrics("?from=2026-01-10&to=2026-01-12".into()).await;
+    let a = metrics(format!("?from={day}&to={}", day + Days::new(2))).await;
     let d = a.expect_ok(200);
     assert_eq!(d["truncated"], true, "{}", a.body);
     assert_eq!(d["emailsRead"], 20_000);
@@ -376,5 +378,47 @@ async fn keap_email_metrics_keep_to_their_publisher() {
     let (_, key_k) = app.create_key("pub-k").await;
     let d = app.get(path, &key_k).await;
     assert_eq!(d.expect_ok(200)["platform"], "keap");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_email_sent_through_sharpsend_is_counted_once_keap_records_it() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = keap_sim(&sandbox);
+    connect_keap(&app, "pub-m").await;
+    let now = Utc::now();
+    let (from, to) = (
+        (now - chrono::Duration::hours(2)).to_rfc3339_opts(SecondsFormat::Secs, true),
+        (now + chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Secs, true),
+    );
+    let path =
+        format!("/api/integrations/pub-m/keap/emails/metrics?from={from}&to={to}&interval=hour");
+    let before = app.get(&path, ADMIN_TOKEN).await.expect_ok(200)["totals"]["sent"]
+        .as_u64()
+        .unwrap();
+    let contact = keap_get(&sim, "/crm/rest/v1/contacts?limit=1").await;
+    let email = contact["contacts"][0]["email_addresses"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        Method::POST,
+        "/api/integrations/pub-m/keap/messages",
+        Some(ADMIN_TOKEN),
+        Some(json!({"channel": "email", "to": {"email": email},
+            "data": {"subject": "Hello", "html": "<p>Hi</p>", "text": "Hi"}})),
+    )
+    .await
+    .expect_ok(200);
+    let d = app.get(&path, ADMIN_TOKEN).await;
+    let d = d.expect_ok(200);
+    assert_eq!(d["totals"]["sent"].as_u64().unwrap(), before + 1, "{d}");
+    let emails = sim.get("/_sim/emails").await.unwrap()["emails"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let last = emails.iter().find(|e| e["subject"] == "Hello").unwrap();
+    assert_eq!(last["sent_to_address"], email.as_str());
     app.stop().await;
 }
