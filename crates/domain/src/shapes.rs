@@ -181,6 +181,10 @@ pub struct Contact {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+    /// Keap only: the contact's lead score (Keap's `score_value`), when Keap gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub lead_score: Option<serde_json::Number>,
     pub platform: Platform,
 }
 

@@ -84,6 +84,16 @@ pub const V2_DEFAULT_CONTACT_FIELDS: &[&str] = &[
     "create_time",
     "update_time",
 ];
+// ---- Sent-email records (v1 `GET /emails`) ----
+/// Seeded records are sent over this many days before the simulator starts.
+pub const EMAIL_SEED_DAYS: i64 = 14;
+/// A seeded record is opened (if at all) within this many hours of being sent.
+pub const EMAIL_OPEN_WITHIN_HOURS: u64 = 72;
+/// The first sent-email id (Keap's ids are large integers; the value is arbitrary).
+pub const EMAIL_FIRST_ID: u64 = 30_001;
+/// `sent_from_address` of every record.
+pub const EMAIL_FROM: &str = "news@ab123.example.com";
+
 /// Email status given to a contact opted in through the API with `opt_in_reason` (inferred).
 pub const OPTED_IN_STATUS: &str = "UnengagedMarketable";
 /// Statuses `opt_in_reason` may move to marketable (V1B/V1CUR description; "Opt-Out: Manual" is

@@ -15,6 +15,7 @@
 
 pub mod config;
 mod contacts;
+mod emails;
 mod gateway;
 mod hooks;
 mod oauth;
@@ -69,6 +70,8 @@ pub struct Options {
     pub opportunities: u64,
     pub orders: u64,
     pub products: u64,
+    /// Sent-email records seeded over the days before start (`GET /emails`).
+    pub emails: u64,
     /// Access-token lifetime in seconds (Keap: 24 h).
     pub access_token_ttl_secs: u64,
     /// Delay between a change and its hook delivery (Keap: 30-60 s; see `config::HOOK_REAL_*`).
@@ -91,6 +94,7 @@ impl Default for Options {
             opportunities: 40,
             orders: 60,
             products: 10,
+            emails: 1500,
             access_token_ttl_secs: config::ACCESS_TOKEN_TTL_SECS,
             // Short, so a sandbox demo sees hooks quickly; tests use 0 or `/_sim/hooks/fire`.
             hook_delay_ms: 2_000,

@@ -27,6 +27,10 @@ pub fn router() -> Router<App> {
         .route("/_sim/limits", get(get_limits).post(set_limits))
         .route("/_sim/config", get(get_config).post(set_config))
         .route("/_sim/stats", get(stats))
+        .route(
+            "/_sim/emails",
+            get(crate::emails::dump).post(crate::emails::add),
+        )
 }
 
 fn error(status: StatusCode, msg: &str) -> Response {
@@ -217,5 +221,6 @@ async fn stats(State(app): State<App>) -> Json<Value> {
         "opportunities": data.opportunities.len(),
         "orders": data.orders.len(),
         "products": data.products.len(),
+        "emails": data.emails.len(),
     }))
 }

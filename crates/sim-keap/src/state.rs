@@ -15,6 +15,7 @@ use crate::{
     Options,
     config::{self, Limits},
     contacts::ContactStore,
+    emails::SentEmail,
     resources::{self, Campaign, Opportunity, Order, Product, Tag},
 };
 
@@ -234,6 +235,8 @@ pub struct Data {
     pub opportunities: Vec<Opportunity>,
     pub orders: Vec<Order>,
     pub products: Vec<Product>,
+    /// Sent-email records in sent order.
+    pub emails: Vec<SentEmail>,
 }
 
 impl Data {
@@ -255,6 +258,7 @@ impl Data {
         let opportunities = resources::opportunities(o.seed, o.opportunities, &lookup, o.contacts);
         let orders = resources::orders(o.seed, o.orders, &lookup, o.contacts, &products);
         let next_tag_id = tags.keys().last().map_or(91, |k| k + 2);
+        let emails = crate::emails::seeded(o.seed, &contacts, o.emails, Utc::now());
         Self {
             contacts,
             tags,
@@ -263,7 +267,17 @@ impl Data {
             opportunities,
             orders,
             products,
+            emails,
         }
+    }
+
+    /// The id the next sent-email record gets.
+    pub fn next_email_id(&self) -> u64 {
+        self.emails
+            .iter()
+            .map(|e| e.id + 1)
+            .max()
+            .unwrap_or(config::EMAIL_FIRST_ID)
     }
 }
 

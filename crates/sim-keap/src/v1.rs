@@ -79,6 +79,8 @@ pub fn router() -> Router<App> {
         .route(&r("/products"), get(list_products))
         .route(&r("/products/"), get(list_products))
         .route(&r("/products/{id}"), get(get_product))
+        .route(&r("/emails"), get(crate::emails::list))
+        .route(&r("/emails/"), get(crate::emails::list))
         .route(&r("/emails/queue"), axum::routing::post(queue_email))
         .route(&r("/oauth/connect/userinfo"), get(userinfo))
         .route(&r("/account/profile"), get(account_profile))
@@ -1229,9 +1231,29 @@ async fn queue_email(State(app): State<App>, body: Bytes) -> Response {
             );
         }
     }
-    for _ in &contacts {
+    // Keap keeps a sent-email record per recipient (listed by `GET /emails`).
+    let mut data = lock(&app.data);
+    let now = Utc::now();
+    for id in &contacts {
         app.control.incr("email_queued");
+        let first = data.next_email_id();
+        let to = data
+            .contacts
+            .get(*id)
+            .and_then(|c| c.email1().map(str::to_owned))
+            .unwrap_or_default();
+        data.emails.push(crate::emails::SentEmail {
+            id: first,
+            contact_id: *id,
+            to,
+            subject: subject.unwrap_or_default().to_owned(),
+            sent: now,
+            received: Some(now),
+            opened: None,
+            clicked: None,
+        });
     }
+    drop(data);
     StatusCode::ACCEPTED.into_response()
 }
 

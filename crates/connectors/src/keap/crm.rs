@@ -1,7 +1,7 @@
 //! Keap CRM reads for the sync engine and the CRM routes: v1 `limit`/`offset` listings of tags,
-//! campaigns, opportunities (with their pipeline stage) and orders, the custom field models, and
-//! v2 contact pages walked by `next_page_token` (keyset on id, so a listing is not shifted by
-//! deletes while it runs) with an optional `start_update_time` filter.
+//! campaigns, opportunities (with their pipeline stage), orders and sent emails (reporting),
+//! the custom field models, and v2 contact pages walked by `next_page_token` (keyset on id, so a
+//! listing is not shifted by deletes while it runs) with an optional `start_update_time` filter.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -192,6 +192,49 @@ pub fn custom_field(f: &Value, record_type: &str) -> Option<Value> {
     }))
 }
 
+/// One sent-email record (v1 `EmailSentQueryResult`): what reporting reads of it. Keap keeps
+/// the first open and the first click of each email only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SentEmail {
+    pub id: String,
+    pub contact_id: Option<String>,
+    pub to: Option<String>,
+    pub sent: Option<DateTime<Utc>>,
+    pub opened: Option<DateTime<Utc>>,
+    pub clicked: Option<DateTime<Utc>>,
+}
+
+impl SentEmail {
+    /// `None` without an id.
+    pub fn from_v1(v: &Value) -> Option<Self> {
+        let time = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .and_then(models::parse_time)
+        };
+        Some(Self {
+            id: id_of(v, "id")?,
+            contact_id: id_of(v, "contact_id"),
+            to: v
+                .get("sent_to_address")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            sent: time("sent_date"),
+            opened: time("opened_date"),
+            clicked: time("clicked_date"),
+        })
+    }
+}
+
+/// One page of sent emails and Keap's total of matches.
+#[derive(Debug)]
+pub struct SentEmailPage {
+    pub emails: Vec<SentEmail>,
+    pub count: u64,
+}
+
 /// The record types whose custom fields Keap models (v1 `/{type}/model`).
 pub const CUSTOM_FIELD_RECORDS: [&str; 2] = ["contact", "opportunity"];
 
@@ -235,6 +278,50 @@ impl KeapConnector {
             .and_then(Value::as_u64)
             .unwrap_or(offset + items.len() as u64);
         Ok(V1Page { items, count })
+    }
+
+    /// One page of the emails sent in `[since, until]` (REST v1 `GET /emails` with
+    /// `since_sent_date`/`until_sent_date`, `limit` ≤ 1000, `offset`).
+    pub async fn sent_emails(
+        &self,
+        cred: &KeapCredential,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<SentEmailPage, KeapError> {
+        let t = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let query = [
+            ("limit", limit.clamp(1, MAX_PAGE).to_string()),
+            ("offset", offset.to_string()),
+            ("since_sent_date", t(since)),
+            ("until_sent_date", t(until)),
+        ];
+        let answer = self
+            .request(
+                cred,
+                Req {
+                    operation: "list_emails",
+                    what: "list sent emails",
+                    method: reqwest::Method::GET,
+                    path: "crm/rest/v1/emails",
+                    query: &query,
+                    body: None,
+                    idempotent: true,
+                },
+            )
+            .await?;
+        let page: Value = Self::decode(&answer, "the sent email list")?;
+        let emails: Vec<SentEmail> = match page.get("emails") {
+            Some(Value::Array(items)) => items.iter().filter_map(SentEmail::from_v1).collect(),
+            Some(Value::Null) | None => Vec::new(),
+            Some(_) => return Err(KeapError::Other(errors::malformed("the sent email list"))),
+        };
+        let count = page
+            .get("count")
+            .and_then(Value::as_u64)
+            .unwrap_or(offset + emails.len() as u64);
+        Ok(SentEmailPage { emails, count })
     }
 
     /// The custom fields of a record type (`contact` or `opportunity`; v1 `/{type}s/model`).
@@ -339,6 +426,23 @@ mod tests {
         assert_eq!(o["stage"]["id"], "2");
         assert_eq!(o["stage"]["name"], "Qualified");
         assert_eq!(o["createdAt"], "2024-11-12T21:45:54Z");
+    }
+
+    #[test]
+    fn sent_email_reads_keap_times() {
+        let e = SentEmail::from_v1(&json!({
+            "id": 30001, "contact_id": 12, "sent_to_address": " a@x.com ",
+            "sent_date": "2026-03-01T10:00:00.000+0000", "opened_date": null,
+            "clicked_date": "2026-03-01T11:00:00.000+0000"
+        }))
+        .unwrap();
+        assert_eq!(
+            (e.id.as_str(), e.contact_id.as_deref()),
+            ("30001", Some("12"))
+        );
+        assert_eq!(e.to.as_deref(), Some("a@x.com"));
+        assert!(e.sent.is_some() && e.opened.is_none() && e.clicked.is_some());
+        assert!(SentEmail::from_v1(&json!({"subject": "no id"})).is_none());
     }
 
     #[test]

@@ -554,8 +554,18 @@ impl KeapConnector {
         cred: &KeapCredential,
         id: &str,
     ) -> Result<bool, KeapError> {
+        Ok(self.campaign(cred, id).await?.is_some())
+    }
+
+    /// A campaign as Keap sends it (REST v2 `GET /campaigns/{id}`: `active_contact_count`,
+    /// `completed_contact_count`, …), or `None` when Keap has none with this id.
+    pub async fn campaign(
+        &self,
+        cred: &KeapCredential,
+        id: &str,
+    ) -> Result<Option<Value>, KeapError> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-            return Ok(false);
+            return Ok(None);
         }
         match self
             .request(
@@ -572,8 +582,8 @@ impl KeapConnector {
             )
             .await
         {
-            Ok(_) => Ok(true),
-            Err(KeapError::Other(e)) if e.kind == ErrorKind::NotFound => Ok(false),
+            Ok(answer) => Self::decode(&answer, "the campaign").map(Some),
+            Err(KeapError::Other(e)) if e.kind == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -55,6 +55,19 @@ pub struct V1Contact {
     /// v1 `last_updated`; v2 spells it `update_time`.
     #[serde(alias = "update_time")]
     pub last_updated: Option<String>,
+    /// v2 `score_value`; v1 spells it `ScoreValue`. A string holding a number.
+    #[serde(alias = "ScoreValue")]
+    pub score_value: Option<Value>,
+}
+
+/// A lead score as a JSON number: Keap sends a string (`"85"`), sometimes a number; anything
+/// else (empty, null, not a number) is no score.
+fn lead_score(v: Option<&Value>) -> Option<serde_json::Number> {
+    match v? {
+        Value::Number(n) => Some(n.clone()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 /// The primary entry: the `EMAIL1`/`PHONE1` field when present, else the first.
@@ -95,6 +108,7 @@ impl V1Contact {
             tag_ids: self.tag_ids.iter().filter_map(id_string).collect(),
             created_at: self.date_created.as_deref().and_then(parse_time),
             updated_at: self.last_updated.as_deref().and_then(parse_time),
+            lead_score: lead_score(self.score_value.as_ref()),
             platform: Platform::Keap,
         })
     }
@@ -186,13 +200,14 @@ mod tests {
         assert_eq!(c.phone.as_deref(), Some("555"));
         assert_eq!(c.tag_ids, vec!["3", "4"]);
         assert!(c.created_at.is_some() && c.updated_at.is_none());
+        assert_eq!(c.lead_score, None);
     }
 
     #[test]
     fn maps_a_v2_contact_like_a_v1_one() {
         let c = v2_contact(
             &serde_json::value::to_raw_value(&serde_json::json!({
-                "id": "12", "given_name": "Ada",
+                "id": "12", "given_name": "Ada", "score_value": "85",
                 "email_addresses": [{"email": "a@x.com", "field": "EMAIL1", "is_opt_in": true}],
                 "tag_ids": ["3"], "create_time": "2024-11-12T21:45:54.000Z",
                 "update_time": "2024-11-13T21:45:54.120Z"
@@ -204,5 +219,21 @@ mod tests {
         assert_eq!(c.email.as_deref(), Some("a@x.com"));
         assert_eq!(c.tag_ids, vec!["3"]);
         assert_eq!(c.updated_at.unwrap().timestamp_millis() % 1000, 120);
+        assert_eq!(serde_json::to_value(&c).unwrap()["leadScore"], 85);
+    }
+
+    #[test]
+    fn lead_scores_are_numbers_or_absent() {
+        for (raw, want) in [
+            (serde_json::json!("12"), Some(serde_json::json!(12))),
+            (serde_json::json!(" 7.5 "), Some(serde_json::json!(7.5))),
+            (serde_json::json!(3), Some(serde_json::json!(3))),
+            (serde_json::json!(""), None),
+            (serde_json::json!("n/a"), None),
+            (Value::Null, None),
+        ] {
+            let got = lead_score(Some(&raw)).map(Value::Number);
+            assert_eq!(got, want, "{raw}");
+        }
     }
 }

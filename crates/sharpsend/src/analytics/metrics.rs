@@ -12,8 +12,11 @@
 //! - **Customer.io**: its period metrics of the campaign, broadcast or newsletter within its
 //!   retention (24 hours, 45 days, 12 weeks); our webhook counts for older windows and for the
 //!   unique counts it does not report.
-//! - **Keap**: no campaign reporting in its API and no email webhooks: the campaign is checked
-//!   to exist, and no key is reported.
+//! - **Keap**: no per-campaign email reporting in its API and no email webhooks, so none of the
+//!   ten keys. Its campaign object's counts are its only per-campaign figures: the Keap-only
+//!   totals `activeContacts` and `completedContacts` (contacts in the campaign now, and those
+//!   who finished it; source `platform`). Keap's account-wide email figures are
+//!   `…/keap/emails/metrics` (see [`super::keap`]).
 //!
 //! - **Stored days** (the opt-in `metrics` sync kind, [`crate::sync::sources::metrics`]): for
 //!   windows the platform cannot serve (Customer.io beyond its retention) or does not break
@@ -436,32 +439,6 @@ pub fn customerio_values(get: impl Fn(&str) -> Option<u64>) -> BTreeMap<&'static
         .collect()
 }
 
-/// Keap reports no campaign metrics; the campaign must still exist (REST v2
-/// `GET /campaigns/{id}`), else `NOT_FOUND`.
-async fn keap_campaign_exists(
-    state: &AppState,
-    publisher: &domain::PublisherId,
-    campaign_id: &str,
-) -> ApiResult<()> {
-    let mut session = crate::http::routes::keap::tokens::session(state, publisher).await?;
-    let keap = state.connectors.keap.clone();
-    let exists = crate::http::routes::keap::tokens::call(state, &mut session, |cred| {
-        let keap = keap.clone();
-        let id = campaign_id.to_owned();
-        async move { keap.campaign_exists(&cred, &id).await }
-    })
-    .await?;
-    if exists {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("Keap has no campaign {campaign_id} in this account."),
-        )
-        .detail("campaignId", campaign_id.to_owned()))
-    }
-}
-
 /// Platform figures per bucket.
 type Series = BTreeMap<DateTime<Utc>, BTreeMap<&'static str, u64>>;
 
@@ -609,7 +586,8 @@ pub struct CampaignMetrics {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub interval: &'static str,
-    /// Metric → total over the range; a metric no source reports is absent.
+    /// Metric → total over the range; a metric no source reports is absent. Keap adds its
+    /// `activeContacts` and `completedContacts` (counts as of now) and none of the ten keys.
     #[schema(value_type = Object)]
     pub totals: BTreeMap<&'static str, u64>,
     /// One point per interval: `{"at", <metric>: n, …}`.
@@ -668,8 +646,11 @@ pub async fn campaign_metrics(
             )
         })?,
     };
+    // Keap-only totals (its campaign's contact counts); NOT_FOUND for an unknown campaign.
+    let mut keap_totals = BTreeMap::new();
     if platform == Platform::Keap {
-        keap_campaign_exists(&state, scope.publisher()?, &campaign_id).await?;
+        keap_totals =
+            super::keap::campaign_totals(&state, scope.publisher()?, &campaign_id).await?;
     }
     if platform == Platform::Customerio {
         platform_series =
@@ -744,6 +725,10 @@ pub async fn campaign_metrics(
             totals.insert(key, *v);
             sources.insert(key, "webhooks");
         }
+    }
+    for (key, v) in keap_totals {
+        totals.insert(key, v);
+        sources.insert(key, "platform");
     }
     let mut series_sources = BTreeMap::new();
     for key in METRICS {

@@ -1,8 +1,10 @@
 //! Analytics and rate-limit visibility (issue 9, API side): campaign metrics normalised across
-//! the three platforms, our own counts from received webhook events, the `…/limits` view of the
-//! rate budgets, and pure SVG chart renderers for the dashboard.
+//! the three platforms, Keap's own reporting (sent-email metrics, campaign counts), our own
+//! counts from received webhook events, the `…/limits` view of the rate budgets, and pure SVG
+//! chart renderers for the dashboard.
 
 pub mod chart;
+pub mod keap;
 pub mod limits;
 pub mod metrics;
 
@@ -15,4 +17,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(limits::get_limits))
         .routes(routes!(metrics::campaign_metrics))
+        .routes(routes!(keap::email_metrics))
 }

@@ -1193,7 +1193,7 @@ async fn campaign_page(
     Path((platform, campaign_id)): Path<(String, String)>,
     Query(q): Query<CampaignQuery>,
 ) -> Response {
-    use crate::analytics::{chart, metrics::METRICS};
+    use crate::analytics::{chart, keap, metrics::METRICS};
     let Some((platform, name)) = platform_of(&platform) else {
         return unknown_platform(&session);
     };
@@ -1290,7 +1290,8 @@ async fn campaign_page(
         &labels,
         &lines,
     ));
-    for key in METRICS {
+    // Keap's campaign counts are its only per-campaign figures: shown when present.
+    for key in METRICS.into_iter().chain(keap::CAMPAIGN_KEYS) {
         match d["totals"][key].as_u64() {
             Some(total) => page.metrics.push(MetricRow {
                 key,
@@ -1301,7 +1302,8 @@ async fn campaign_page(
                     v => cell(v),
                 },
             }),
-            None => page.absent.push(key),
+            None if METRICS.contains(&key) => page.absent.push(key),
+            None => {}
         }
     }
     let bars: Vec<(&str, u64)> = page.metrics.iter().map(|m| (m.key, m.total)).collect();

@@ -440,9 +440,9 @@ async fn customerio_metrics_map_its_period_series_within_its_retention() {
 }
 
 #[tokio::test]
-async fn keap_reports_nothing_it_cannot_and_knows_its_campaigns() {
+async fn keap_reports_its_campaign_counts_only_and_knows_its_campaigns() {
     let db = fresh_db().await;
-    let (app, _sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
     app.call(
         Method::POST,
         "/api/integrations/keap/connect",
@@ -467,8 +467,31 @@ async fn keap_reports_nothing_it_cannot_and_knows_its_campaigns() {
         )
         .await;
     let d = a.expect_ok(200);
-    assert_eq!(d["totals"], json!({}), "absent, not zero: {d}");
-    assert_eq!(d["sources"], json!({}));
+    // Keap's campaign object: its contact counts, and none of the shared keys.
+    let keap = reqwest::Client::new()
+        .get(format!(
+            "{}/crm/rest/v2/campaigns/{id}",
+            sim(&sandbox, sim_keap::API_URL_ENV).origin()
+        ))
+        .header("X-Keap-API-Key", sim_keap::PERSONAL_ACCESS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        d["totals"],
+        json!({"activeContacts": keap["active_contact_count"],
+            "completedContacts": keap["completed_contact_count"]}),
+        "{d}"
+    );
+    assert!(keap["completed_contact_count"].as_u64().is_some());
+    assert_eq!(
+        d["sources"],
+        json!({"activeContacts": "platform", "completedContacts": "platform"})
+    );
+    assert_eq!(d["seriesSources"], json!({}));
     assert_eq!(d["series"].as_array().unwrap().len(), 2);
     assert_eq!(d["series"][0], json!({"at": "2026-03-01T00:00:00+00:00"}));
     app.get(

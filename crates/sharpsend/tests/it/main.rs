@@ -12,6 +12,7 @@ mod dashboard_campaign;
 mod helpers;
 mod iterable;
 mod keap;
+mod keap_reporting;
 mod logs;
 mod metrics_history;
 mod openapi;

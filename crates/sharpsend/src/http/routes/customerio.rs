@@ -694,6 +694,7 @@ pub async fn list_contacts(
             last_name: None,
             phone: None,
             tag_ids: Vec::new(),
+            lead_score: None,
             created_at: None,
             updated_at: None,
             platform: PLATFORM,
