@@ -786,6 +786,14 @@ async fn three_processes_sharing_redis_stay_under_keaps_limits() {
         assert_eq!(done["counts"]["contacts"], 30_000);
     }
     let secs = started.elapsed().as_secs_f64();
+    // The API process sent none of those pages, yet its limits view is every replica's.
+    let limits = e
+        .app
+        .get("/api/integrations/pub-x0/keap/limits", ADMIN_TOKEN)
+        .await;
+    let limits = limits.expect_ok(200);
+    assert_eq!(limits["scope"], "shared", "{limits}");
+    assert_eq!(limits["sharedBudgets"], true);
     for w in &mut workers {
         w.kill().unwrap();
         w.wait().unwrap();
