@@ -406,6 +406,52 @@ async fn records_page_newest_first_with_a_stable_cursor() {
 }
 
 #[tokio::test]
+async fn upserts_keep_unchanged_records_in_place_across_statement_sizes() {
+    each_backend(|s, b| async move {
+        integration(&s, "int_a").await;
+        // More than one SQLite statement's worth (1,000 rows), and PostgreSQL's one UNNEST.
+        let first: Vec<_> = (0..2_500).map(|i| rec(&format!("r{i:04}"), 1)).collect();
+        assert_eq!(
+            s.upsert_records("int_a", "contacts", first).await.unwrap(),
+            2_500,
+            "{b}"
+        );
+        assert_eq!(s.count_records("int_a", "contacts").await.unwrap(), 2_500);
+        let before = s
+            .list_records("int_a", "contacts", 3_000, None, false)
+            .await
+            .unwrap();
+        let seq_of = |rows: &[store::StoredRecord], id: &str| {
+            rows.iter().find(|r| r.platform_id == id).unwrap().seq
+        };
+        // Again, with one record changed: it moves to the front; the others keep their place.
+        let again: Vec<_> = (0..2_500)
+            .map(|i| rec(&format!("r{i:04}"), if i == 1_234 { 2 } else { 1 }))
+            .collect();
+        s.upsert_records("int_a", "contacts", again).await.unwrap();
+        let after = s
+            .list_records("int_a", "contacts", 3_000, None, false)
+            .await
+            .unwrap();
+        assert_eq!(after.len(), 2_500, "{b}");
+        assert_eq!(
+            after[0].platform_id, "r1234",
+            "{b}: the changed record first"
+        );
+        assert_eq!(after[0].raw["v"], 2);
+        assert!(seq_of(&after, "r1234") > seq_of(&before, "r1234"), "{b}");
+        for id in ["r0000", "r0999", "r1000", "r2499"] {
+            assert_eq!(
+                seq_of(&after, id),
+                seq_of(&before, id),
+                "{b}: {id} kept its place"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn records_by_platform_id_skip_absent_deleted_and_other_kinds() {
     each_backend(|s, b| async move {
         integration(&s, "int_a").await;

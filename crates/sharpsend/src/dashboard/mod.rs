@@ -1151,7 +1151,7 @@ async fn limits_panel(api: &ApiRouter, session: &Session, base: &str) -> LimitsP
             .as_array()
             .map(|a| a.iter().map(|c| LimitRow::from_json(c, now)).collect())
             .unwrap_or_default(),
-        shared: reply.data()["sharedBudgets"].as_bool().unwrap_or(false),
+        shared: reply.data()["scope"] == "shared",
         error: (!reply.is_ok()).then(|| reply.failure().message),
     }
 }

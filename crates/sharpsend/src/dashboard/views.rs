@@ -424,6 +424,7 @@ impl LimitRow {
 /// The limits panel of an integration.
 pub struct LimitsPanel {
     pub rows: Vec<LimitRow>,
+    /// The figures are every replica's (the API's `scope` is `shared`).
     pub shared: bool,
     pub error: Option<String>,
 }
