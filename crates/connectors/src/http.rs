@@ -32,6 +32,8 @@ pub struct Rate {
     pub amount: u32,
     pub per: Duration,
     burst: Option<u32>,
+    /// How much slower than `amount` per `per` the budget paces, in percent.
+    headroom: u8,
 }
 
 impl Rate {
@@ -48,7 +50,17 @@ impl Rate {
             amount,
             per,
             burst: None,
+            headroom: 0,
         }
+    }
+
+    /// Paces `percent` % slower than the limit (the limit shown stays the published one). A
+    /// budget at exactly the platform's rate meets its bucket with no token to spare, so two
+    /// requests that network jitter brings a millisecond closer draw a 429; the headroom lets
+    /// the platform's bucket refill a little faster than we draw on it.
+    pub const fn with_headroom(mut self, percent: u8) -> Self {
+        self.headroom = percent;
+        self
     }
 
     /// A smaller (or larger) burst than `amount`: a steady pace that leaves the platform's own
@@ -72,14 +84,14 @@ impl Rate {
         };
         Self {
             amount: scale(self.amount),
-            per: self.per,
             burst: self.burst.map(scale),
+            ..self
         }
     }
 
-    /// The steady spacing between requests.
+    /// The steady spacing between requests (with the headroom).
     pub fn interval(self) -> Duration {
-        self.per / self.amount.max(1)
+        self.per / self.amount.max(1) * (100 + u32::from(self.headroom)) / 100
     }
 }
 
@@ -537,6 +549,17 @@ fn short(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headroom_slows_the_pace_but_not_the_published_limit() {
+        let r = Rate::per_second(10).with_headroom(3);
+        assert_eq!(r.interval(), Duration::from_millis(103));
+        assert_eq!((r.amount, r.per, r.burst()), (10, Duration::from_secs(1), 10));
+        // Scaling keeps the headroom.
+        let doubled = r.scaled_percent(200);
+        assert_eq!(doubled.interval(), Duration::from_micros(51_500));
+        assert_eq!(Rate::per_minute(4).interval(), Duration::from_secs(15));
+    }
 
     #[test]
     fn budgets_scale_by_percent_and_never_reach_zero() {

@@ -61,14 +61,19 @@ impl Settings {
         }
     }
 
-    /// A platform's published budgets, scaled by [`Settings::budget_percent`].
+    /// A platform's published budgets, scaled by [`Settings::budget_percent`] and paced
+    /// `headroom` % under the result ([`http::Rate::with_headroom`]).
     pub fn budgets(
         &self,
         published: &[(&'static str, http::Rate)],
+        headroom: u8,
     ) -> Vec<(&'static str, http::Rate)> {
         published
             .iter()
-            .map(|&(class, rate)| (class, rate.scaled_percent(self.budget_percent)))
+            .map(|&(class, rate)| {
+                let rate = rate.scaled_percent(self.budget_percent);
+                (class, rate.with_headroom(headroom))
+            })
             .collect()
     }
 }

@@ -45,6 +45,11 @@ pub(crate) mod class {
     pub const CDP: &str = "cdp";
 }
 
+/// Our budgets pace this many percent under the published limits: a budget at exactly the
+/// limit meets Customer.io's bucket with no token to spare, and network jitter alone then draws
+/// 429s.
+pub const BUDGET_HEADROOM: u8 = 3;
+
 /// The published limits (shared/platforms/customerio.md §1.4, §2.1, §3).
 pub const BUDGETS: [(&str, Rate); 5] = [
     (class::APP, Rate::per_second(10)),
@@ -115,7 +120,7 @@ impl CustomerioConnector {
             client: UpstreamClient::new(
                 Platform::Customerio,
                 settings.timeout,
-                &settings.budgets(&BUDGETS),
+                &settings.budgets(&BUDGETS, BUDGET_HEADROOM),
                 settings.observer.clone(),
             )
             .with_shared_budgets(settings.shared_budgets.clone())

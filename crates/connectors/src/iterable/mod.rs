@@ -37,6 +37,9 @@ use crate::{
 
 /// Iterable's published limits (fact sheet §4), per project; we keep them per API key, which is
 /// at most as generous. Classes without an entry are not throttled ahead of time.
+/// Paced this many percent under them: a budget at exactly the limit meets Iterable's bucket
+/// with no token to spare, and network jitter alone then draws 429s.
+pub const BUDGET_HEADROOM: u8 = 3;
 pub const BUDGETS: &[(&str, Rate)] = &[
     ("campaigns", Rate::per_second(100)),
     ("channels", Rate::per_second(100)),
@@ -170,7 +173,7 @@ impl IterableConnector {
             client: UpstreamClient::new(
                 Platform::Iterable,
                 settings.timeout,
-                &settings.budgets(BUDGETS),
+                &settings.budgets(BUDGETS, BUDGET_HEADROOM),
                 settings.observer.clone(),
             )
             .with_shared_budgets(settings.shared_budgets.clone()),

@@ -229,7 +229,8 @@ impl KeapConnector {
             client: UpstreamClient::new(
                 Platform::Keap,
                 settings.timeout,
-                &settings.budgets(BUDGETS),
+                // Already under Keap's limits by design (above): no further headroom.
+                &settings.budgets(BUDGETS, 0),
                 settings.observer.clone(),
             )
             .with_shared_budgets(settings.shared_budgets.clone())
