@@ -554,7 +554,10 @@ mod tests {
     fn headroom_slows_the_pace_but_not_the_published_limit() {
         let r = Rate::per_second(10).with_headroom(3);
         assert_eq!(r.interval(), Duration::from_millis(103));
-        assert_eq!((r.amount, r.per, r.burst()), (10, Duration::from_secs(1), 10));
+        assert_eq!(
+            (r.amount, r.per, r.burst()),
+            (10, Duration::from_secs(1), 10)
+        );
         // Scaling keeps the headroom.
         let doubled = r.scaled_percent(200);
         assert_eq!(doubled.interval(), Duration::from_micros(51_500));
