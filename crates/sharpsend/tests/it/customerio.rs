@@ -1057,7 +1057,7 @@ async fn broadcast_triggers_keep_their_one_per_ten_seconds_budget() {
     assert_eq!(body["emails"], json!(["reader@example.com"]));
     assert_eq!(body["data"], json!({"coupon": "X1"}));
 
-    // A second trigger within 10 s: RATE_LIMIT_EXCEEDED at once, Retry-After ≤ 10 s, and
+    // A second trigger within 10 s: RATE_LIMIT_EXCEEDED at once, Retry-After ≤ 11 s, and
     // Customer.io never saw it (no 429 spent).
     let started = std::time::Instant::now();
     let a = app
@@ -1071,7 +1071,8 @@ async fn broadcast_triggers_keep_their_one_per_ten_seconds_budget() {
     a.expect_error(429, "RATE_LIMIT_EXCEEDED");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=10).contains(&wait), "{wait}");
+    // 10 s, paced with the budgets' 3 % headroom: at most 10.3 s, rounded up.
+    assert!((1..=11).contains(&wait), "{wait}");
     assert_eq!(
         sim.requests(Some("/v1/campaigns/1001/triggers"))
             .await
