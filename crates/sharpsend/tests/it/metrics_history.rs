@@ -352,17 +352,23 @@ async fn customerio_metrics_history_keeps_its_daily_series_past_its_retention() 
         .find(|k| !k.contains(':'))
         .cloned()
         .expect("a running campaign is followed");
-    let platform: Value = reqwest::Client::new()
-        .get(format!(
-            "{app_origin}/v1/campaigns/{campaign_key}/metrics?period=days&steps=45"
-        ))
-        .bearer_auth(us.app_api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Read straight from the simulator, whose 10/s App API bucket the sync may just have
+    // emptied: wait out its 429s.
+    let platform: Value = loop {
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{app_origin}/v1/campaigns/{campaign_key}/metrics?period=days&steps=45"
+            ))
+            .bearer_auth(us.app_api_key)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        break r.json().await.unwrap();
+    };
     let series = &platform["metric"]["series"];
     let today = day(0);
     let days = &by_key[&campaign_key];
