@@ -95,6 +95,12 @@ impl ApiError {
         err
     }
 
+    /// Keeps what went wrong inside for the log (never sent to the client).
+    pub fn with_cause(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.details.insert(key.to_owned(), value.into());
         self

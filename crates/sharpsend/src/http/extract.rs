@@ -1,10 +1,7 @@
 //! Extractors whose rejections answer in the envelope: JSON bodies, query strings, and the
 //! authorised [`Scope`] of a request.
 
-use axum::{
-    extract::{FromRequest, FromRequestParts, Request},
-    http::{header, request::Parts},
-};
+use axum::{extract::FromRequestParts, http::request::Parts};
 use domain::{Platform, PublisherId};
 use serde::de::DeserializeOwned;
 
@@ -20,18 +17,23 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct Scope {
     pub principal: Principal,
-    /// The publisher the path names (or, failing that, the body's `publisherId`).
+    /// The acting publisher: the one the path names, or else the body's `publisherId` (both
+    /// checked against the principal), or else a publisher key's own publisher. The only source
+    /// of a publisher id a handler may use.
     pub publisher: Option<PublisherId>,
     /// The platform the path names.
     pub platform: Option<Platform>,
 }
 
 impl Scope {
-    /// The publisher of a route that names one.
+    /// The acting publisher; a route whose path names none needs the body's `publisherId`.
     pub fn publisher(&self) -> Result<&PublisherId, ApiError> {
-        self.publisher
-            .as_ref()
-            .ok_or_else(|| ApiError::internal("route without a publisherId asked for one"))
+        self.publisher.as_ref().ok_or_else(|| {
+            ApiError::validation(
+                "publisherId",
+                "Name the publisher: this route takes `publisherId` in its JSON body.",
+            )
+        })
     }
 
     /// The platform of a route that names one.
@@ -81,82 +83,73 @@ fn data_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     )
 }
 
-/// Parses a JSON body into `T`; every rejection is a `VALIDATION_ERROR` (with `details.field`)
-/// or `PAYLOAD_TOO_LARGE`.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
-        if e.inner().is_syntax() || e.inner().is_eof() {
-            let inner = e.inner();
-            ApiError::new(
-                domain::ErrorCode::ValidationError,
-                format!(
-                    "Malformed JSON at line {}, column {}: {inner}.",
-                    inner.line(),
-                    inner.column()
-                ),
-            )
-            .detail("field", "body")
-        } else {
-            data_error(e)
-        }
-    })?;
-    Ok(value)
+/// The request's JSON body, parsed once by the `authorize` gate ([`super::json::parse_strict`])
+/// and handed to the handler in the request's extensions; the raw bytes are not passed on, so no
+/// handler can read a different body than the one the gate checked.
+#[derive(Clone, Debug)]
+pub struct JsonBody(pub std::sync::Arc<serde_json::Value>);
+
+/// Deserializes `T` from the parsed body; a wrong shape is a `VALIDATION_ERROR` naming the field.
+pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(data_error)
 }
 
-/// A JSON body. Requires `Content-Type: application/json`.
+/// A JSON body (`Content-Type: application/json`, checked by the gate), deserialized into `T`.
+/// An absent or empty body is a `VALIDATION_ERROR`.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mime = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if !(mime == "application/json"
-            || (mime.starts_with("application/") && mime.ends_with("+json")))
-        {
-            return Err(ApiError::validation(
-                "Content-Type",
-                if content_type.is_empty() {
-                    "This endpoint takes a JSON body: send Content-Type: application/json."
-                        .to_owned()
-                } else {
-                    format!(
-                        "This endpoint takes a JSON body, not `{content_type}`: send Content-Type: application/json."
-                    )
-                },
-            ));
-        }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large()
-                } else {
-                    ApiError::validation(
-                        "body",
-                        format!("Could not read the request body: {rejection}."),
-                    )
-                }
-            })?;
-        if bytes.is_empty() {
-            return Err(ApiError::validation(
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<JsonBody>() {
+            Some(JsonBody(value)) => from_value(value).map(ApiJson),
+            None => Err(ApiError::validation(
                 "body",
-                "The request body is empty; send a JSON object.",
-            ));
+                "The request body is empty; send a JSON object with Content-Type: application/json.",
+            )),
         }
-        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON body that may be absent (or empty), deserialized into `T`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<JsonBody>() {
+            Some(JsonBody(value)) => from_value(value).map(|v| OptionalJson(Some(v))),
+            None => Ok(OptionalJson(None)),
+        }
+    }
+}
+
+/// Whether `content_type` is JSON (`application/json` or `application/…+json`, any parameters).
+pub fn is_json(content_type: &str) -> bool {
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// The refusal of a body that is not declared as JSON.
+pub fn not_json(content_type: &str) -> ApiError {
+    ApiError::validation(
+        "Content-Type",
+        if content_type.is_empty() {
+            "This endpoint takes a JSON body: send Content-Type: application/json.".to_owned()
+        } else {
+            format!(
+                "This endpoint takes a JSON body, not `{}`: send Content-Type: application/json.",
+                content_type.chars().take(100).collect::<String>()
+            )
+        },
+    )
 }
 
 /// The 413 answer.
@@ -216,6 +209,10 @@ mod tests {
     #[allow(dead_code)]
     struct Config {
         from_email: String,
+    }
+
+    fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+        from_value(&super::super::json::parse_strict(bytes)?)
     }
 
     fn field(e: &ApiError) -> String {

@@ -1,12 +1,13 @@
 //! Cross-cutting request handling: observation (span, log line, metrics), the body limit,
 //! authorisation and tenancy, panics, and unknown routes.
 
-use std::{any::Any, time::Instant};
+use std::{any::Any, sync::Arc, time::Instant};
 
 use axum::{
+    RequestPartsExt as _,
     body::Body,
     extract::{MatchedPath, RawPathParams, Request, State},
-    http::{Method, StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -15,10 +16,14 @@ use tracing::{Instrument, field::Empty};
 
 use super::{
     error::{ApiError, LoggedError},
-    extract::{BODY_LIMIT, Scope, too_large},
+    extract::{BODY_LIMIT, JsonBody, Scope, is_json, not_json, too_large},
+    json::parse_strict,
     metrics::{RequestLabels, RouteLabels},
 };
-use crate::{auth::AuthError, state::AppState};
+use crate::{
+    auth::{AuthError, Principal},
+    state::AppState,
+};
 
 /// The header carrying the request id (set by `SetRequestIdLayer` when the client sent none).
 pub const REQUEST_ID: &str = "x-request-id";
@@ -105,8 +110,8 @@ pub async fn limit_body(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-fn bearer(req: &Request) -> Result<&str, ApiError> {
-    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthorized(
             "Missing Authorization header: send `Authorization: Bearer <token>`.",
         )
@@ -136,16 +141,60 @@ fn denied(publisher: &PublisherId) -> ApiError {
     ))
 }
 
-/// Authentication, path validation and tenancy for every `/api/` route, in this order:
-/// 401 (no or bad token) → 400 (malformed publisherId or platform) → 403 (another publisher's
-/// data, in the path or in the body's `publisherId`; admin routes for non-admins).
+/// Reads the whole body (at most [`BODY_LIMIT`]) and parses it once, strictly: `None` for an
+/// empty (or whitespace-only) body, else the one [`JsonBody`] both the gate and the handler use.
+async fn parse_body(headers: &HeaderMap, body: Body) -> Result<Option<JsonBody>, ApiError> {
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+        if is_length_limit(&e) {
+            too_large()
+        } else {
+            ApiError::validation("body", "The request body could not be read to its end.")
+                .with_cause(e)
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    if !is_json(&content_type) {
+        return Err(not_json(&content_type));
+    }
+    Ok(Some(JsonBody(Arc::new(parse_strict(&bytes)?))))
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The tenancy gate of every `/api/` route, in this order:
+///
+/// 1. 401: no, malformed, unknown or revoked bearer token;
+/// 2. 400: a path parameter that is not UTF-8, a malformed `publisherId` or unknown `platform`;
+/// 3. 403: admin routes for non-admins, another publisher named in the path;
+/// 4. the body, parsed **once** and strictly (`http::json`): 413 over 1 MiB, 400 when it is not
+///    declared JSON or does not parse;
+/// 5. the body's `publisherId`, when present: 400 unless a valid id, 403 for another publisher's,
+///    400 when it differs from the path's.
+///
+/// The handler then gets the acting publisher only from the [`Scope`] and the body only as the
+/// parsed [`JsonBody`]: the raw bytes are not passed on.
 pub async fn authorize(
     State(state): State<AppState>,
-    params: RawPathParams,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&req)?;
+    let (mut parts, body) = req.into_parts();
+    let token = bearer(&parts.headers)?;
     let principal = match state.auth.authenticate(token).await {
         Ok(p) => p,
         Err(AuthError::Unknown) => return Err(ApiError::unauthorized("Unknown bearer token.")),
@@ -153,6 +202,10 @@ pub async fn authorize(
         Err(AuthError::Store(e)) => return Err(e.into()),
     };
 
+    let params = parts
+        .extract::<RawPathParams>()
+        .await
+        .map_err(|e| ApiError::validation("path", format!("{}.", e.body_text())))?;
     let mut publisher = None;
     let mut platform = None;
     for (name, value) in &params {
@@ -171,13 +224,13 @@ pub async fn authorize(
     }
     // Routes whose path names the platform statically (`/api/integrations/keap/…`).
     if platform.is_none() {
-        let path = req.uri().path();
+        let path = parts.uri.path();
         platform = Platform::ALL
             .into_iter()
             .find(|p| path.starts_with(&format!("/api/integrations/{}/", p.as_str())));
     }
 
-    if req.uri().path().starts_with("/api/admin/") && !principal.is_admin() {
+    if parts.uri.path().starts_with("/api/admin/") && !principal.is_admin() {
         return Err(ApiError::forbidden(
             "Only the admin token may use /api/admin routes.",
         ));
@@ -188,37 +241,38 @@ pub async fn authorize(
         return Err(denied(p));
     }
 
-    // The body may name a publisher too (connect calls): check it here, once, for every route.
-    let (parts, body) = req.into_parts();
-    let carries_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
-    let body = if carries_json && !matches!(parts.method, Method::GET | Method::HEAD) {
-        let bytes = axum::body::to_bytes(body, BODY_LIMIT)
-            .await
-            .map_err(|_| too_large())?;
-        if let Ok(serde_json::Value::Object(obj)) =
-            serde_json::from_slice::<serde_json::Value>(&bytes)
-            && let Some(serde_json::Value::String(named)) = obj.get("publisherId")
-        {
-            let named = parse_publisher(named)?;
-            if !principal.may_act_for(&named) {
-                return Err(denied(&named));
-            }
-            if publisher.as_ref().is_some_and(|p| *p != named) {
+    let json = parse_body(&parts.headers, body).await?;
+    if let Some(named) = json
+        .as_ref()
+        .and_then(|JsonBody(v)| v.as_object()?.get("publisherId"))
+    {
+        let named = match named {
+            serde_json::Value::String(s) => parse_publisher(s)?,
+            _ => {
                 return Err(ApiError::validation(
                     "publisherId",
-                    "The body's publisherId differs from the one in the path.",
+                    "publisherId must be a string.",
                 ));
             }
-            publisher.get_or_insert(named);
+        };
+        if !principal.may_act_for(&named) {
+            return Err(denied(&named));
         }
-        Body::from(bytes)
-    } else {
-        body
-    };
+        if publisher.as_ref().is_some_and(|p| *p != named) {
+            return Err(ApiError::validation(
+                "publisherId",
+                "The body's publisherId differs from the one in the path.",
+            ));
+        }
+        publisher.get_or_insert(named);
+    }
+    // A publisher key acts for its own publisher where nothing names one (a connect body
+    // without `publisherId`).
+    if publisher.is_none()
+        && let Principal::Publisher { publisher: own, .. } = &principal
+    {
+        publisher = Some(own.clone());
+    }
 
     let span = tracing::Span::current();
     if let Some(p) = &publisher {
@@ -227,13 +281,15 @@ pub async fn authorize(
     if let Some(p) = platform {
         span.record("platform", p.as_str());
     }
-    let mut req = Request::from_parts(parts, body);
-    req.extensions_mut().insert(Scope {
+    parts.extensions.insert(Scope {
         principal,
         publisher,
         platform,
     });
-    Ok(next.run(req).await)
+    if let Some(json) = json {
+        parts.extensions.insert(json);
+    }
+    Ok(next.run(Request::from_parts(parts, Body::empty())).await)
 }
 
 /// A panic in a handler becomes `INTERNAL_ERROR` (CatchPanicLayer), not a dropped connection.
@@ -248,36 +304,81 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 
 /// Any path we do not serve.
 pub async fn not_found(req: Request) -> ApiError {
+    not_found_of(req.method(), req.uri().path())
+}
+
+fn not_found_of(method: &axum::http::Method, path: &str) -> ApiError {
     ApiError::new(
         ErrorCode::NotFound,
-        format!(
-            "No route {} {}; see /api/openapi.json for the routes.",
-            req.method(),
-            req.uri().path()
-        ),
+        format!("No route {method} {path}; see /api/openapi.json for the routes."),
     )
 }
 
-/// Puts axum's own 405 (which carries the `Allow` header) into the envelope.
-pub async fn envelope_405(req: Request, next: Next) -> Response {
+/// Keeps every error answer in the envelope. Our handlers and extractors answer with
+/// [`ApiError`] already; what remains is what the router and axum's own extractors produce as
+/// `text/plain` (a 405 with its `Allow` header, a path that is not UTF-8, a rejected `Path` or
+/// body on a route outside the gate). Those become the envelope with the code of their status;
+/// HTML pages (the dashboard) and JSON answers pass untouched.
+pub async fn envelope_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
         || response.extensions().get::<LoggedError>().is_some()
+        || is_json_or_html(response.headers())
     {
         return response;
     }
-    let allow = response.headers().get(header::ALLOW).cloned();
-    let allowed = allow
-        .as_ref()
-        .and_then(|a| a.to_str().ok())
-        .map(|a| format!(" It takes: {a}."))
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let allowed = allow
+            .as_ref()
+            .and_then(|a| a.to_str().ok())
+            .map(|a| format!(" It takes: {a}."))
+            .unwrap_or_default();
+        let mut err = ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{method} is not allowed on {path}.{allowed}"),
+        );
+        err.allow = allow;
+        return err.into_response();
+    }
+    // axum's rejection texts are short sentences about the request itself; keep one line of it.
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        })
         .unwrap_or_default();
-    let mut err = ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("{method} is not allowed on {path}.{allowed}"),
-    );
-    err.allow = allow;
-    err.into_response()
+    let text = text.trim();
+    let sentence = |fallback: &str| {
+        if text.is_empty() {
+            fallback.to_owned()
+        } else {
+            format!("{}.", text.trim_end_matches('.'))
+        }
+    };
+    match status {
+        StatusCode::NOT_FOUND => not_found_of(&method, &path),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized(sentence("Not authorised.")),
+        StatusCode::FORBIDDEN => ApiError::forbidden(sentence("Not permitted.")),
+        s if s.is_server_error() => ApiError::internal(format!("{status}: {text}")),
+        _ => ApiError::validation("request", sentence("The request could not be read.")),
+    }
+    .into_response()
+}
+
+fn is_json_or_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct.to_ascii_lowercase();
+            ct.starts_with("text/html") || is_json(&ct)
+        })
 }

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -83,14 +84,14 @@ pub fn router(state: AppState) -> Router {
     finish(router.merge(crate::dashboard::routes(api)), state)
 }
 
-/// Adds what every route shares: the 404 fallback, the envelope for 405s, the body limit,
+/// Adds what every route shares: the 404 fallback, the envelope for every error (axum's own 405s and rejections too), the body limit,
 /// request ids, observation (logs, metrics), panic recovery. Public so tests can mount extra
 /// routes under exactly the same layers.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static(middleware::REQUEST_ID);
     router
         .fallback(middleware::not_found)
-        .layer(from_fn(middleware::envelope_405))
+        .layer(from_fn(middleware::envelope_errors))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(
             ServiceBuilder::new()

@@ -4,6 +4,7 @@
 
 mod analytics;
 mod api;
+mod bodies;
 mod cli;
 mod customerio;
 mod dashboard;

@@ -4,7 +4,10 @@ use axum::{Json, Router, routing::post};
 use reqwest::Method;
 use serde_json::json;
 use sharpsend::{
-    http::{extract::Scope, middleware::authorize},
+    http::{
+        extract::{ApiJson, Scope},
+        middleware::authorize,
+    },
     state::AppState,
 };
 
@@ -104,7 +107,10 @@ async fn publisher_keys_cannot_reach_other_publishers_on_any_route_shape() {
     db.cleanup().await;
 }
 
-async fn echo_scope(scope: Scope, Json(body): Json<serde_json::Value>) -> Json<serde_json::Value> {
+async fn echo_scope(
+    scope: Scope,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Json<serde_json::Value> {
     Json(json!({"publisher": scope.publisher.map(|p| p.to_string()), "body": body}))
 }
 

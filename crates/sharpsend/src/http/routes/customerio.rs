@@ -83,9 +83,11 @@ pub struct CustomerioConfig {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectBody {
-    /// Checked against the token by the `authorize` middleware; the handler reads the scope.
+    /// Required with the admin token; a publisher key may leave it out and acts for its own
+    /// publisher. Checked by the `authorize` gate; the handler reads the scope, never this.
+    #[serde(default)]
     #[allow(dead_code)]
-    pub publisher_id: String,
+    pub publisher_id: Option<String>,
     pub site_id: String,
     /// The App API key (bearer).
     pub api_key: String,
@@ -837,9 +839,8 @@ pub async fn upsert_subscribers(
     ApiJson(raw): ApiJson<Value>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse as _;
-    let bytes = serde_json::to_vec(&raw).map_err(ApiError::internal)?;
     if raw.get("subscribers").is_some() {
-        let batch: SubscriberBatch = crate::http::extract::parse_json(&bytes)?;
+        let batch: SubscriberBatch = crate::http::extract::from_value(&raw)?;
         if batch.subscribers.is_empty() || batch.subscribers.len() > MAX_SUBSCRIBERS {
             return Err(ApiError::validation(
                 "subscribers",
@@ -886,7 +887,7 @@ pub async fn upsert_subscribers(
         })
         .into_response());
     }
-    let input: SubscriberInput = crate::http::extract::parse_json(&bytes)?;
+    let input: SubscriberInput = crate::http::extract::from_value(&raw)?;
     let p = person(input).map_err(|(field, message)| ApiError::validation(field, message))?;
     let creds = stored_credentials(&state, &scope).await?;
     state

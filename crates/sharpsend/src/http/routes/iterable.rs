@@ -81,7 +81,11 @@ pub struct IterableConfig {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectRequest {
-    pub publisher_id: String,
+    /// Required with the admin token; a publisher key may leave it out and acts for its own
+    /// publisher. Checked by the `authorize` gate; the handler reads the scope, never this.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub publisher_id: Option<String>,
     #[schema(value_type = String)]
     pub api_key: SecretString,
     #[serde(default)]
@@ -289,11 +293,7 @@ pub async fn connect(
     scope: Scope,
     ApiJson(body): ApiJson<ConnectRequest>,
 ) -> ApiResult<Envelope<Integration>> {
-    let publisher = match scope.publisher.clone() {
-        Some(p) => p,
-        None => PublisherId::parse(&body.publisher_id)
-            .map_err(|e| ApiError::validation("publisherId", format!("{e}.")))?,
-    };
+    let publisher = scope.publisher()?.clone();
     let key = api_key(body.api_key)?;
     let config = body.config.unwrap_or_default();
     let config = IterableConfig {

@@ -183,7 +183,11 @@ pub struct KeapConfigBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectBody {
-    pub publisher_id: String,
+    /// Required with the admin token; a publisher key may leave it out and acts for its own
+    /// publisher. Checked by the `authorize` gate; the handler reads the scope, never this.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub publisher_id: Option<String>,
     #[serde(default)]
     pub client_id: Option<String>,
     #[serde(default)]

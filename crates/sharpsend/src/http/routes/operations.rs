@@ -6,17 +6,18 @@
 //! for an operation the contract does not know, and `NOT_FOUND` naming what is missing where the
 //! matrix says yes but the operation is not served yet.
 
-use axum::{body::Bytes, extract::Path, http::Method};
+use axum::{extract::Path, http::Method};
 use domain::{Capability, ErrorCode, Platform};
+use serde_json::Value;
 
 use crate::http::{
     error::{ApiError, ApiResult},
-    extract::{Scope, parse_json},
+    extract::{OptionalJson, Scope, from_value},
     openapi::ErrorBody,
 };
 
 /// The capability an operation needs; for messages it depends on the body's channel.
-fn capability(method: &Method, operation: &str, body: &[u8]) -> ApiResult<Option<Capability>> {
+fn capability(method: &Method, operation: &str, body: &Value) -> ApiResult<Option<Capability>> {
     Ok(Some(match (method.as_str(), operation) {
         ("GET", "campaigns") => Capability::Campaigns,
         ("GET", "contacts") => Capability::Contacts,
@@ -29,7 +30,7 @@ fn capability(method: &Method, operation: &str, body: &[u8]) -> ApiResult<Option
             struct Channel {
                 channel: String,
             }
-            match parse_json::<Channel>(body)?.channel.as_str() {
+            match from_value::<Channel>(body)?.channel.as_str() {
                 "email" => Capability::Email,
                 "sms" => Capability::Sms,
                 "push" => Capability::Push,
@@ -48,7 +49,7 @@ fn capability(method: &Method, operation: &str, body: &[u8]) -> ApiResult<Option
 
 /// The answer for an operation the platform does not serve (also used by platform routes that
 /// serve only some channels of `messages`).
-pub fn answer(platform: Platform, method: &Method, operation: &str, body: &[u8]) -> ApiError {
+pub fn answer(platform: Platform, method: &Method, operation: &str, body: &Value) -> ApiError {
     let cap = match capability(method, operation, body) {
         Ok(Some(cap)) => cap,
         Ok(None) => {
@@ -98,7 +99,7 @@ pub async fn read_operation(
     Path((_publisher, _platform, operation)): Path<(String, String, String)>,
 ) -> ApiError {
     match scope.platform() {
-        Ok(platform) => answer(platform, &Method::GET, &operation, &[]),
+        Ok(platform) => answer(platform, &Method::GET, &operation, &Value::Null),
         Err(e) => e,
     }
 }
@@ -114,10 +115,15 @@ pub async fn read_operation(
 pub async fn write_operation(
     scope: Scope,
     Path((_publisher, _platform, operation)): Path<(String, String, String)>,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<Value>,
 ) -> ApiError {
     match scope.platform() {
-        Ok(platform) => answer(platform, &Method::POST, &operation, &body),
+        Ok(platform) => answer(
+            platform,
+            &Method::POST,
+            &operation,
+            &body.unwrap_or(Value::Null),
+        ),
         Err(e) => e,
     }
 }

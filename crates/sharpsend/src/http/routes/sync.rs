@@ -6,7 +6,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use domain::{ErrorCode, Platform, shapes::SyncJob};
 use serde::{Deserialize, Serialize};
@@ -15,7 +14,7 @@ use serde_json::Value;
 use crate::{
     http::{
         error::{ApiError, ApiResult},
-        extract::{ApiQuery, Scope, parse_json},
+        extract::{ApiQuery, OptionalJson, Scope},
         openapi::{Envelope, ErrorBody},
     },
     state::AppState,
@@ -58,15 +57,11 @@ pub struct SyncQueued {
 pub async fn start_sync(
     State(state): State<AppState>,
     scope: Scope,
-    body: Bytes,
+    OptionalJson(request): OptionalJson<SyncRequest>,
 ) -> ApiResult<Response> {
     let publisher = scope.publisher()?;
     let platform = scope.platform()?;
-    let request: SyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        SyncRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let request = request.unwrap_or_default();
     let (job, created) =
         jobs::request(&state, publisher, platform, request.kinds, request.full).await?;
     let shape = job.to_shape();

@@ -97,16 +97,14 @@ pub async fn send_message(
     let publisher = scope.publisher()?;
     if raw.get("channel").and_then(Value::as_str) != Some("email") {
         // The capability matrix's answer, the same as for any operation Keap lacks.
-        let bytes = serde_json::to_vec(&raw).map_err(ApiError::internal)?;
         return Err(operations::answer(
             Platform::Keap,
             &Method::POST,
             "messages",
-            &bytes,
+            &raw,
         ));
     }
-    let bytes = serde_json::to_vec(&raw).map_err(ApiError::internal)?;
-    let body: MessageBody = crate::http::extract::parse_json(&bytes)?;
+    let body: MessageBody = crate::http::extract::from_value(&raw)?;
     if body.campaign_id.is_some() {
         return Err(ApiError::validation(
             "campaignId",

@@ -85,8 +85,7 @@ fn prefix(field: Option<&str>, e: ApiError) -> ApiError {
 }
 
 fn input(value: Value, lead_source: Option<String>) -> ApiResult<SubscriberInput> {
-    let bytes = serde_json::to_vec(&value).map_err(ApiError::internal)?;
-    let body: SubscriberBody = crate::http::extract::parse_json(&bytes)?;
+    let body: SubscriberBody = crate::http::extract::from_value(&value)?;
     let email = body.email.trim().to_owned();
     if !email.contains('@') || email.len() > 254 {
         return Err(ApiError::validation(
