@@ -41,6 +41,9 @@ error_codes! {
     NotFound = "NOT_FOUND", 404;
     /// The route exists but not for this HTTP method (the `Allow` header lists those it takes).
     MethodNotAllowed = "METHOD_NOT_ALLOWED", 405;
+    /// The request (its body, or the answer to it) took longer than
+    /// `SHARPSEND_REQUEST_TIMEOUT_SECONDS`; the connection is closed.
+    RequestTimeout = "REQUEST_TIMEOUT", 408;
     /// Request body over 1 MiB.
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", 413;
     /// The platform rejected the credentials.
@@ -91,6 +94,7 @@ mod tests {
             (PermissionDenied, 403),
             (IntegrationNotFound, 404),
             (NotFound, 404),
+            (RequestTimeout, 408),
             (PayloadTooLarge, 413),
             (InvalidCredentials, 422),
             (UnsupportedOperation, 422),

@@ -13,12 +13,15 @@ use crate::{
     cache::ReadCache,
     config::Config,
     http::{self, metrics::Metrics},
+    server,
     state::{AppState, Inner},
 };
 
 /// A built application, bound to its port and ready to serve.
 pub struct Application {
     listener: TcpListener,
+    /// `SHARPSEND_METRICS_LISTEN`: `/metrics` on its own (internal) address.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     /// A token generated on this start, to print once.
     pub generated_admin_token: Option<SecretString>,
@@ -30,10 +33,18 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("SHARPSEND_LISTEN: cannot listen on {}", config.listen))?;
+        let metrics_listener =
+            match config.metrics_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                    format!("SHARPSEND_METRICS_LISTEN: cannot listen on {addr}")
+                })?),
+                None => None,
+            };
         let bound = listener.local_addr()?;
         let (state, boot) = assemble(config, bound).await?;
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             generated_admin_token: match boot {
                 AdminBootstrap::Generated(t) => Some(t),
@@ -48,11 +59,17 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// Where `/metrics` is served when `SHARPSEND_METRICS_LISTEN` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(server::bound)
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+    /// Serves until `shutdown` is cancelled, then finishes in-flight requests (at most
+    /// `SHARPSEND_SHUTDOWN_TIMEOUT_SECONDS`).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
         self.state.cache.spawn_poller(shutdown.clone());
@@ -66,11 +83,20 @@ impl Application {
             public_origin = %self.state.public_origin,
             "sharpsend listening"
         );
-        let stopped = shutdown.clone();
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await
-            .context("HTTP server")?;
+        let limits = server::Limits::of(&self.state.config);
+        let metrics = self.metrics_listener.map(|listener| {
+            tracing::info!(addr = %server::bound(&listener), "metrics listening");
+            tokio::spawn(server::serve(
+                listener,
+                http::metrics_router(self.state.clone()),
+                limits,
+                shutdown.clone(),
+            ))
+        });
+        server::serve(self.listener, router, limits, shutdown.clone()).await;
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         // Workers finish the page in flight and give their jobs back; whatever is still
         // running after a lease's length is left to the lease to hand over.
         let wait = self.state.config.sync_lease;

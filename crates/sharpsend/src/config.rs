@@ -47,6 +47,21 @@ pub struct Config {
     /// `SHARPSEND_KEAP_CLIENT_ID` / `SHARPSEND_KEAP_CLIENT_SECRET`: the operator's Keap OAuth
     /// app, used by the authorize flow when the publisher brings no client of their own.
     pub keap_client: Option<(String, SecretString)>,
+    /// `SHARPSEND_HEADER_READ_TIMEOUT_SECONDS` (default 10, at most 20): a connection that has
+    /// not sent a whole request head within this is closed.
+    pub header_read_timeout: Duration,
+    /// `SHARPSEND_REQUEST_TIMEOUT_SECONDS` (default 120): reading the body and answering one
+    /// request; beyond it, `408 REQUEST_TIMEOUT` and the connection is closed.
+    pub request_timeout: Duration,
+    /// `SHARPSEND_MAX_CONNECTIONS` (default 1024): open client connections; further ones wait
+    /// (the listener stops accepting) until one closes.
+    pub max_connections: u32,
+    /// `SHARPSEND_SHUTDOWN_TIMEOUT_SECONDS` (default 20): how long a stop waits for in-flight
+    /// requests before closing their connections.
+    pub shutdown_timeout: Duration,
+    /// `SHARPSEND_METRICS_LISTEN`: when set, `/metrics` is served on this address only (and the
+    /// public one answers 404).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -75,6 +90,11 @@ impl std::fmt::Debug for Config {
                 "keap_client",
                 &self.keap_client.as_ref().map(|(id, _)| (id, "[redacted]")),
             )
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -206,6 +226,44 @@ impl Config {
             &mut problems,
         );
 
+        let header_read_timeout = parse_number(
+            &get,
+            "SHARPSEND_HEADER_READ_TIMEOUT_SECONDS",
+            10,
+            1..=20,
+            &mut problems,
+        );
+        let request_timeout = parse_number(
+            &get,
+            "SHARPSEND_REQUEST_TIMEOUT_SECONDS",
+            120,
+            1..=3600,
+            &mut problems,
+        );
+        let max_connections = parse_number(
+            &get,
+            "SHARPSEND_MAX_CONNECTIONS",
+            1024,
+            1..=1_000_000,
+            &mut problems,
+        );
+        let shutdown_timeout = parse_number(
+            &get,
+            "SHARPSEND_SHUTDOWN_TIMEOUT_SECONDS",
+            20,
+            0..=3600,
+            &mut problems,
+        );
+        let metrics_listen = get("SHARPSEND_METRICS_LISTEN").and_then(|text| {
+            text.parse::<SocketAddr>()
+                .map_err(|_| {
+                    problems.push(format!(
+                        "SHARPSEND_METRICS_LISTEN: `{text}` is not an address with a port (e.g. 127.0.0.1:9090)"
+                    ));
+                })
+                .ok()
+        });
+
         let keap_client = match (
             get("SHARPSEND_KEAP_CLIENT_ID"),
             get("SHARPSEND_KEAP_CLIENT_SECRET"),
@@ -235,6 +293,11 @@ impl Config {
             sync_lease: Duration::from_secs(u64::from(sync_lease_seconds)),
             rate_budget_percent,
             keap_client,
+            header_read_timeout: Duration::from_secs(u64::from(header_read_timeout)),
+            request_timeout: Duration::from_secs(u64::from(request_timeout)),
+            max_connections,
+            shutdown_timeout: Duration::from_secs(u64::from(shutdown_timeout)),
+            metrics_listen,
         })
     }
 
@@ -297,6 +360,33 @@ mod tests {
         assert_eq!(c.sync_interval_minutes, 60);
         assert!(matches!(c.master_key, KeySource::File(ref p) if p.ends_with("data/master.key")));
         assert_eq!(c.upstreams, Upstreams::defaults());
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.request_timeout, Duration::from_secs(120));
+        assert_eq!(c.max_connections, 1024);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(20));
+        assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn server_limits_are_bounded() {
+        let err = config(&[
+            ("SHARPSEND_HEADER_READ_TIMEOUT_SECONDS", "21"),
+            ("SHARPSEND_REQUEST_TIMEOUT_SECONDS", "0"),
+            ("SHARPSEND_MAX_CONNECTIONS", "0"),
+            ("SHARPSEND_SHUTDOWN_TIMEOUT_SECONDS", "x"),
+            ("SHARPSEND_METRICS_LISTEN", "nope"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for var in [
+            "SHARPSEND_HEADER_READ_TIMEOUT_SECONDS",
+            "SHARPSEND_REQUEST_TIMEOUT_SECONDS",
+            "SHARPSEND_MAX_CONNECTIONS",
+            "SHARPSEND_SHUTDOWN_TIMEOUT_SECONDS",
+            "SHARPSEND_METRICS_LISTEN",
+        ] {
+            assert!(err.contains(var), "{var} missing from: {err}");
+        }
     }
 
     #[test]

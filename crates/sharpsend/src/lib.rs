@@ -13,6 +13,7 @@ pub mod http;
 pub mod integrations;
 pub mod keap_sweep;
 pub mod sandbox;
+pub mod server;
 pub mod state;
 pub mod sync;
 pub mod telemetry;

@@ -86,6 +86,10 @@ pub trait Store: SyncStore + SessionStore + Send + Sync + 'static {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Stores `value` unless `key` is set; answers whether it stored it.
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> StoreResult<bool>;
+    /// Every setting whose key starts with `prefix` (taken literally), in key order.
+    async fn settings_with_prefix(&self, prefix: &str) -> StoreResult<Vec<(String, String)>>;
+    /// Deletes these settings; answers how many existed.
+    async fn delete_settings(&self, keys: &[String]) -> StoreResult<u64>;
 
     // --- publisher API keys ---
 

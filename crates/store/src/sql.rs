@@ -309,6 +309,31 @@ macro_rules! impl_common_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn settings_with_prefix(&self, prefix: &str) -> $crate::StoreResult<Vec<(String, String)>> {
+                // substr, not LIKE: the prefix is literal (`_` and `%` are ordinary characters).
+                Ok(sqlx::query_as::<_, (String, String)>(
+                    "SELECT key, value FROM settings WHERE substr(key, 1, $1) = $2 ORDER BY key",
+                )
+                .bind(i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX))
+                .bind(prefix)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn delete_settings(&self, keys: &[String]) -> $crate::StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut deleted = 0;
+                for key in keys {
+                    deleted += sqlx::query("DELETE FROM settings WHERE key = $1")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
             async fn create_api_key(&self, key: $crate::NewApiKey) -> $crate::StoreResult<$crate::ApiKeyRecord> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("INSERT INTO publishers (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")

@@ -33,11 +33,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        let file = options.get_filename();
+        if file != std::path::Path::new(":memory:") && !file.as_os_str().is_empty() {
+            secure_files(file)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -64,6 +62,53 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The database holds sealed credentials and API key hashes: its folder is created 0700 and the
+/// file 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` files the database
+/// file's mode). An existing file (and its `-wal`/`-shm`) readable by others is narrowed to 0600;
+/// an existing folder is left as it is (it may be shared).
+fn secure_files(file: &std::path::Path) -> StoreResult<()> {
+    let io = |path: &std::path::Path, e: std::io::Error| {
+        StoreError::Other(format!("cannot prepare {}: {e}", path.display()))
+    };
+    if let Some(dir) = file.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| io(dir, e))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut name = file.as_os_str().to_owned();
+                    name.push(suffix);
+                    let path = std::path::Path::new(&name);
+                    if let Ok(meta) = std::fs::metadata(path)
+                        && meta.is_file()
+                        && meta.permissions().mode() & 0o077 != 0
+                    {
+                        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                            .map_err(|e| io(path, e))?;
+                    }
+                }
+            }
+            Err(e) => return Err(io(file, e)),
+        }
+    }
+    Ok(())
 }
 
 impl_common_store!(SqliteStore, sqlx::Sqlite, "sqlite");

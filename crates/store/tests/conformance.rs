@@ -69,6 +69,40 @@ async fn settings_are_set_once() {
 }
 
 #[tokio::test]
+async fn settings_are_listed_by_literal_prefix_and_deleted() {
+    each_backend(|s, b| async move {
+        for k in ["st_a:1", "st_a:1:used", "st_a:2", "stXa:3", "other"] {
+            assert!(s.put_setting_if_absent(k, k).await.unwrap(), "{b}");
+        }
+        let keys: Vec<String> = s
+            .settings_with_prefix("st_a:")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| {
+                assert_eq!(k, v, "{b}");
+                k
+            })
+            .collect();
+        // `_` is literal: `stXa:3` does not match.
+        assert_eq!(keys, ["st_a:1", "st_a:1:used", "st_a:2"], "{b}");
+        let gone = [
+            "st_a:1".to_owned(),
+            "st_a:1:used".to_owned(),
+            "nope".to_owned(),
+        ];
+        assert_eq!(s.delete_settings(&gone).await.unwrap(), 2, "{b}");
+        assert_eq!(s.get_setting("st_a:1").await.unwrap(), None, "{b}");
+        assert_eq!(
+            s.get_setting("st_a:2").await.unwrap().as_deref(),
+            Some("st_a:2"),
+            "{b}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn api_keys_create_find_list_revoke() {
     each_backend(|s, b| async move {
         let now = Utc::now();

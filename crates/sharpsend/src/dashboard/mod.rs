@@ -74,8 +74,9 @@ pub fn routes(api: Router) -> Router<AppState> {
         .layer(from_fn(security_headers))
 }
 
-/// CSP, nosniff, same-origin referrers, no framing, and no caching of pages.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// CSP, nosniff, same-origin referrers, no framing, and no caching of pages (the dashboard's and
+/// the Keap OAuth callback's).
+pub async fn security_headers(req: Request, next: Next) -> Response {
     let is_asset = req.uri().path().starts_with("/assets/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();

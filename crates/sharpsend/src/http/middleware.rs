@@ -7,7 +7,7 @@ use axum::{
     RequestPartsExt as _,
     body::Body,
     extract::{MatchedPath, RawPathParams, Request, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -55,11 +55,13 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let elapsed = started.elapsed();
     let status = response.status();
 
+    // Every label from a fixed set: the method's, the route template (or "unmatched"), the status.
+    let method_label = method_label(&method);
     state
         .metrics
         .requests
         .get_or_create(&RequestLabels {
-            method: method.to_string(),
+            method: method_label.to_owned(),
             route: route.clone(),
             status: status.as_u16(),
         })
@@ -68,7 +70,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .metrics
         .latency
         .get_or_create(&RouteLabels {
-            method: method.to_string(),
+            method: method_label.to_owned(),
             route,
         })
         .observe(elapsed.as_secs_f64());
@@ -94,6 +96,61 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     }
     drop(_guard);
     response
+}
+
+/// The method as a metric label: the standard ones by name, anything else `OTHER`, so a client
+/// cannot add series by inventing methods.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Every `/api/` answer (errors, 404s and 405s included) is marked `Cache-Control: no-store`
+/// (it may carry credentials or publisher data) and `X-Content-Type-Options: nosniff`.
+pub async fn api_headers(req: Request, next: Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let mut response = next.run(req).await;
+    if is_api {
+        let h = response.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    response
+}
+
+/// Bounds reading the body and answering one request (`SHARPSEND_REQUEST_TIMEOUT_SECONDS`): a
+/// client that trickles its body, or a request that takes too long, gets `408 REQUEST_TIMEOUT`
+/// and the connection is closed (the rest of its body is not waited for).
+pub async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "The request was not received and answered within {} s; send the body without pauses.",
+                    limit.as_secs()
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
 }
 
 /// Refuses a declared body over 1 MiB before anything reads it (bodies without a length are cut

@@ -84,6 +84,18 @@ pub fn router(state: AppState) -> Router {
     finish(router.merge(crate::dashboard::routes(api)), state)
 }
 
+/// `/metrics` alone, for `SHARPSEND_METRICS_LISTEN` (an internal address).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(routes::health::render_metrics),
+        )
+        .fallback(middleware::not_found)
+        .layer(from_fn(middleware::envelope_errors))
+        .with_state(state)
+}
+
 /// Adds what every route shares: the 404 fallback, the envelope for every error (axum's own 405s and rejections too), the body limit,
 /// request ids, observation (logs, metrics), panic recovery. Public so tests can mount extra
 /// routes under exactly the same layers.
@@ -97,7 +109,12 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(from_fn(middleware::api_headers))
                 .layer(from_fn_with_state(state.clone(), middleware::observe))
+                .layer(from_fn_with_state(
+                    state.clone(),
+                    middleware::request_timeout,
+                ))
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(from_fn(middleware::limit_body)),
         )

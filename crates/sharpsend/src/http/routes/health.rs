@@ -57,10 +57,24 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Envelope<Ready>>
     }))
 }
 
-/// Prometheus metrics (text exposition format).
+/// Prometheus metrics (text exposition format). With `SHARPSEND_METRICS_LISTEN` set they are
+/// served on that address only, and this route answers 404.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, content_type = "text/plain", body = String)))]
+    responses((status = 200, content_type = "text/plain", body = String),
+        (status = 404, description = "NOT_FOUND: metrics are served on SHARPSEND_METRICS_LISTEN", body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    if state.config.metrics_listen.is_some() {
+        return ApiError::new(
+            domain::ErrorCode::NotFound,
+            "No route GET /metrics; see /api/openapi.json for the routes.",
+        )
+        .into_response();
+    }
+    render_metrics(State(state)).await
+}
+
+/// The metrics themselves (the public route, or the `SHARPSEND_METRICS_LISTEN` listener).
+pub async fn render_metrics(State(state): State<AppState>) -> Response {
     state.metrics.observe_limits(&state.connectors);
     (
         [(

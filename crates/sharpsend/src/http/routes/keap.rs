@@ -42,7 +42,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Keap's public routes (outside `/api/`): the OAuth callback.
 pub fn public_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(oauth::callback))
+    // The callback answers HTML pages: the dashboard's headers (CSP, no framing, nosniff,
+    // same-origin referrers, no caching).
+    OpenApiRouter::new()
+        .routes(routes!(oauth::callback))
+        .route_layer(axum::middleware::from_fn(
+            crate::dashboard::security_headers,
+        ))
 }
 
 /// A Keap id given as a string or a number.

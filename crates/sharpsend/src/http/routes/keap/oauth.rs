@@ -58,8 +58,40 @@ struct StateRecord {
     expires_at: DateTime<Utc>,
 }
 
+const STATE_PREFIX: &str = "keap_oauth_state:";
+
 fn state_key(nonce: &str) -> String {
-    format!("keap_oauth_state:{nonce}")
+    format!("{STATE_PREFIX}{nonce}")
+}
+
+/// Deletes the rows of every `state` that expired more than [`STATE_TTL_SECS`] ago (the record,
+/// its `:used` marker and the dashboard's `:dashboard`/`:outcome` rows), and rows left without
+/// their record. Run on each new authorize URL, so the table holds at most the states of the
+/// last two TTLs. Answers how many rows went.
+pub async fn sweep_expired_states(state: &AppState) -> ApiResult<u64> {
+    let cutoff = Utc::now() - chrono::Duration::seconds(STATE_TTL_SECS);
+    let rows = state.store.settings_with_prefix(STATE_PREFIX).await?;
+    let mut live = std::collections::HashSet::new();
+    for (key, value) in &rows {
+        let nonce = &key[STATE_PREFIX.len()..];
+        if !nonce.contains(':')
+            && serde_json::from_str::<StateRecord>(value).is_ok_and(|r| r.expires_at >= cutoff)
+        {
+            live.insert(nonce.to_owned());
+        }
+    }
+    let stale: Vec<String> = rows
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| {
+            let nonce = key[STATE_PREFIX.len()..].split(':').next().unwrap_or("");
+            !live.contains(nonce)
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    Ok(state.store.delete_settings(&stale).await?)
 }
 
 fn redirect_uri(state: &AppState) -> String {
@@ -125,6 +157,10 @@ pub async fn authorize_url(
             "No Keap OAuth client to authorize with: connect once with `clientId` and `clientSecret` (POST /api/integrations/keap/connect), or have the operator set SHARPSEND_KEAP_CLIENT_ID and SHARPSEND_KEAP_CLIENT_SECRET.",
         ));
     };
+    // Expired states are never useful again: sweep them before adding one.
+    if let Err(e) = sweep_expired_states(&state).await {
+        tracing::warn!(error = %e.message, "sweeping expired Keap OAuth states failed");
+    }
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let nonce = hex::encode(bytes);
@@ -189,8 +225,9 @@ impl IntoResponse for Outcome {
         (
             self.status,
             Html(format!(
-                "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t} · SharpSend</title></head>\
-                 <body style=\"font-family:system-ui;max-width:40rem;margin:4rem auto\"><h1>{t}</h1><p>{x}</p></body></html>",
+                "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t} · SharpSend</title>\
+                 <link rel=\"stylesheet\" href=\"/assets/app.css\"></head>\
+                 <body><main><h1>{t}</h1><p>{x}</p></main></body></html>",
                 t = esc(&self.title),
                 x = esc(&self.text)
             )),
