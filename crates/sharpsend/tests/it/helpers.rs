@@ -129,6 +129,11 @@ impl TestApp {
         let app = Application::build(test_config(&db.url, master_key, extra))
             .await
             .expect("application builds");
+        Self::run(app)
+    }
+
+    /// Serves an application built by the test (to read its `metrics_addr`, say).
+    pub fn run(app: Application) -> Self {
         let state = app.state().clone();
         Self::serve(app.local_addr(), state, |shutdown| {
             Box::pin(async move {
@@ -147,11 +152,11 @@ impl TestApp {
         let router = sharpsend::http::finish(extra, state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let state_for_limits = state.clone();
         Self::serve(addr, state, move |shutdown| {
             Box::pin(async move {
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await;
+                let limits = sharpsend::server::Limits::of(&state_for_limits.config);
+                sharpsend::server::serve(listener, router, limits, shutdown).await;
             })
         })
     }

@@ -17,6 +17,7 @@ mod keap_reporting;
 mod logs;
 mod metrics_history;
 mod openapi;
+mod server_hardening;
 mod sync;
 mod sync_sources;
 mod tenancy;
