@@ -93,20 +93,26 @@ impl Application {
                 shutdown.clone(),
             ))
         });
-        server::serve(self.listener, router, limits, shutdown.clone()).await;
+        // Connections and workers drain side by side from the stop, so the whole stop takes at
+        // most SHARPSEND_SHUTDOWN_TIMEOUT_SECONDS.
+        let http = server::serve(self.listener, router, limits, shutdown.clone());
+        let workers = async {
+            shutdown.cancelled().await;
+            // Workers finish the page in flight and give their jobs back; whatever is still
+            // running at the deadline (or after a lease's length) is left to the lease.
+            let wait = self.state.config.sync_lease.min(limits.shutdown_timeout);
+            if tokio::time::timeout(wait, futures::future::join_all(background))
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "sync workers still busy at shutdown; their leases will hand the jobs over"
+                );
+            }
+        };
+        tokio::join!(http, workers);
         if let Some(m) = metrics {
             let _ = m.await;
-        }
-        // Workers finish the page in flight and give their jobs back; whatever is still
-        // running after a lease's length is left to the lease to hand over.
-        let wait = self.state.config.sync_lease;
-        if tokio::time::timeout(wait, futures::future::join_all(background))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "sync workers still busy at shutdown; their leases will hand the jobs over"
-            );
         }
         Ok(())
     }
