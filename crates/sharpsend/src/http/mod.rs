@@ -6,6 +6,7 @@ pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 
 use axum::{
@@ -52,6 +53,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
             routes::operations::write_operation
         ))
         .route_layer(from_fn_with_state(state.clone(), middleware::authorize))
+        .route_layer(from_fn_with_state(state.clone(), ratelimit::authenticate))
 }
 
 /// Routes outside `/api/`.
