@@ -68,11 +68,13 @@ fn public_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route.
 pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let mut doc = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(api_routes(state))
         .merge(public_routes())
         .split_for_parts()
-        .1
+        .1;
+    openapi::add_rate_limits(&mut doc);
+    doc
 }
 
 /// The whole application router.

@@ -283,3 +283,39 @@ async fn zero_turns_every_limit_off() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_api_operation_documents_the_429_and_the_ratelimit_headers() {
+    let db = fresh_db().await;
+    let app = TestApp::spawn(&db).await;
+    let doc = app.get("/api/openapi.json", ADMIN_TOKEN).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let mut operations = 0;
+    for (path, item) in doc.body["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = &op["responses"];
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            operations += 1;
+            let refusal = &responses["429"];
+            assert!(
+                refusal["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("SHARPSEND_API_RATE_LIMIT")),
+                "{method} {path}: {refusal}"
+            );
+            assert!(
+                refusal["headers"]["Retry-After"].is_object(),
+                "{method} {path}"
+            );
+            for (status, response) in responses.as_object().unwrap() {
+                let documented = response["headers"]["RateLimit-Remaining"].is_object();
+                let expected = status.starts_with('2') || status == "429";
+                assert_eq!(documented, expected, "{method} {path} {status}");
+            }
+        }
+    }
+    assert!(operations > 20, "{operations}");
+    app.stop().await;
+}
