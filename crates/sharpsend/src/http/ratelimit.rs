@@ -218,21 +218,24 @@ impl RateLimits {
     }
 
     /// Counts a call of `principal` on `route`: `Ok` with the headers to send (none when every
-    /// limit is off), `Err` with the refusal.
+    /// limit is off), `Err` with the refusal and its sentence.
     pub fn check_principal(
         &self,
         principal: &Principal,
         route: &str,
-    ) -> Result<Option<Decision>, Response> {
+    ) -> Result<Option<Decision>, (Decision, String)> {
         let key = principal_key(principal);
         let mut binding = None;
         if let Some(limit) = &self.api {
             let d = limit.check(&key);
             if d.retry_after.is_some() {
-                return Err(d.refusal(format!(
-                    "Too many requests with this token: the limit is {} (bursts of {}); retry after the time in Retry-After.",
-                    limit.rate, d.limit
-                )));
+                return Err((
+                    d,
+                    format!(
+                        "Too many requests with this token: the limit is {} (bursts of {}); retry after the time in Retry-After.",
+                        limit.rate, d.limit
+                    ),
+                ));
             }
             binding = Some(d);
         }
@@ -241,10 +244,13 @@ impl RateLimits {
         {
             let d = limit.check(&key);
             if d.retry_after.is_some() {
-                return Err(d.refusal(format!(
-                    "Too many credential checks with this token: test-connection and connect together allow {}; retry after the time in Retry-After.",
-                    limit.rate
-                )));
+                return Err((
+                    d,
+                    format!(
+                        "Too many credential checks with this token: test-connection and connect together allow {}; retry after the time in Retry-After.",
+                        limit.rate
+                    ),
+                ));
             }
             binding = Some(d);
         }
@@ -361,7 +367,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     let decision = match limits.check_principal(&principal, &route) {
         Ok(d) => d,
-        Err(refusal) => return refusal,
+        Err((refused, message)) => return refused.refusal(message),
     };
     req.extensions_mut().insert(principal);
     let mut response = next.run(req).await;
