@@ -60,6 +60,7 @@ impl Application {
         background.extend(crate::sync::scheduler::spawn(&self.state, &shutdown));
         // Keap refresh tokens lapse after 45 idle days: keep idle integrations' tokens fresh.
         crate::keap_sweep::spawn(self.state.clone(), shutdown.clone());
+        http::ratelimit::spawn_sweeper(self.state.clone(), shutdown.clone());
         tracing::info!(
             addr = %self.local_addr(),
             database = self.state.store.backend(),
@@ -67,10 +68,14 @@ impl Application {
             "sharpsend listening"
         );
         let stopped = shutdown.clone();
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await
-            .context("HTTP server")?;
+        // Connect info gives the peer address to the per-address limit on failed authentications.
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stopped.cancelled().await })
+        .await
+        .context("HTTP server")?;
         // Workers finish the page in flight and give their jobs back; whatever is still
         // running after a lease's length is left to the lease to hand over.
         let wait = self.state.config.sync_lease;
@@ -125,6 +130,7 @@ pub async fn assemble(
         budget_percent: config.rate_budget_percent,
     });
     let state = AppState::new(Inner {
+        rate_limits: http::ratelimit::RateLimits::new(&config),
         public_origin: config.public_origin(bound),
         connectors,
         metrics,

@@ -4,6 +4,7 @@
 
 mod analytics;
 mod api;
+mod api_ratelimit;
 mod bodies;
 mod cli;
 mod customerio;
