@@ -12,12 +12,31 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::helpers::{ADMIN_TOKEN, Answer, TestApp, fresh_db};
 
-/// How many requests each simulator origin has logged.
+/// How many requests each simulator (by origin) has logged.
 async fn upstream_requests(sandbox: &Sandbox) -> Vec<(String, usize)> {
+    let mut origins: Vec<String> = sandbox
+        .upstream_overrides()
+        .into_iter()
+        .map(|(_, u)| {
+            let u = url::Url::parse(&u).unwrap();
+            format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap(),
+                u.port_or_known_default().unwrap()
+            )
+        })
+        .collect();
+    origins.sort();
+    origins.dedup();
     let mut out = Vec::new();
-    for (env, origin) in sandbox.upstream_overrides() {
-        let n = SimClient::new(origin).requests(None).await.unwrap().len();
-        out.push((env.to_owned(), n));
+    for origin in origins {
+        let n = SimClient::new(origin.clone())
+            .requests(None)
+            .await
+            .unwrap()
+            .len();
+        out.push((origin, n));
     }
     out
 }

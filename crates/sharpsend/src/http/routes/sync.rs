@@ -79,6 +79,7 @@ pub async fn start_sync(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
     /// 1–100, default 20.
     #[param(minimum = 1, maximum = 100)]
@@ -141,6 +142,7 @@ pub async fn get_sync_job(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecordsQuery {
     /// 1–1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
