@@ -707,7 +707,10 @@ mod tests {
             .unwrap();
             let parts: Vec<_> = url.path_segments().unwrap().collect();
             assert_eq!(parts.len(), 4, "{id}: {url}");
-            assert_eq!((parts[0], parts[1], parts[3]), ("v1", "campaigns", "metrics"));
+            assert_eq!(
+                (parts[0], parts[1], parts[3]),
+                ("v1", "campaigns", "metrics")
+            );
             assert_eq!(url.query(), None);
             assert_eq!(url.fragment(), None);
         }

@@ -10,12 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use connectors::{
     ErrorCode, ErrorKind, Retry,
     http::{Call, DEFAULT_MAX_BODY, NoObserver, RetryPolicy, UpstreamClient},
 };
 use domain::Platform;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A plain HTTP/1.1 server on port 0 (one request per connection): `/big` answers 4 MiB with a
 /// Content-Length, `/stream` 4 MiB chunked (no length), `/small` 1 KiB; every request is
@@ -167,8 +167,15 @@ async fn a_request_that_cannot_be_built_is_never_sent_nor_retried() {
     assert_eq!(err.code(), ErrorCode::ValidationError);
     assert_eq!(err.retry, Retry::Permanent);
     assert_eq!(err.platform_status, None);
-    assert!(err.message.contains("could not be built"), "{}", err.message);
-    assert!(!err.message.contains("KeapAK-abc"), "no credential in the message");
+    assert!(
+        err.message.contains("could not be built"),
+        "{}",
+        err.message
+    );
+    assert!(
+        !err.message.contains("KeapAK-abc"),
+        "no credential in the message"
+    );
     assert!(
         started.elapsed() < Duration::from_millis(100),
         "no backoff: {:?}",

@@ -75,7 +75,8 @@ fn value_len(v: &Value) -> usize {
 fn dot_segment(field: &str) -> LimitError {
     LimitError {
         field: field.to_owned(),
-        message: "The identifier cannot be `.` or `..`: it is part of Customer.io's URL.".to_owned(),
+        message: "The identifier cannot be `.` or `..`: it is part of Customer.io's URL."
+            .to_owned(),
     }
 }
 

@@ -159,7 +159,17 @@ mod tests {
                 .expose_secret(),
             "KeapAK-abc_123.x"
         );
-        for bad in ["", "  ", "ab\u{1}cd", "ab\rcd", "ab\ncd", "a b", "ab\u{7f}", "clé", "a\tb"] {
+        for bad in [
+            "",
+            "  ",
+            "ab\u{1}cd",
+            "ab\rcd",
+            "ab\ncd",
+            "a b",
+            "ab\u{7f}",
+            "clé",
+            "a\tb",
+        ] {
             let e = credential("apiKey", bad).unwrap_err();
             assert_eq!(field(&e), "apiKey", "{bad:?}");
             assert!(!e.message.contains(bad) || bad.trim().is_empty());

@@ -146,7 +146,10 @@ async fn credentials_that_cannot_be_a_header_value_are_400_before_any_upstream_c
         ),
         (
             "/api/integrations/keap/connect",
-            keap_oauth("clientSecret", with_control(sim_keap::CLIENT_SECRET, '\u{7f}')),
+            keap_oauth(
+                "clientSecret",
+                with_control(sim_keap::CLIENT_SECRET, '\u{7f}'),
+            ),
             "clientSecret",
         ),
         (
@@ -236,7 +239,16 @@ async fn ids_that_are_dot_segments_or_hold_a_slash_never_reach_the_platform() {
     .await
     .expect_ok(200);
     let before = upstream_requests(&sandbox).await;
-    for id in ["%2E%2E", "%2e%2E", "..", "%2E", ".", "a%2Fb", "%2F", "..%2F..%2Fv1"] {
+    for id in [
+        "%2E%2E",
+        "%2e%2E",
+        "..",
+        "%2E",
+        ".",
+        "a%2Fb",
+        "%2F",
+        "..%2F..%2Fv1",
+    ] {
         let path = format!("/api/integrations/pub-m/customerio/campaigns/{id}/metrics");
         let (status, body) = raw_get(&app, &path, &key).await;
         assert_eq!(status, 400, "{path}: {body}");
