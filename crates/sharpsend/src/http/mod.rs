@@ -1,5 +1,6 @@
 //! The HTTP layer: routes, extractors, errors, middleware, metrics and the OpenAPI document.
 
+pub mod checks;
 pub mod error;
 pub mod extract;
 pub mod json;

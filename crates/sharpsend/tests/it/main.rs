@@ -11,6 +11,7 @@ mod customerio;
 mod dashboard;
 mod dashboard_browser;
 mod dashboard_campaign;
+mod edges;
 mod helpers;
 mod iterable;
 mod keap;
