@@ -8,13 +8,19 @@
 //! when the platform sends one, within a bounded total wait. Only calls marked idempotent are
 //! retried after an ambiguous failure (a timeout or reset may have been processed); a 429 or a
 //! refused connection was certainly not processed, so those are retried for every call.
+//!
+//! A request that cannot be built (a header value with a control character, say) is never sent
+//! and never retried: it answers `InvalidRequest` at once. Every answer is read with a size cap
+//! ([`DEFAULT_MAX_BODY`], [`UpstreamClient::with_max_body`]): a larger one is refused as
+//! `Unavailable` (`CONNECTION_FAILED`) without being held in memory. Ids placed in a URL path go
+//! through [`path_segment`].
 
 use std::{
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use domain::Platform;
 use rand::Rng as _;
 use reqwest::{StatusCode, header::HeaderMap};
@@ -93,6 +99,67 @@ impl Rate {
     pub fn interval(self) -> Duration {
         self.per / self.amount.max(1) * (100 + u32::from(self.headroom)) / 100
     }
+}
+
+/// The largest upstream answer read into memory (32 MiB), unless [`UpstreamClient::with_max_body`]
+/// says otherwise. No platform answer we read whole comes near it; streamed exports are read
+/// their own way.
+pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// How much of a 429's body is read for a rate-limit hint.
+const HINT_MAX_BODY: usize = 64 * 1024;
+
+/// An id as one URL path segment: every byte but RFC 3986's unreserved characters
+/// (`A–Z a–z 0–9 - . _ ~`) percent-encoded, so `/`, `?`, `#` and `%` cannot change the path.
+/// Empty ids and the dot segments `.` and `..` are refused (`InvalidRequest`): URL parsers
+/// resolve those even when percent-encoded, so no encoding makes them safe. Every id a connector
+/// puts in an upstream path goes through here.
+pub fn path_segment(platform: Platform, id: &str) -> Result<String, ConnectorError> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(ConnectorError::new(
+            platform,
+            ErrorKind::InvalidRequest,
+            format!(
+                "An id that is empty, `.` or `..` cannot be placed in a {} URL.",
+                platform.display_name()
+            ),
+        ));
+    }
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// Why a capped read stopped.
+enum ReadError {
+    /// The answer is larger than the cap (declared or seen).
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads `resp`'s body, refusing it (without reading further) once it passes `max` bytes. A
+/// declared `Content-Length` over the cap is refused before any of it is read.
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, ReadError> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX))
+    {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > max {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// Who observes upstream calls (the service's metrics).
@@ -210,6 +277,8 @@ pub struct UpstreamClient {
     class_max_wait: Arc<[(&'static str, Duration)]>,
     /// What the budgets are doing (sent, 429s, refusals, next free turn), for `…/limits`.
     limits: Arc<LimitsTracker>,
+    /// The largest answer read into memory, in bytes.
+    max_body: usize,
 }
 
 /// How long a platform's 429 asks to wait, read from its headers and body.
@@ -253,7 +322,20 @@ impl UpstreamClient {
             rate_limit_hint: None,
             class_max_wait: Arc::new([]),
             limits: Arc::new(LimitsTracker::new(budgets)),
+            max_body: DEFAULT_MAX_BODY,
         }
+    }
+
+    /// Reads answers of at most `bytes` (default [`DEFAULT_MAX_BODY`]); a larger one is
+    /// `Unavailable` (`CONNECTION_FAILED`) and is not retried.
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// The largest answer this client reads into memory.
+    pub fn max_body(&self) -> usize {
+        self.max_body
     }
 
     /// What this client's budgets are doing, as this process saw it.
@@ -343,6 +425,26 @@ impl UpstreamClient {
         ConnectorError::new(self.platform, kind, message)
     }
 
+    /// The error of a request that could not be built: nothing was sent, and trying again
+    /// cannot help.
+    fn unbuildable(&self, call: Call<'_>, e: &reqwest::Error) -> ConnectorError {
+        tracing::warn!(
+            platform = %self.platform,
+            operation = call.operation,
+            error = %short(e),
+            "upstream request could not be built"
+        );
+        self.err(
+            ErrorKind::InvalidRequest,
+            format!(
+                "The request to {} could not be built, so nothing was sent: a credential or id holds characters that cannot be sent over HTTP ({}). Connect again with the value as the platform shows it.",
+                self.platform.display_name(),
+                short(e)
+            ),
+        )
+        .with_retry(Retry::Permanent)
+    }
+
     /// Sends the request `build` makes (called again for each attempt), with budgets and
     /// retries. Answers a 2xx or a non-429 4xx for the connector to interpret; everything else
     /// becomes a [`ConnectorError`] once retries run out.
@@ -355,6 +457,13 @@ impl UpstreamClient {
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         loop {
+            // A request that cannot be built (a header value with a control character, a bad
+            // URL) would fail the same way every time: refused at once, before any budget turn,
+            // and never retried.
+            let request = match build(&self.http).build() {
+                Ok(r) => r,
+                Err(e) => return Err(self.unbuildable(call, &e)),
+            };
             // Proactive budget: wait for a turn rather than spend a request on a 429.
             let mut remaining = self.policy.max_total_wait.saturating_sub(waited);
             if let Some((_, max)) = self.class_max_wait.iter().find(|(c, _)| *c == call.class) {
@@ -388,7 +497,7 @@ impl UpstreamClient {
             }
             attempt += 1;
             self.limits.sent(call.class, call.budget_key);
-            let outcome = build(&self.http).send().await;
+            let outcome = self.http.execute(request).await;
             let (failure, processed_maybe, retry_after) = match outcome {
                 Ok(resp) => {
                     let status = resp.status();
@@ -400,7 +509,9 @@ impl UpstreamClient {
                         if after.is_none()
                             && let Some(hint) = self.rate_limit_hint
                         {
-                            let body = resp.bytes().await.unwrap_or_default();
+                            let body = read_capped(resp, HINT_MAX_BODY.min(self.max_body))
+                                .await
+                                .unwrap_or_default();
                             after = hint(&headers, &body, now);
                         }
                         self.limits.rate_limited(call.class, call.budget_key, after);
@@ -427,7 +538,7 @@ impl UpstreamClient {
                         let after = parse_retry_after(&headers, SystemTime::now());
                         (e, true, after)
                     } else {
-                        match resp.bytes().await {
+                        match read_capped(resp, self.max_body).await {
                             Ok(body)
                                 if status.is_success()
                                     && declared_json_but_malformed(&headers, &body) =>
@@ -458,7 +569,27 @@ impl UpstreamClient {
                                     body,
                                 });
                             }
-                            Err(e) => {
+                            Err(ReadError::TooLarge) => {
+                                // As large again on a retry: refused at once, never held.
+                                self.observer.attempt(self.platform, "malformed");
+                                tracing::warn!(
+                                    platform = %self.platform,
+                                    operation = call.operation,
+                                    max_bytes = self.max_body,
+                                    "upstream answer over the size cap"
+                                );
+                                return Err(self
+                                    .err(
+                                        ErrorKind::Unavailable,
+                                        format!(
+                                            "{name}'s answer is larger than {} bytes, the most we read; it was not used.",
+                                            self.max_body
+                                        ),
+                                    )
+                                    .with_status(status.as_u16())
+                                    .with_retry(Retry::Permanent));
+                            }
+                            Err(ReadError::Transport(e)) => {
                                 self.observer.attempt(self.platform, "transport_error");
                                 let e = self.err(
                                     ErrorKind::Unavailable,
@@ -469,6 +600,7 @@ impl UpstreamClient {
                         }
                     }
                 }
+                Err(e) if e.is_builder() => return Err(self.unbuildable(call, &e)),
                 Err(e) if e.is_timeout() => {
                     self.observer.attempt(self.platform, "timeout");
                     (
@@ -549,6 +681,40 @@ fn short(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_become_one_encoded_path_segment_and_dot_segments_are_refused() {
+        let seg = |id: &str| path_segment(Platform::Customerio, id);
+        assert_eq!(seg("12345").unwrap(), "12345");
+        assert_eq!(seg("a.b-c_d~e").unwrap(), "a.b-c_d~e");
+        assert_eq!(seg("a/b").unwrap(), "a%2Fb");
+        assert_eq!(seg("a b+c").unwrap(), "a%20b%2Bc");
+        assert_eq!(seg("%2E%2E").unwrap(), "%252E%252E");
+        assert_eq!(seg("x?y#z").unwrap(), "x%3Fy%23z");
+        assert_eq!(seg("é").unwrap(), "%C3%A9");
+        assert_eq!(seg("...").unwrap(), "...");
+        for bad in ["", ".", ".."] {
+            let e = seg(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidRequest, "{bad:?}");
+            assert_eq!(e.retry, Retry::Permanent);
+        }
+        // Whatever the id, the URL keeps its path: one segment, where it was put.
+        for id in ["a/../b", "..%2F", "x/y/z", "?q=1", "#frag", "a%2Fb"] {
+            let url = url::Url::parse(&format!(
+                "https://api.example/v1/campaigns/{}/metrics",
+                seg(id).unwrap()
+            ))
+            .unwrap();
+            let parts: Vec<_> = url.path_segments().unwrap().collect();
+            assert_eq!(parts.len(), 4, "{id}: {url}");
+            assert_eq!(
+                (parts[0], parts[1], parts[3]),
+                ("v1", "campaigns", "metrics")
+            );
+            assert_eq!(url.query(), None);
+            assert_eq!(url.fragment(), None);
+        }
+    }
 
     #[test]
     fn headroom_slows_the_pace_but_not_the_published_limit() {

@@ -77,6 +77,7 @@ impl Application {
         background.extend(crate::sync::scheduler::spawn(&self.state, &shutdown));
         // Keap refresh tokens lapse after 45 idle days: keep idle integrations' tokens fresh.
         crate::keap_sweep::spawn(self.state.clone(), shutdown.clone());
+        http::ratelimit::spawn_sweeper(self.state.clone(), shutdown.clone());
         tracing::info!(
             addr = %self.local_addr(),
             database = self.state.store.backend(),
@@ -157,6 +158,7 @@ pub async fn assemble(
         budget_percent: config.rate_budget_percent,
     });
     let state = AppState::new(Inner {
+        rate_limits: http::ratelimit::RateLimits::new(&config),
         public_origin: config.public_origin(bound),
         connectors,
         metrics,

@@ -62,6 +62,76 @@ pub struct Config {
     /// `SHARPSEND_METRICS_LISTEN`: when set, `/metrics` is served on this address only (and the
     /// public one answers 404).
     pub metrics_listen: Option<SocketAddr>,
+    /// `SHARPSEND_API_RATE_LIMIT` (default `50/s`, burst 100): every `/api/` call per principal
+    /// (the admin token, or one publisher key); `None` (`0`) turns it off.
+    pub api_rate_limit: Option<Rate>,
+    /// `SHARPSEND_TEST_CONNECTION_RATE_LIMIT` (default `10/m`): `test-connection` and `connect`
+    /// calls per principal, on top of the API limit.
+    pub test_connection_rate_limit: Option<Rate>,
+    /// `SHARPSEND_AUTH_FAILURE_RATE_LIMIT` (default `20/m`): failed authentications per client
+    /// address (IPv6 by /64); over it, the address is refused until it has room again.
+    pub auth_failure_rate_limit: Option<Rate>,
+}
+
+/// A rate from the environment: `N/s` or `N/m`. The burst is `2N` for a per-second rate (so a
+/// page of parallel calls fits), `N` for a per-minute one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub count: std::num::NonZeroU32,
+    pub per_minute: bool,
+}
+
+impl Rate {
+    /// The largest `N` accepted (so `2N` still fits).
+    pub const MAX: u32 = 1_000_000;
+
+    /// `Ok(None)` for `0` (off); an error sentence for anything but `N/s`, `N/m` or `0`.
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        let text = text.trim();
+        if text == "0" {
+            return Ok(None);
+        }
+        let bad = || {
+            format!(
+                "`{text}` must be `N/s`, `N/m` (N from 1 to {}) or `0` (off)",
+                Self::MAX
+            )
+        };
+        let (count, unit) = text.split_once('/').ok_or_else(bad)?;
+        let per_minute = match unit.trim() {
+            "s" => false,
+            "m" => true,
+            _ => return Err(bad()),
+        };
+        let count = count
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= Self::MAX)
+            .and_then(std::num::NonZeroU32::new)
+            .ok_or_else(bad)?;
+        Ok(Some(Self { count, per_minute }))
+    }
+
+    /// How many calls may come at once.
+    pub fn burst(self) -> u32 {
+        if self.per_minute {
+            self.count.get()
+        } else {
+            self.count.get() * 2
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.count,
+            if self.per_minute { "m" } else { "s" }
+        )
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -95,6 +165,12 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("metrics_listen", &self.metrics_listen)
+            .field("api_rate_limit", &self.api_rate_limit)
+            .field(
+                "test_connection_rate_limit",
+                &self.test_connection_rate_limit,
+            )
+            .field("auth_failure_rate_limit", &self.auth_failure_rate_limit)
             .finish()
     }
 }
@@ -276,6 +352,17 @@ impl Config {
             }
         };
 
+        let mut rate = |var: &str, default: &str| {
+            let text = get(var).unwrap_or_else(|| default.to_owned());
+            Rate::parse(&text).unwrap_or_else(|e| {
+                problems.push(format!("{var}: {e}"));
+                None
+            })
+        };
+        let api_rate_limit = rate("SHARPSEND_API_RATE_LIMIT", "50/s");
+        let test_connection_rate_limit = rate("SHARPSEND_TEST_CONNECTION_RATE_LIMIT", "10/m");
+        let auth_failure_rate_limit = rate("SHARPSEND_AUTH_FAILURE_RATE_LIMIT", "20/m");
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -298,6 +385,9 @@ impl Config {
             max_connections,
             shutdown_timeout: Duration::from_secs(u64::from(shutdown_timeout)),
             metrics_listen,
+            api_rate_limit,
+            test_connection_rate_limit,
+            auth_failure_rate_limit,
         })
     }
 
@@ -365,6 +455,40 @@ mod tests {
         assert_eq!(c.max_connections, 1024);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(20));
         assert_eq!(c.metrics_listen, None);
+        let api = c.api_rate_limit.unwrap();
+        assert_eq!((api.to_string(), api.burst()), ("50/s".into(), 100));
+        let test = c.test_connection_rate_limit.unwrap();
+        assert_eq!((test.to_string(), test.burst()), ("10/m".into(), 10));
+        let failures = c.auth_failure_rate_limit.unwrap();
+        assert_eq!(
+            (failures.to_string(), failures.burst()),
+            ("20/m".into(), 20)
+        );
+    }
+
+    #[test]
+    fn rate_limits_parse_and_zero_turns_them_off() {
+        assert_eq!(Rate::parse("0"), Ok(None));
+        let r = Rate::parse(" 5/s ").unwrap().unwrap();
+        assert_eq!((r.count.get(), r.per_minute, r.burst()), (5, false, 10));
+        let r = Rate::parse("7/m").unwrap().unwrap();
+        assert_eq!((r.count.get(), r.per_minute, r.burst()), (7, true, 7));
+        for bad in ["5", "5/h", "-1/s", "0/s", "x/m", "1000001/s", "/s"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+        let c = config(&[
+            ("SHARPSEND_API_RATE_LIMIT", "0"),
+            ("SHARPSEND_TEST_CONNECTION_RATE_LIMIT", "0"),
+            ("SHARPSEND_AUTH_FAILURE_RATE_LIMIT", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.api_rate_limit, None);
+        assert_eq!(c.test_connection_rate_limit, None);
+        assert_eq!(c.auth_failure_rate_limit, None);
+        let err = config(&[("SHARPSEND_API_RATE_LIMIT", "fast")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SHARPSEND_API_RATE_LIMIT"), "{err}");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Inner {
     pub public_origin: String,
     /// Wakes an idle sync worker of this process when a job is queued here.
     pub sync_wakeup: tokio::sync::Notify,
+    /// Our own rate limits (`http::ratelimit`).
+    pub rate_limits: crate::http::ratelimit::RateLimits,
 }
 
 impl AppState {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use domain::Platform;
 use serde::Deserialize;
 
 use super::{Api, Credentials, CustomerioConnector, errors};
@@ -88,7 +89,7 @@ impl CustomerioConnector {
         let path = format!(
             "/v1/{}/{}/metrics",
             object.path(),
-            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+            crate::http::path_segment(Platform::Customerio, id)?
         );
         let answer = self
             .app_get(

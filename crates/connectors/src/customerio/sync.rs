@@ -174,7 +174,10 @@ impl CustomerioConnector {
         if let Some(s) = start {
             query.push(("start", s.to_owned()));
         }
-        let path = format!("/v1/segments/{segment_id}/membership");
+        let path = format!(
+            "/v1/segments/{}/membership",
+            crate::http::path_segment(domain::Platform::Customerio, segment_id)?
+        );
         let body = self
             .app_json(
                 creds,

@@ -70,8 +70,21 @@ fn value_len(v: &Value) -> usize {
 
 /// Customer.io's documented limits on a person: identifier and attribute names ≤150 bytes,
 /// values ≤1000 bytes, ≤300 attributes.
+/// An identifier that is a dot segment: it goes into a Track URL path, where `.` and `..` would
+/// name another resource.
+fn dot_segment(field: &str) -> LimitError {
+    LimitError {
+        field: field.to_owned(),
+        message: "The identifier cannot be `.` or `..`: it is part of Customer.io's URL."
+            .to_owned(),
+    }
+}
+
 pub fn check_person(p: &PersonUpsert) -> Result<(), LimitError> {
     let id = p.identifier.value();
+    if id == "." || id == ".." {
+        return Err(dot_segment(p.identifier.key()));
+    }
     if id.is_empty() || id.len() > MAX_ID_BYTES {
         return Err(LimitError {
             field: p.identifier.key().to_owned(),
@@ -171,10 +184,8 @@ impl CustomerioConnector {
         }
         let key = creds.track_key();
         let digest = budget_key(key);
-        let segment: String =
-            url::form_urlencoded::byte_serialize(person.identifier.value().as_bytes()).collect();
-        // byte_serialize writes spaces as `+`; a path needs `%20`.
-        let segment = segment.replace('+', "%20");
+        let segment =
+            crate::http::path_segment(domain::Platform::Customerio, person.identifier.value())?;
         let url = self.url(
             Api::Track,
             creds.region,
@@ -335,6 +346,11 @@ pub fn check_event(e: &TrackEvent) -> Result<(), LimitError> {
         });
     }
     if let Some(p) = &e.person
+        && (p.value() == "." || p.value() == "..")
+    {
+        return Err(dot_segment(p.key()));
+    }
+    if let Some(p) = &e.person
         && (p.value().is_empty() || p.value().len() > MAX_ID_BYTES)
     {
         return Err(LimitError {
@@ -394,11 +410,10 @@ impl CustomerioConnector {
             body["timestamp"] = json!(t.timestamp());
         }
         let path = match &event.person {
-            Some(p) => {
-                let seg: String =
-                    url::form_urlencoded::byte_serialize(p.value().as_bytes()).collect();
-                format!("/api/v1/customers/{}/events", seg.replace('+', "%20"))
-            }
+            Some(p) => format!(
+                "/api/v1/customers/{}/events",
+                crate::http::path_segment(domain::Platform::Customerio, p.value())?
+            ),
             None => "/api/v1/events".to_owned(),
         };
         let url = self.url(Api::Track, creds.region, &path);
@@ -477,7 +492,10 @@ impl CustomerioConnector {
         let url = self.url(
             Api::App,
             creds.region,
-            &format!("/v1/campaigns/{broadcast_id}/triggers"),
+            &format!(
+                "/v1/campaigns/{}/triggers",
+                crate::http::path_segment(domain::Platform::Customerio, broadcast_id)?
+            ),
         );
         let mut body = json!({ "data": data });
         match audience {
@@ -518,7 +536,8 @@ impl CustomerioConnector {
         msg: &Transactional,
     ) -> Result<String, ConnectorError> {
         let digest = budget_key(&creds.api_key);
-        let url = self.url(Api::App, creds.region, &format!("/v1/send/{}", msg.channel));
+        let channel = crate::http::path_segment(domain::Platform::Customerio, msg.channel)?;
+        let url = self.url(Api::App, creds.region, &format!("/v1/send/{channel}"));
         let mut identifiers = Map::new();
         identifiers.insert(msg.person.key().to_owned(), json!(msg.person.value()));
         let id: Value = msg

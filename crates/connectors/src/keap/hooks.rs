@@ -125,7 +125,10 @@ impl KeapConnector {
 
     /// Deletes a subscription (`DELETE /v1/hooks/{key}`); one Keap no longer has counts as done.
     pub async fn delete_hook(&self, cred: &KeapCredential, key: &str) -> Result<(), KeapError> {
-        let path = format!("crm/rest/v1/hooks/{}", urlencode(key));
+        let path = format!(
+            "crm/rest/v1/hooks/{}",
+            crate::http::path_segment(domain::Platform::Keap, key)?
+        );
         match self
             .request(
                 cred,
@@ -153,7 +156,10 @@ impl KeapConnector {
         cred: &KeapCredential,
         id: &str,
     ) -> Result<Option<(Contact, Value)>, KeapError> {
-        let path = format!("crm/rest/v1/contacts/{}", urlencode(id));
+        let path = format!(
+            "crm/rest/v1/contacts/{}",
+            crate::http::path_segment(domain::Platform::Keap, id)?
+        );
         let answer = match self
             .request(
                 cred,
@@ -178,11 +184,6 @@ impl KeapConnector {
             .map_err(|_| KeapError::Other(super::errors::malformed("the contact")))?;
         Ok(contact.into_contact().map(|c| (c, raw)))
     }
-}
-
-/// Percent-encodes a path segment (ids are digits, but never trust a payload).
-fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[cfg(test)]

@@ -575,7 +575,10 @@ impl KeapConnector {
                     operation: "get_campaign",
                     what: "read the campaign",
                     method: reqwest::Method::GET,
-                    path: &format!("crm/rest/v2/campaigns/{id}"),
+                    path: &format!(
+                        "crm/rest/v2/campaigns/{}",
+                        crate::http::path_segment(Platform::Keap, id)?
+                    ),
                     query: &[],
                     body: None,
                     idempotent: true,
@@ -638,7 +641,10 @@ impl KeapConnector {
                     operation: "apply_tags",
                     what: &format!("apply tag {tag}"),
                     method: reqwest::Method::POST,
-                    path: &format!("crm/rest/v2/tags/{tag}/contacts:applyTags"),
+                    path: &format!(
+                        "crm/rest/v2/tags/{}/contacts:applyTags",
+                        crate::http::path_segment(Platform::Keap, tag)?
+                    ),
                     query: &[],
                     body: Some(&body),
                     idempotent: true,

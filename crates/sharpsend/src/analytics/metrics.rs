@@ -626,12 +626,8 @@ pub async fn campaign_metrics(
         q.interval.as_deref(),
         Utc::now(),
     )?;
-    if campaign_id.is_empty() || campaign_id.len() > 128 {
-        return Err(ApiError::validation(
-            "campaignId",
-            "campaignId must be 1–128 characters.",
-        ));
-    }
+    // It goes into the platform's URL path (Customer.io's metrics): no dot segments, no `/`.
+    crate::http::checks::path_id("campaignId", &campaign_id)?;
     let record = jobs::integration(&state, scope.publisher()?, platform).await?;
 
     // The platform's own totals (and series), where its API reports them.

@@ -333,7 +333,33 @@ fn signin_form(
     resp
 }
 
-async fn signin(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// The sign-in form again, 429 with `Retry-After`: this address failed too often (sign-in
+/// failures count with the API's failed authentications, `SHARPSEND_AUTH_FAILURE_RATE_LIMIT`).
+fn too_many_signins(state: &AppState, headers: &HeaderMap, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut resp = signin_form(
+        state,
+        headers,
+        Some(format!(
+            "Too many failed sign-ins from this address. Please try again in {secs} seconds."
+        )),
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    resp
+}
+
+async fn signin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Response {
+    let address = crate::http::ratelimit::client_address(&extensions);
+    if let Some(wait) = address.and_then(|a| state.rate_limits.blocked_for(a)) {
+        return too_many_signins(&state, &headers, wait);
+    }
     let fields = Fields::parse(&body);
     // Double-submit: the form's token must equal the sign-in cookie set with it.
     let csrf_ok = match (
@@ -374,6 +400,9 @@ async fn signin(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
             );
         }
         Err(_) => {
+            if let Some(wait) = state.rate_limits.failed_authentication(address) {
+                return too_many_signins(&state, &headers, wait);
+            }
             return signin_form(
                 &state,
                 &headers,

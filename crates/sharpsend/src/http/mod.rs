@@ -1,11 +1,13 @@
 //! The HTTP layer: routes, extractors, errors, middleware, metrics and the OpenAPI document.
 
+pub mod checks;
 pub mod error;
 pub mod extract;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 
 use axum::{
@@ -52,6 +54,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
             routes::operations::write_operation
         ))
         .route_layer(from_fn_with_state(state.clone(), middleware::authorize))
+        .route_layer(from_fn_with_state(state.clone(), ratelimit::authenticate))
 }
 
 /// Routes outside `/api/`.
@@ -66,11 +69,13 @@ fn public_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route.
 pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let mut doc = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(api_routes(state))
         .merge(public_routes())
         .split_for_parts()
-        .1
+        .1;
+    openapi::add_rate_limits(&mut doc);
+    doc
 }
 
 /// The whole application router.

@@ -89,6 +89,85 @@ with another method, `SERVICE_UNAVAILABLE` (503) from /readyz when the database 
 )]
 pub struct ApiDoc;
 
+/// Every `/api/` operation may answer our own `429 RATE_LIMIT_EXCEEDED` (`http::ratelimit`), with
+/// `Retry-After`; every answer past authentication carries the `RateLimit-*` headers (documented
+/// on the successes and the 429, to keep the document readable). Added here, after the handlers' own declarations, so no operation can miss them.
+pub fn add_rate_limits(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        Content, Ref, RefOr, Response, Type, header::Header, schema::ObjectBuilder,
+    };
+    const OURS: &str = "RATE_LIMIT_EXCEEDED: over a limit of ours — calls per token \
+(SHARPSEND_API_RATE_LIMIT), test-connection and connect calls per token \
+(SHARPSEND_TEST_CONNECTION_RATE_LIMIT), failed authentications per client address \
+(SHARPSEND_AUTH_FAILURE_RATE_LIMIT; then every request from it is refused until Retry-After). \
+Retry-After gives the seconds to wait.";
+    let integer = |description: &str| {
+        let mut header = Header::new(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        );
+        header.description = Some(description.to_owned());
+        header
+    };
+    let rate_headers = [
+        (
+            "RateLimit-Limit",
+            integer("The binding limit's burst: how many calls may come at once."),
+        ),
+        (
+            "RateLimit-Remaining",
+            integer("Calls left in the burst now."),
+        ),
+        (
+            "RateLimit-Reset",
+            integer("Seconds until the whole burst is available again."),
+        ),
+    ];
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            let refusal = responses.entry("429".to_owned()).or_insert_with(|| {
+                let mut r = Response::new("");
+                r.content.insert(
+                    "application/json".to_owned(),
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                );
+                RefOr::T(r)
+            });
+            if let RefOr::T(r) = refusal {
+                r.description = if r.description.is_empty() {
+                    OURS.to_owned()
+                } else {
+                    format!("{}; or {OURS}", r.description)
+                };
+                r.headers.insert(
+                    "Retry-After".to_owned(),
+                    integer("Seconds to wait before trying again."),
+                );
+            }
+            for (status, response) in responses.iter_mut() {
+                if let (true, RefOr::T(r)) = (status.starts_with('2') || status == "429", response)
+                {
+                    for (name, header) in &rate_headers {
+                        r.headers.insert((*name).to_owned(), header.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The document as served and committed (`docs/openapi.json`), pretty-printed.
 pub fn document_json(doc: &utoipa::openapi::OpenApi) -> String {
     let mut text = doc

@@ -70,7 +70,18 @@ fn body_operations(doc: &Value) -> Vec<(Method, String)> {
 #[tokio::test]
 async fn hostile_bodies_are_400_on_every_json_route_and_change_nothing() {
     let db = fresh_db().await;
-    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    // Hundreds of calls, many of them test-connection and connect: our own rate limits would
+    // answer 429 before the body is read (they have their own tests, `api_ratelimit`).
+    let (app, sandbox) = TestApp::spawn_sandboxed_with(
+        &db,
+        &sharpsend::sandbox::SandboxOptions::default(),
+        &crate::helpers::random_master_key(),
+        &[
+            ("SHARPSEND_API_RATE_LIMIT", "0"),
+            ("SHARPSEND_TEST_CONNECTION_RATE_LIMIT", "0"),
+        ],
+    )
+    .await;
     let (_, key_a) = app.create_key("pub-a").await;
     // The victim has a connected Iterable integration.
     app.call(

@@ -4,12 +4,14 @@
 
 mod analytics;
 mod api;
+mod api_ratelimit;
 mod bodies;
 mod cli;
 mod customerio;
 mod dashboard;
 mod dashboard_browser;
 mod dashboard_campaign;
+mod edges;
 mod helpers;
 mod iterable;
 mod keap;

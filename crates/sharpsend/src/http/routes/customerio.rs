@@ -17,6 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     http::{
+        checks,
         error::{ApiError, ApiResult},
         extract::{ApiJson, ApiQuery, Scope},
         openapi::{Envelope, ErrorBody},
@@ -120,20 +121,13 @@ pub struct ConnectionTest {
 }
 
 fn required(field: &str, value: &str) -> Result<SecretString, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
+    if value.trim().len() > 512 {
         return Err(ApiError::validation(
             field,
-            format!("`{field}` must not be empty."),
+            format!("`{field}` is not a Customer.io key or id: it is too long."),
         ));
     }
-    if v.chars().any(char::is_whitespace) || v.len() > 512 {
-        return Err(ApiError::validation(
-            field,
-            format!("`{field}` is not a Customer.io key or id: it holds spaces or is too long."),
-        ));
-    }
-    Ok(SecretString::from(v.to_owned()))
+    checks::credential(field, value)
 }
 
 fn optional(field: &str, value: Option<&String>) -> Result<Option<SecretString>, ApiError> {
@@ -197,13 +191,15 @@ fn ids(field: &str, values: &[Value]) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::with_capacity(values.len());
     for (i, v) in values.iter().enumerate() {
         let id = match v {
-            Value::String(s) if !s.trim().is_empty() => s.trim().to_owned(),
+            Value::String(s) if checks::path_id(&format!("{field}[{i}]"), s.trim()).is_ok() => {
+                s.trim().to_owned()
+            }
             Value::Number(n) if n.is_u64() => n.to_string(),
             _ => {
                 return Err(ApiError::validation(
                     format!("{field}[{i}]"),
                     format!(
-                        "`{field}[{i}]` must be a Customer.io id (a string or a positive integer)."
+                        "`{field}[{i}]` must be a Customer.io id (a positive integer, or a string of 1–128 characters that is not `.` or `..` and holds no `/`)."
                     ),
                 ));
             }
@@ -376,9 +372,11 @@ async fn stored_credentials(state: &AppState, scope: &Scope) -> Result<Credentia
 pub struct Page {
     /// 1–1000, default 100.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Default 0.
+    /// Default 0, at most 10,000,000.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 10000000)]
     pub offset: Option<u64>,
 }
 
@@ -387,14 +385,7 @@ fn page<T>(
     limit: Option<u32>,
     offset: Option<u64>,
 ) -> Result<(Vec<T>, usize, u32, u64), ApiError> {
-    let limit = limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "`limit` must be between 1 and 1000.",
-        ));
-    }
-    let offset = offset.unwrap_or(0);
+    let (limit, offset) = checks::paging(limit, offset, 100, checks::MAX_LIMIT)?;
     let total = items.len();
     let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     let take = usize::try_from(limit).unwrap_or(1000);
@@ -413,9 +404,11 @@ fn page<T>(
 pub struct CampaignQuery {
     /// 1–1000, default 100.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Default 0.
+    /// Default 0, at most 10,000,000.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 10000000)]
     pub offset: Option<u64>,
     /// `running`, `draft` or `stopped`.
     #[serde(default)]

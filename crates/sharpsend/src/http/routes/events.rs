@@ -26,6 +26,7 @@ pub struct EventsQuery {
     #[param(rename = "type")]
     pub kind: Option<String>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -76,16 +77,7 @@ pub async fn list_events(
             ));
         }
     };
-    let limit = match q.limit {
-        None => 100,
-        Some(l) if (1..=1000).contains(&l) => u32::try_from(l).unwrap_or(100),
-        Some(_) => {
-            return Err(ApiError::validation(
-                "limit",
-                "limit must be between 1 and 1000.",
-            ));
-        }
-    };
+    let limit = crate::http::checks::limit(q.limit, 100, 1000)?;
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(EventCursor::parse(c).ok_or_else(|| {

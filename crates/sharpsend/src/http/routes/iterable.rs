@@ -14,6 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     http::{
+        checks,
         error::{ApiError, ApiResult},
         extract::{ApiJson, ApiQuery, Scope},
         openapi::{Envelope, ErrorBody},
@@ -103,8 +104,10 @@ pub struct ConnectRequest {
 #[into_params(parameter_in = Query)]
 pub struct CampaignParams {
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Campaigns to skip (default 0), in id order.
+    /// Campaigns to skip (default 0, at most 10,000,000), in id order.
+    #[param(minimum = 0, maximum = 10000000)]
     pub offset: Option<u64>,
     /// Iterable campaign states, comma-separated, any case: `Draft`, `Ready`, `Scheduled`,
     /// `Running`, `Finished`, `Starting`, `Aborted`, `Recurring`, `Archived`.
@@ -125,7 +128,10 @@ pub struct CampaignList {
 #[into_params(parameter_in = Query)]
 pub struct TemplateParams {
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// Templates to skip (default 0, at most 10,000,000).
+    #[param(minimum = 0, maximum = 10000000)]
     pub offset: Option<u64>,
     /// `base`, `blast`, `triggered` or `workflow`.
     #[serde(rename = "type")]
@@ -155,20 +161,16 @@ pub struct ChannelList {
 }
 
 const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
-/// Deeper than any project's campaigns or templates; keeps page numbers sane.
-const MAX_OFFSET: u64 = 10_000_000;
 
 fn api_key(raw: SecretString) -> Result<SecretString, ApiError> {
     use secrecy::ExposeSecret as _;
-    let trimmed = raw.expose_secret().trim();
-    if trimmed.is_empty() {
+    if raw.expose_secret().trim().is_empty() {
         return Err(ApiError::validation(
             "apiKey",
             "apiKey is empty: paste a server-side (\"Standard\") Iterable API key.",
         ));
     }
-    Ok(SecretString::from(trimmed.to_owned()))
+    checks::credential("apiKey", raw.expose_secret())
 }
 
 /// A plausible email address: one `@`, a non-empty local part, a dotted domain, no spaces.
@@ -203,21 +205,7 @@ fn check_email(field: &str, value: &Option<String>) -> Result<Option<String>, Ap
 }
 
 fn window(limit: Option<u32>, offset: Option<u64>) -> Result<(u32, u64), ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            format!("limit must be between 1 and {MAX_LIMIT} (got {limit})."),
-        ));
-    }
-    let offset = offset.unwrap_or(0);
-    if offset > MAX_OFFSET {
-        return Err(ApiError::validation(
-            "offset",
-            format!("offset must be between 0 and {MAX_OFFSET}."),
-        ));
-    }
-    Ok((limit, offset))
+    checks::paging(limit, offset, DEFAULT_LIMIT, checks::MAX_LIMIT)
 }
 
 /// The publisher's stored Iterable credentials, or `INTEGRATION_NOT_FOUND`.

@@ -18,6 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     http::{
+        checks,
         error::{ApiError, ApiResult},
         extract::{ApiJson, ApiQuery, Scope},
         openapi::{Envelope, ErrorBody},
@@ -101,7 +102,7 @@ fn nonempty(field: &str, value: Option<String>) -> ApiResult<Option<SecretString
         Some(v) if v.trim().is_empty() => {
             Err(ApiError::validation(field, format!("`{field}` is empty.")))
         }
-        Some(v) => Ok(Some(SecretString::from(v.trim().to_owned()))),
+        Some(v) => checks::credential(field, &v).map(Some),
     }
 }
 
@@ -380,8 +381,10 @@ pub async fn connect(
 #[into_params(parameter_in = Query)]
 pub struct ContactsQuery {
     /// 1–1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// Default 0.
+    /// Default 0, at most 10,000,000.
+    #[param(minimum = 0, maximum = 10000000)]
     pub offset: Option<i64>,
     /// Exact email.
     pub email: Option<String>,
@@ -460,26 +463,21 @@ pub async fn list_contacts(
 #[into_params(parameter_in = Query)]
 pub struct CampaignsQuery {
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// Default 0.
+    /// Default 0, at most 10,000,000.
+    #[param(minimum = 0, maximum = 10000000)]
     pub offset: Option<i64>,
 }
 
-/// Validates `limit` (1–1000, `default_limit` when absent) and `offset` (0 or more), the paging
-/// every Keap list route takes.
+/// Validates `limit` (1–1000, `default_limit` when absent) and `offset` (0–10,000,000), the
+/// paging every Keap list route takes ([`checks::paging`]).
 pub(crate) fn paging(
     limit: Option<i64>,
     offset: Option<i64>,
-    default_limit: i64,
+    default_limit: u32,
 ) -> ApiResult<(u32, u64)> {
-    let limit = limit.unwrap_or(default_limit);
-    let limit = u32::try_from(limit)
-        .ok()
-        .filter(|l| (1..=1000).contains(l))
-        .ok_or_else(|| ApiError::validation("limit", "`limit` must be between 1 and 1000."))?;
-    let offset = u64::try_from(offset.unwrap_or(0))
-        .map_err(|_| ApiError::validation("offset", "`offset` must be 0 or more."))?;
-    Ok((limit, offset))
+    checks::paging(limit, offset, default_limit, checks::MAX_LIMIT)
 }
 
 /// A page of Keap campaigns.

@@ -79,8 +79,10 @@ pub async fn start_sync(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -102,7 +104,7 @@ pub async fn list_sync_jobs(
     scope: Scope,
     ApiQuery(q): ApiQuery<JobsQuery>,
 ) -> ApiResult<Envelope<SyncJobList>> {
-    let limit = bounded("limit", q.limit, 20, 100)?;
+    let limit = crate::http::checks::limit(q.limit, 20, 100)?;
     let record = jobs::integration(&state, scope.publisher()?, scope.platform()?).await?;
     let jobs = state.store.list_sync_jobs(&record.id, limit).await?;
     Ok(Envelope::ok(SyncJobList {
@@ -140,8 +142,10 @@ pub async fn get_sync_job(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecordsQuery {
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -193,7 +197,7 @@ pub async fn list_records(
     let kind = path.2;
     let platform = scope.platform()?;
     let kind = jobs::kinds(platform, Some(vec![kind]))?.remove(0);
-    let limit = bounded("limit", q.limit, 100, 1000)?;
+    let limit = crate::http::checks::limit(q.limit, 100, 1000)?;
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let record = jobs::integration(&state, scope.publisher()?, platform).await?;
     let mut rows = state
@@ -225,17 +229,6 @@ pub async fn list_records(
             .collect(),
         next_cursor,
     }))
-}
-
-fn bounded(field: &str, value: Option<u32>, default: u32, max: u32) -> ApiResult<u32> {
-    match value {
-        None => Ok(default),
-        Some(v) if (1..=max).contains(&v) => Ok(v),
-        Some(v) => Err(ApiError::validation(
-            field,
-            format!("`{field}` must be between 1 and {max}, not {v}."),
-        )),
-    }
 }
 
 fn encode_cursor(seq: i64, platform_id: &str) -> String {

@@ -31,8 +31,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct CrmQuery {
     /// 1–1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// Default 0.
+    /// Default 0, at most 10,000,000.
+    #[param(minimum = 0, maximum = 10000000)]
     pub offset: Option<i64>,
 }
 
