@@ -23,6 +23,8 @@ pub struct Inner {
     pub public_origin: String,
     /// Wakes an idle sync worker of this process when a job is queued here.
     pub sync_wakeup: tokio::sync::Notify,
+    /// Upstream work caused by webhook deliveries, queued and bounded per integration.
+    pub hook_work: crate::webhooks::work::HookWork,
 }
 
 impl AppState {
