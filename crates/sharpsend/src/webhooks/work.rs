@@ -153,26 +153,27 @@ impl HookWork {
         }
         if q.owes() {
             let now = Instant::now();
-            let since = |t: Option<Instant>, every: Duration| {
+            let left = |t: Option<Instant>, every: Duration| {
                 t.map_or(Duration::ZERO, |t| every.saturating_sub(now - t))
             };
-            let wait_any = since(q.last_sync, SYNC_EVERY);
-            let wait = if q.owed_full {
-                wait_any.max(since(q.last_full, FULL_SYNC_EVERY))
-            } else {
-                wait_any
-            };
-            if !wait.is_zero() {
-                return Step::Wait(wait.min(OWED_POLL));
-            }
-            let full = q.owed_full;
-            q.owed_full = false;
-            q.owed_incremental = false;
-            q.last_sync = Some(now);
-            if full {
+            let any = left(q.last_sync, SYNC_EVERY);
+            let full = any.max(left(q.last_full, FULL_SYNC_EVERY));
+            // A full listing covers an incremental one; an owed incremental one does not wait
+            // for the full listing's longer window.
+            let step = if q.owed_full && full.is_zero() {
+                q.owed_full = false;
+                q.owed_incremental = false;
                 q.last_full = Some(now);
-            }
-            return Step::Sync { full };
+                true
+            } else if q.owed_incremental && any.is_zero() {
+                q.owed_incremental = false;
+                false
+            } else {
+                let wait = if q.owed_incremental { any } else { full };
+                return Step::Wait(wait.min(OWED_POLL));
+            };
+            q.last_sync = Some(now);
+            return Step::Sync { full: step };
         }
         q.draining = false;
         Step::Done
@@ -425,6 +426,19 @@ mod tests {
         // Inside the window another sync is deferred, not made.
         assert!(w.enqueue("i", ids(0..1000), false));
         assert!(matches!(w.next("i"), Step::Wait(_)));
+        // Once the short window has passed, an owed incremental sync does not wait for the
+        // full listing's longer one; the full listing stays owed.
+        {
+            let mut queues = w.lock();
+            let q = queues.get_mut("i").unwrap();
+            q.last_sync = Instant::now().checked_sub(SYNC_EVERY);
+            q.owed_full = true;
+        }
+        assert!(matches!(w.next("i"), Step::Sync { full: false }));
+        assert!(
+            matches!(w.next("i"), Step::Wait(_)),
+            "the full listing waits"
+        );
     }
 
     #[test]
