@@ -19,8 +19,9 @@
 //!   its id (or a full listing no longer has it). A 200 means it is alive: it is upserted. Delete
 //!   hints are first narrowed to the contacts we hold, so ids we never synced cost nothing.
 //!
-//! So a delivery, however large, costs at most [`READ_BURST`] reads now plus one coalesced sync,
-//! and a sustained flood at most one read per [`READ_EVERY`] and one sync per [`SYNC_EVERY`] per
+//! So a delivery of more than [`COALESCE_ABOVE`] contacts costs no per-id read, only (a share
+//! of) one contacts sync; a smaller one at most its own ids; and a sustained flood at most
+//! [`READ_BURST`] reads, then one per [`READ_EVERY`], and one sync per [`SYNC_EVERY`], per
 //! integration. The allowance is per process (replicas each have their own).
 
 use std::{
@@ -235,24 +236,12 @@ pub async fn submit(state: &AppState, record: &IntegrationRecord, ids: Vec<Strin
         }
     }
     let named = ids.len();
-    if state.hook_work.enqueue(&record.id, ids, deleted) || start_if_owed(state, &record.id) {
+    if state.hook_work.enqueue(&record.id, ids, deleted) {
         tracing::debug!(named, deleted, "Keap hook: contact work queued");
         let state = state.clone();
         let integration_id = record.id.clone();
         let publisher = record.publisher_id.clone();
         tokio::spawn(async move { drain(&state, &integration_id, &publisher).await });
-    }
-}
-
-/// Starts a drain task for a sync owed without ids (answers whether one must be spawned).
-fn start_if_owed(state: &AppState, integration_id: &str) -> bool {
-    let mut queues = state.hook_work.lock();
-    match queues.get_mut(integration_id) {
-        Some(q) if !q.draining && q.owes() => {
-            q.draining = true;
-            true
-        }
-        _ => false,
     }
 }
 
