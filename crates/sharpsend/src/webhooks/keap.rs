@@ -122,11 +122,9 @@ pub async fn receive(
     if delivery.object_type == "contact" && receipt.received > 0 {
         let ids: Vec<String> = delivery.object_keys.iter().map(|k| k.id.clone()).collect();
         let deleted = delivery.event_key == "contact.delete";
-        let state = state.clone();
-        let record = record.clone();
-        // Acknowledge first (Keap counts a reply after 30 s as a failure); the re-reads are
-        // queued and bounded per integration (`work`).
-        tokio::spawn(async move { work::submit(&state, &record, ids, deleted).await });
+        // Only queued here (Keap counts a reply after 30 s as a failure): the re-reads run after
+        // the answer, bounded per integration (`work`).
+        work::submit(state, record, ids, deleted).await;
     }
     Ok(Envelope::ok(receipt).into_response())
 }

@@ -219,7 +219,7 @@ fn plausible_id(id: &str) -> bool {
 }
 
 /// Takes the contact ids a delivery named (`deleted` for `contact.delete`) and queues the
-/// bounded work for them. Runs after the delivery was answered.
+/// bounded work for them; nothing upstream happens before it returns (the drain task does it).
 pub async fn submit(state: &AppState, record: &IntegrationRecord, ids: Vec<String>, deleted: bool) {
     let mut ids: Vec<String> = ids.into_iter().filter(|id| plausible_id(id)).collect();
     ids.sort_unstable();
