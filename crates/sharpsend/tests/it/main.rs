@@ -23,4 +23,5 @@ mod sync;
 mod sync_sources;
 mod tenancy;
 mod vault;
+mod webhook_abuse;
 mod webhooks;
