@@ -168,6 +168,7 @@ pub async fn assemble(
         auth,
         cache,
         sync_wakeup: tokio::sync::Notify::new(),
+        hook_work: crate::webhooks::work::HookWork::new(),
     });
     Ok((state, boot))
 }

@@ -25,6 +25,8 @@ pub struct Inner {
     pub sync_wakeup: tokio::sync::Notify,
     /// Our own rate limits (`http::ratelimit`).
     pub rate_limits: crate::http::ratelimit::RateLimits,
+    /// Upstream work caused by webhook deliveries, queued and bounded per integration.
+    pub hook_work: crate::webhooks::work::HookWork,
 }
 
 impl AppState {

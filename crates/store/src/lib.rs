@@ -179,6 +179,9 @@ pub trait Store: SyncStore + SessionStore + Send + Sync + 'static {
     /// Stores a webhook event once per (integration, platform event id): a redelivery is not an
     /// error, it answers the row stored first and `false`.
     async fn record_event(&self, event: NewEvent) -> StoreResult<(EventRecord, bool)>;
+    /// [`Self::record_event`] for many events in one transaction (a webhook delivery of
+    /// thousands of objects); answers how many were new (the rest were redeliveries).
+    async fn record_events(&self, events: Vec<NewEvent>) -> StoreResult<u64>;
     /// A publisher's received events, newest first, `limit` of them, older than `before`.
     async fn list_events(
         &self,

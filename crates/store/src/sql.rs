@@ -791,6 +791,42 @@ macro_rules! impl_common_store {
                 }
             }
 
+            async fn record_events(
+                &self,
+                events: Vec<$crate::NewEvent>,
+            ) -> $crate::StoreResult<u64> {
+                if events.is_empty() {
+                    return Ok(0);
+                }
+                let mut inserted = 0u64;
+                let mut tx = self.pool.begin().await?;
+                // 500 rows × 12 binds a statement: under either backend's bind limit.
+                for chunk in events.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO received_events (id, integration_id, publisher_id, platform, type, \
+                         platform_event_id, occurred_at, received_at, email, user_id, campaign_id, data) ",
+                    );
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(&e.id)
+                            .push_bind(&e.integration_id)
+                            .push_bind(&e.publisher_id)
+                            .push_bind(e.platform.as_str())
+                            .push_bind(&e.kind)
+                            .push_bind(&e.platform_event_id)
+                            .push_bind(e.occurred_at)
+                            .push_bind(e.received_at)
+                            .push_bind(&e.email)
+                            .push_bind(&e.user_id)
+                            .push_bind(&e.campaign_id)
+                            .push_bind(e.data.to_string());
+                    });
+                    qb.push(" ON CONFLICT (integration_id, platform_event_id) DO NOTHING");
+                    inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
             async fn list_events(
                 &self,
                 publisher: &domain::PublisherId,

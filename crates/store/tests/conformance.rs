@@ -764,6 +764,60 @@ fn event_cursors_are_opaque_and_checked() {
 }
 
 #[tokio::test]
+async fn received_events_in_bulk_once_per_platform_id() {
+    each_backend(|s, b| async move {
+        s.save_integration(new_integration("int1", "pub-a", Platform::Keap))
+            .await
+            .unwrap();
+        s.record_event(new_event(
+            "evt0",
+            "int1",
+            "pub-a",
+            Platform::Keap,
+            "p5",
+            "contact.updated",
+        ))
+        .await
+        .unwrap();
+        // 1,200 events (several statements), one already stored and one twice in the batch.
+        let mut batch: Vec<NewEvent> = (0..1200)
+            .map(|i| {
+                new_event(
+                    &format!("evt_b{i}"),
+                    "int1",
+                    "pub-a",
+                    Platform::Keap,
+                    &format!("p{i}"),
+                    "contact.updated",
+                )
+            })
+            .collect();
+        batch.push(new_event(
+            "evt_dup",
+            "int1",
+            "pub-a",
+            Platform::Keap,
+            "p7",
+            "contact.updated",
+        ));
+        assert_eq!(s.record_events(batch).await.unwrap(), 1199, "{b}");
+        let page = s
+            .list_events(&publisher("pub-a"), &EventFilter::default(), 2000, None)
+            .await
+            .unwrap();
+        assert_eq!(page.events.len(), 1200, "{b}");
+        let p5 = page
+            .events
+            .iter()
+            .find(|e| e.platform_event_id == "p5")
+            .unwrap();
+        assert_eq!(p5.id, "evt0", "{b}: the stored event is kept");
+        assert_eq!(s.record_events(Vec::new()).await.unwrap(), 0, "{b}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn integration_config_can_be_updated_after_connect() {
     each_backend(|s, b| async move {
         s.save_integration(new_integration("int1", "pub-a", Platform::Keap))

@@ -182,7 +182,11 @@ impl KeapConnector {
         let raw: Value = Self::decode(&answer, "the contact")?;
         let contact: models::V1Contact = serde_json::from_value(raw.clone())
             .map_err(|_| KeapError::Other(super::errors::malformed("the contact")))?;
-        Ok(contact.into_contact().map(|c| (c, raw)))
+        // `None` means Keap's 404 only: a contact without an id is a malformed answer.
+        let contact = contact
+            .into_contact()
+            .ok_or_else(|| KeapError::Other(super::errors::malformed("the contact")))?;
+        Ok(Some((contact, raw)))
     }
 }
 

@@ -10,8 +10,10 @@
 //!   the handshake only, so there is nothing to keep): the unguessable webhook URL is the
 //!   credential, only the event keys we subscribe to are accepted, and the payload is treated
 //!   as a hint: each object is recorded as an event (de-duplicated on event key, id and Keap's
-//!   timestamp) and, for contacts, the contact is re-read from Keap and upserted into the synced
-//!   records (kind `contacts`), after the 200 has been sent.
+//!   timestamp) and, for contacts, after the 200 has been sent, the contact is re-read from
+//!   Keap: a 200 upserts it into the synced records (kind `contacts`), a 404 marks it deleted
+//!   (a `contact.delete` alone never does). The re-reads are bounded per integration and large
+//!   or overlapping deliveries coalesce into one contacts sync ([`super::work`]).
 //! - **Disconnect** ([`unregister`]) deletes the subscriptions on Keap, best effort.
 
 use axum::{
@@ -27,7 +29,7 @@ use domain::{Platform, PublisherId, events::event_type};
 use serde_json::{Value, json};
 use store::IntegrationRecord;
 
-use super::{Incoming, header, rejected, store_all};
+use super::{Incoming, header, rejected, store_all, work};
 use crate::{
     http::{
         error::{ApiError, ApiResult},
@@ -119,61 +121,12 @@ pub async fn receive(
     let receipt = store_all(state, record, events_of(&delivery)).await?;
     if delivery.object_type == "contact" && receipt.received > 0 {
         let ids: Vec<String> = delivery.object_keys.iter().map(|k| k.id.clone()).collect();
-        let state = state.clone();
-        let publisher = record.publisher_id.clone();
-        let integration_id = record.id.clone();
         let deleted = delivery.event_key == "contact.delete";
-        // Acknowledge first; Keap counts a reply after 30 s as a failure.
-        tokio::spawn(async move {
-            let done = if deleted {
-                state
-                    .store
-                    .delete_records(&integration_id, "contacts", &ids)
-                    .await
-                    .map_err(ApiError::from)
-            } else {
-                refresh_contacts(&state, &publisher, &ids).await
-            };
-            match done {
-                Ok(n) => {
-                    tracing::info!(publisher = %publisher, records = n, deleted, "Keap hook: contacts updated")
-                }
-                Err(e) => {
-                    tracing::warn!(publisher = %publisher, error = %e, "Keap hook: contacts not updated")
-                }
-            }
-        });
+        // Only queued here (Keap counts a reply after 30 s as a failure): the re-reads run after
+        // the answer, bounded per integration (`work`).
+        work::submit(state, record, ids, deleted).await;
     }
     Ok(Envelope::ok(receipt).into_response())
-}
-
-/// Re-reads the contacts a delivery named and upserts them into the synced records.
-pub async fn refresh_contacts(state: &AppState, publisher: &str, ids: &[String]) -> ApiResult<u64> {
-    let publisher = PublisherId::parse(publisher)
-        .map_err(|e| ApiError::internal(format!("stored publisher id: {e}")))?;
-    let mut session = tokens::session(state, &publisher).await?;
-    let keap = &state.connectors.keap;
-    let mut records = Vec::new();
-    for id in ids {
-        let id = id.as_str();
-        let found = tokens::call(state, &mut session, |cred| async move {
-            keap.get_contact(&cred, id).await
-        })
-        .await?;
-        if let Some((contact, raw)) = found {
-            records.push(
-                store::NewRecord::from_values(contact.id.clone(), &contact, &raw)
-                    .map_err(ApiError::internal)?,
-            );
-        }
-    }
-    if records.is_empty() {
-        return Ok(0);
-    }
-    Ok(state
-        .store
-        .upsert_records(&session.record.id, "contacts", records)
-        .await?)
 }
 
 /// The hook keys stored in an integration's config.

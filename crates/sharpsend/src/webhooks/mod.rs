@@ -18,6 +18,7 @@
 pub mod customerio;
 pub mod iterable;
 pub mod keap;
+pub mod work;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
@@ -92,38 +93,40 @@ pub fn unknown_webhook(platform: Platform) -> ApiError {
     )
 }
 
-/// Stores events once each; answers the receipt.
+/// Stores events once each (one transaction, however many a delivery carries); answers the
+/// receipt.
 pub async fn store_all(
     state: &AppState,
     record: &IntegrationRecord,
     events: Vec<Incoming>,
 ) -> ApiResult<Receipt> {
-    let mut receipt = Receipt::default();
     let now = Utc::now();
-    for e in events {
-        let (_, inserted) = state
-            .store
-            .record_event(NewEvent {
-                id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
-                integration_id: record.id.clone(),
-                publisher_id: record.publisher_id.clone(),
-                platform: record.platform,
-                kind: e.kind,
-                platform_event_id: e.platform_event_id,
-                occurred_at: e.occurred_at.unwrap_or(now),
-                received_at: now,
-                email: e.email,
-                user_id: e.user_id,
-                campaign_id: e.campaign_id,
-                data: e.data,
-            })
-            .await?;
-        if inserted {
-            receipt.received += 1;
-        } else {
-            receipt.duplicates += 1;
-        }
-    }
+    let total = events.len();
+    let events: Vec<NewEvent> = events
+        .into_iter()
+        .map(|e| NewEvent {
+            id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
+            integration_id: record.id.clone(),
+            publisher_id: record.publisher_id.clone(),
+            platform: record.platform,
+            kind: e.kind,
+            platform_event_id: e.platform_event_id,
+            occurred_at: e.occurred_at.unwrap_or(now),
+            received_at: now,
+            email: e.email,
+            user_id: e.user_id,
+            campaign_id: e.campaign_id,
+            data: e.data,
+        })
+        .collect();
+    let inserted = state.store.record_events(events).await?;
+    let received = u32::try_from(inserted).unwrap_or(u32::MAX);
+    let receipt = Receipt {
+        received,
+        duplicates: u32::try_from(total)
+            .unwrap_or(u32::MAX)
+            .saturating_sub(received),
+    };
     tracing::info!(
         received = receipt.received,
         duplicates = receipt.duplicates,

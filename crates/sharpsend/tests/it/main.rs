@@ -24,4 +24,5 @@ mod sync;
 mod sync_sources;
 mod tenancy;
 mod vault;
+mod webhook_abuse;
 mod webhooks;
