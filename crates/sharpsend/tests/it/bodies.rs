@@ -76,10 +76,7 @@ async fn hostile_bodies_are_400_on_every_json_route_and_change_nothing() {
         &db,
         &sharpsend::sandbox::SandboxOptions::default(),
         &crate::helpers::random_master_key(),
-        &[
-            ("SHARPSEND_API_RATE_LIMIT", "0"),
-            ("SHARPSEND_TEST_CONNECTION_RATE_LIMIT", "0"),
-        ],
+        crate::helpers::NO_API_LIMITS,
     )
     .await;
     let (_, key_a) = app.create_key("pub-a").await;

@@ -50,7 +50,13 @@ fn with_control(s: &str, c: char) -> String {
 #[tokio::test]
 async fn credentials_that_cannot_be_a_header_value_are_400_before_any_upstream_call() {
     let db = fresh_db().await;
-    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let (app, sandbox) = TestApp::spawn_sandboxed_with(
+        &db,
+        &sharpsend::sandbox::SandboxOptions::default(),
+        &crate::helpers::random_master_key(),
+        crate::helpers::NO_API_LIMITS,
+    )
+    .await;
     let before = upstream_requests(&sandbox).await;
     let iterable_key = sim_iterable::US_SERVER_KEY;
     let cio = &sim_customerio::US;
@@ -224,7 +230,13 @@ async fn raw_get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
 #[tokio::test]
 async fn ids_that_are_dot_segments_or_hold_a_slash_never_reach_the_platform() {
     let db = fresh_db().await;
-    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let (app, sandbox) = TestApp::spawn_sandboxed_with(
+        &db,
+        &sharpsend::sandbox::SandboxOptions::default(),
+        &crate::helpers::random_master_key(),
+        crate::helpers::NO_API_LIMITS,
+    )
+    .await;
     let cio = &sim_customerio::US;
     let (_, key) = app.create_key("pub-m").await;
     app.call(
@@ -332,7 +344,12 @@ fn paged_operations(doc: &Value) -> Vec<(String, Vec<(String, Value)>)> {
 #[tokio::test]
 async fn limit_and_offset_have_one_documented_bound_on_every_route() {
     let db = fresh_db().await;
-    let app = TestApp::spawn(&db).await;
+    let app = TestApp::spawn_with(
+        &db,
+        &crate::helpers::random_master_key(),
+        crate::helpers::NO_API_LIMITS,
+    )
+    .await;
     let doc = app.get("/api/openapi.json", ADMIN_TOKEN).await.body;
     let ops = paged_operations(&doc);
     assert!(ops.len() >= 14, "the paged routes: {ops:?}");

@@ -18,6 +18,14 @@ use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// Settings that turn our own API rate limits off, for tests that sweep many routes or send
+/// many credential calls on purpose (the limits have their own tests, `api_ratelimit`).
+#[allow(dead_code)]
+pub const NO_API_LIMITS: &[(&str, &str)] = &[
+    ("SHARPSEND_API_RATE_LIMIT", "0"),
+    ("SHARPSEND_TEST_CONNECTION_RATE_LIMIT", "0"),
+];
+
 pub fn random_master_key() -> String {
     let mut k = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut k);
