@@ -72,13 +72,7 @@ async fn hostile_bodies_are_400_on_every_json_route_and_change_nothing() {
     let db = fresh_db().await;
     // Hundreds of calls, many of them test-connection and connect: our own rate limits would
     // answer 429 before the body is read (they have their own tests, `api_ratelimit`).
-    let (app, sandbox) = TestApp::spawn_sandboxed_with(
-        &db,
-        &sharpsend::sandbox::SandboxOptions::default(),
-        &crate::helpers::random_master_key(),
-        crate::helpers::NO_API_LIMITS,
-    )
-    .await;
+    let (app, sandbox) = TestApp::spawn_sandboxed_unlimited(&db).await;
     let (_, key_a) = app.create_key("pub-a").await;
     // The victim has a connected Iterable integration.
     app.call(

@@ -50,13 +50,7 @@ fn with_control(s: &str, c: char) -> String {
 #[tokio::test]
 async fn credentials_that_cannot_be_a_header_value_are_400_before_any_upstream_call() {
     let db = fresh_db().await;
-    let (app, sandbox) = TestApp::spawn_sandboxed_with(
-        &db,
-        &sharpsend::sandbox::SandboxOptions::default(),
-        &crate::helpers::random_master_key(),
-        crate::helpers::NO_API_LIMITS,
-    )
-    .await;
+    let (app, sandbox) = TestApp::spawn_sandboxed_unlimited(&db).await;
     let before = upstream_requests(&sandbox).await;
     let iterable_key = sim_iterable::US_SERVER_KEY;
     let cio = &sim_customerio::US;
@@ -230,13 +224,7 @@ async fn raw_get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
 #[tokio::test]
 async fn ids_that_are_dot_segments_or_hold_a_slash_never_reach_the_platform() {
     let db = fresh_db().await;
-    let (app, sandbox) = TestApp::spawn_sandboxed_with(
-        &db,
-        &sharpsend::sandbox::SandboxOptions::default(),
-        &crate::helpers::random_master_key(),
-        crate::helpers::NO_API_LIMITS,
-    )
-    .await;
+    let (app, sandbox) = TestApp::spawn_sandboxed_unlimited(&db).await;
     let cio = &sim_customerio::US;
     let (_, key) = app.create_key("pub-m").await;
     app.call(

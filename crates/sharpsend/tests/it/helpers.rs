@@ -114,6 +114,18 @@ impl TestApp {
         Self::spawn_sandboxed_with(db, &SandboxOptions::default(), &random_master_key(), &[]).await
     }
 
+    /// [`Self::spawn_sandboxed`] with our own API rate limits off ([`NO_API_LIMITS`]).
+    #[allow(dead_code)]
+    pub async fn spawn_sandboxed_unlimited(db: &TestDb) -> (Self, Sandbox) {
+        Self::spawn_sandboxed_with(
+            db,
+            &SandboxOptions::default(),
+            &random_master_key(),
+            NO_API_LIMITS,
+        )
+        .await
+    }
+
     /// [`Self::spawn_sandboxed`] with chosen simulator data, master key and settings.
     #[allow(dead_code)] // used by the sync tests
     pub async fn spawn_sandboxed_with(
@@ -257,5 +269,95 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// The real `sharpsend` binary, started from a prepared [`std::process::Command`], with its log
+/// (stderr) read line by line on a thread; `addr` is the address its listening line names.
+#[allow(dead_code)] // used by the log tests
+pub struct ServedBinary {
+    child: std::process::Child,
+    pub addr: String,
+    /// The lines read so far.
+    pub log: Vec<String>,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+#[allow(dead_code)]
+impl ServedBinary {
+    /// Starts `cmd` with stderr piped and reads its log until the listening line.
+    pub fn start(mut cmd: std::process::Command) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = cmd
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut log = Vec::new();
+        let addr = loop {
+            let line = lines
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the server logs its address");
+            let found = line
+                .split("addr=")
+                .nth(1)
+                .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
+            log.push(line);
+            if let Some(a) = found.filter(|a| !a.is_empty()) {
+                break a;
+            }
+        };
+        Self {
+            child,
+            addr,
+            log,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Reads log lines until one satisfies `done` or `within` passes; answers whether one did.
+    pub fn wait_for_line(
+        &mut self,
+        within: std::time::Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while !self.log.iter().any(|l| done(l)) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            if let Ok(line) = self
+                .lines
+                .recv_timeout(std::time::Duration::from_millis(200))
+            {
+                self.log.push(line);
+            }
+        }
+        true
+    }
+
+    /// Kills the process and answers every line it logged.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.log.extend(self.lines.try_iter());
+        std::mem::take(&mut self.log)
+    }
+}
+
+impl Drop for ServedBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
     }
 }

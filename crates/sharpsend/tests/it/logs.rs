@@ -1,12 +1,8 @@
 //! No secret reaches a log line at any level: run the real binary at `trace`, use secrets, grep.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::process::{Command, Stdio};
 
-use crate::helpers::random_master_key;
+use crate::helpers::{ServedBinary, random_master_key};
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs_even_at_trace() {
@@ -14,41 +10,17 @@ async fn secrets_never_reach_the_logs_even_at_trace() {
     let admin = "admin-SECRET-token-5555-abcdef";
     let master = random_master_key();
     let db_url = format!("sqlite://{}", dir.path().join("logs.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sharpsend"))
-        // The sandbox: platform calls go to the built-in simulators, never to a real platform.
-        .args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
+    // The sandbox: platform calls go to the built-in simulators, never to a real platform.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sharpsend"));
+    cmd.args(["serve", "--sandbox", "--listen", "127.0.0.1:0"])
         .env("SHARPSEND_ADMIN_TOKEN", admin)
         .env("SHARPSEND_MASTER_KEY", &master)
         .env("SHARPSEND_DATABASE_URL", &db_url)
         .env("RUST_LOG", "trace")
         .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-
-    // Read the log until the listening line tells the port.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server starts");
-        let found = line
-            .split("addr=")
-            .nth(1)
-            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
-        log.push(line);
-        if let Some(a) = found.filter(|a| !a.is_empty()) {
-            break a;
-        }
-    };
+        .stdout(Stdio::null());
+    let server = ServedBinary::start(cmd);
+    let addr = server.addr.clone();
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
 
@@ -93,10 +65,7 @@ async fn secrets_never_reach_the_logs_even_at_trace() {
         .await
         .unwrap();
 
-    child.kill().unwrap();
-    let _ = child.wait();
-    let _ = reader.join();
-    log.extend(rx.try_iter());
+    let log = server.stop();
     // Log lines only (they start with their timestamp): the sandbox banner prints the sandbox
     // credentials on purpose, as `serve --sandbox` is meant to.
     let text = log

@@ -3,7 +3,6 @@
 //! address, log lines nothing can forge, and the OAuth/file/header hygiene.
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -17,7 +16,9 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, fresh_db, random_master_key, test_config};
+use crate::helpers::{
+    ADMIN_TOKEN, ServedBinary, TestApp, fresh_db, random_master_key, test_config,
+};
 
 /// Reads until the server closes the connection (or `limit` passes: `None`).
 async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<String> {
@@ -276,8 +277,8 @@ async fn metrics_listen_serves_metrics_only_there() {
 async fn a_percent_encoded_newline_cannot_forge_a_log_line() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("forge.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sharpsend"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sharpsend"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .env("SHARPSEND_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("SHARPSEND_MASTER_KEY", random_master_key())
         .env("SHARPSEND_DATABASE_URL", &db_url)
@@ -285,31 +286,9 @@ async fn a_percent_encoded_newline_cannot_forge_a_log_line() {
         .env("RUST_LOG", "info")
         .env_remove("SHARPSEND_LOG_FORMAT")
         .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server starts");
-        let found = line
-            .split("addr=")
-            .nth(1)
-            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned());
-        log.push(line);
-        if let Some(a) = found.filter(|a| !a.is_empty()) {
-            break a;
-        }
-    };
+        .stdout(Stdio::null());
+    let mut server = ServedBinary::start(cmd);
+    let addr = server.addr.clone();
     // The platform segment is percent-decoded and echoed in the rejection's message.
     let forged = "x%0A2026-01-01T00:00:00.000000Z%20%20WARN%20sharpsend:%20FORGED%20admin%20token%20leaked%0D%1B[2K";
     let resp = reqwest::Client::new()
@@ -323,16 +302,8 @@ async fn a_percent_encoded_newline_cannot_forge_a_log_line() {
     assert_eq!(resp.status(), 400);
 
     // Wait for the request's log line, then stop.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && !log.iter().any(|l| l.contains("FORGED")) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            log.push(line);
-        }
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
-    let _ = reader.join();
-    log.extend(rx.try_iter());
+    server.wait_for_line(Duration::from_secs(10), |l| l.contains("FORGED"));
+    let log = server.stop();
 
     let with_forged: Vec<&String> = log.iter().filter(|l| l.contains("FORGED")).collect();
     assert!(
