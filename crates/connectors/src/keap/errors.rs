@@ -8,7 +8,7 @@
 use domain::Platform;
 use serde::Deserialize;
 
-use crate::{ConnectorError, ErrorKind, http::Answer};
+use crate::{ConnectorError, ErrorKind, Retry, http::Answer};
 
 /// Which credential a call carried, so the message can say what to fix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +91,18 @@ pub fn map_error(answer: &Answer, auth: AuthKind, what: &str) -> ConnectorError 
                 ),
             },
         ),
+        // Keap's API answers a missing record in JSON; its web server answers a URL that is no
+        // API route with an HTML "Page Not Found" page (keap.md, errors). Only the first says
+        // the record is gone (a webhook's delete hint is settled on it); the second means the
+        // origin or route is wrong, and no retry fixes that.
+        404 if serde_json::from_slice::<serde_json::Value>(&answer.body).is_err() => err(
+            ErrorKind::Unavailable,
+            status,
+            format!(
+                "Keap answered the call to {what} with its 'Page Not Found' web page instead of an API answer: the Keap API origin (SHARPSEND_KEAP_API_URL) or the route is wrong."
+            ),
+        )
+        .with_retry(Retry::Permanent),
         404 => err(
             ErrorKind::NotFound,
             status,
@@ -154,6 +166,36 @@ mod tests {
             headers: HeaderMap::new(),
             body: body.as_bytes().to_vec().into(),
         }
+    }
+
+    #[test]
+    fn a_missing_record_is_not_found_but_a_web_page_404_is_a_wrong_url() {
+        let gone = map_error(
+            &answer(404, r#"{"message":"Unable to find this Contact"}"#),
+            AuthKind::ApiKey,
+            "read a contact",
+        );
+        assert_eq!(gone.kind, ErrorKind::NotFound);
+        assert!(
+            gone.message.contains("Unable to find this Contact"),
+            "{}",
+            gone.message
+        );
+        let page = map_error(
+            &answer(
+                404,
+                "<html>\n<head>\n<title>Keap - Page Not Found</title>\n</head></html>",
+            ),
+            AuthKind::ApiKey,
+            "read a contact",
+        );
+        assert_eq!(page.kind, ErrorKind::Unavailable);
+        assert!(!page.is_temporary());
+        assert!(
+            page.message.contains("SHARPSEND_KEAP_API_URL"),
+            "{}",
+            page.message
+        );
     }
 
     #[test]
