@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $variant:ident = $wire:literal, $status:literal; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = $wire:tt, $status:literal; )*) => {
         /// A public error code; its wire name and HTTP status are fixed by the contract.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
         pub enum ErrorCode {
@@ -83,6 +83,23 @@ mod tests {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, code.as_str());
         }
+    }
+
+    /// The OpenAPI schema lists the codes as sent (a generated client matches them), not the
+    /// Rust variant names. The macro takes the wire name as `tt`: a `literal` fragment reaches
+    /// the derive wrapped in an invisible group, and utoipa then ignored the rename.
+    #[test]
+    fn the_schema_enum_is_the_wire_names() {
+        use utoipa::PartialSchema as _;
+        let schema = serde_json::to_value(ErrorCode::schema()).unwrap();
+        let listed: Vec<&str> = schema["enum"]
+            .as_array()
+            .expect("an enum")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let wire: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, wire);
     }
 
     #[test]
