@@ -197,7 +197,7 @@ pub async fn list_records(
     let kind = path.2;
     let platform = scope.platform()?;
     let kind = jobs::kinds(platform, Some(vec![kind]))?.remove(0);
-    let limit = crate::http::checks::limit(q.limit, 100, 1000)?;
+    let limit = crate::http::checks::limit(q.limit, 100, crate::http::checks::MAX_LIMIT)?;
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let record = jobs::integration(&state, scope.publisher()?, platform).await?;
     let mut rows = state
