@@ -10,7 +10,8 @@ def error_envelope(ctx, response, case):
     """A 4xx/5xx answer is `application/json` with `success: false` and a string `code`."""
     if response.status_code < 400:
         return None
-    # The OAuth callback is a page a browser lands on: it answers HTML, by design (README).
+    # The OAuth callback is a page a browser lands on: it answers HTML, by design
+    # (docs/platforms/keap.md).
     if case.path.startswith("/oauth/"):
         return None
     content_type = response.headers.get("content-type", [""])

@@ -153,8 +153,8 @@ pub enum VaultCommand {
     /// With a key file (data/master.key, SHARPSEND_MASTER_KEY unset): generates a new key, puts it
     /// first in the file (older keys stay, so running servers keep reading old rows and pick up the
     /// new key by themselves), then re-encrypts every row. With SHARPSEND_MASTER_KEY: re-encrypts
-    /// every row still under a key listed in SHARPSEND_MASTER_KEY_RETIRED. See README, "Rotating
-    /// the master key".
+    /// every row still under a key listed in SHARPSEND_MASTER_KEY_RETIRED. See
+    /// docs/security.md#rotating-the-master-key.
     Rotate {
         /// After re-encrypting, drop retired keys from the key file (only when no row needs them).
         #[arg(long)]

@@ -1,6 +1,6 @@
 //! Master-key rotation (`sharpsend vault rotate`): re-seal every stored secret under the active
 //! key. Old keys stay in the keyring until no row needs them, so running servers keep working
-//! throughout (README: "Rotating the master key").
+//! throughout (docs/security.md#rotating-the-master-key).
 
 use std::sync::Arc;
 

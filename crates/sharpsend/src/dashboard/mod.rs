@@ -6,7 +6,7 @@
 //! router in-process with the session's bearer token ([`api::ApiRouter`]), so tenancy,
 //! validation and errors are the API's, and API errors with `details.field` become inline
 //! per-field errors. Sessions, CSRF and the security headers are described in [`session`] and
-//! the README ("Dashboard").
+//! docs/dashboard.md.
 
 pub mod api;
 pub mod session;

@@ -1,5 +1,5 @@
-//! The one strict parse of a request body (README, "Security model": a body is parsed once, and
-//! that parse feeds both the tenancy gate and the handler).
+//! The one strict parse of a request body (docs/security.md#security-model: a body is parsed once,
+//! and that parse feeds both the tenancy gate and the handler).
 //!
 //! `serde_json` alone is lenient in ways that let two parsers of the same bytes disagree: a
 //! `Deserializer` that is not `end()`ed accepts trailing bytes, a duplicate key silently keeps

@@ -74,7 +74,7 @@ impl Modify for BearerAuth {
         description = "Connect publishers' Iterable, Customer.io and Keap accounts: test and store credentials, \
 read campaigns and contacts, sync, send, and receive webhooks. Every JSON answer is an envelope with \
 `success`; errors carry a `code` from the registry (see ErrorCode) and an `X-Request-Id` header. \
-Choices the contract leaves open are written in the README: `METHOD_NOT_ALLOWED` (405) for a known path \
+Choices the contract leaves open are written in docs/errors.md: `METHOD_NOT_ALLOWED` (405) for a known path \
 with another method, `SERVICE_UNAVAILABLE` (503) from /readyz when the database does not answer, `REQUEST_TIMEOUT` (408) when a request's body is not received and answered in time.",
         license(name = "Apache-2.0")
     ),

@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// How far `X-CIO-Timestamp` may be from now, either way (Customer.io documents none; five
-/// minutes is the usual choice, written in the README).
+/// minutes is the usual choice, written in docs/webhooks.md).
 pub const TOLERANCE: chrono::Duration = chrono::Duration::minutes(5);
 
 /// The credential field that holds the signing key.

@@ -1,7 +1,7 @@
 //! Every route that takes a JSON body, fed the bodies that once slipped past the tenancy gate:
 //! trailing bytes, a trailing NUL, a duplicate `publisherId`, huge numbers, deep nesting and
 //! invalid UTF-8. Each is refused `400 VALIDATION_ERROR` before anything else happens, and the
-//! other publisher's data is unchanged (README, "Security model": one strict parse per body).
+//! other publisher's data is unchanged (docs/security.md#security-model: one strict parse per body).
 
 use reqwest::{Method, header};
 use serde_json::{Value, json};

@@ -75,7 +75,7 @@ pub struct CustomerioConfig {
     #[schema(value_type = Vec<String>)]
     pub journey_ids: Vec<Value>,
     /// `true`: scheduled syncs also run the opt-in `metrics` kind, keeping each campaign's
-    /// daily metrics beyond Customer.io's 45 days (see README, "Analytics and limits").
+    /// daily metrics beyond Customer.io's 45 days (see docs/analytics.md).
     #[serde(default)]
     pub metrics_history: Option<bool>,
 }

@@ -21,7 +21,7 @@ use crate::{
 pub struct EventsQuery {
     /// `iterable`, `customerio` or `keap`; all when absent.
     pub platform: Option<String>,
-    /// An event type such as `email.opened` (see the README's vocabulary); all when absent.
+    /// An event type such as `email.opened` (see the vocabulary in docs/webhooks.md); all when absent.
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub kind: Option<String>,

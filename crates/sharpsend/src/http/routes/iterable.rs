@@ -73,7 +73,7 @@ pub struct IterableConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
     /// `true`: scheduled syncs also run the opt-in `metrics` kind, keeping each campaign's
-    /// daily metrics (see README, "Analytics and limits").
+    /// daily metrics (see docs/analytics.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_history: Option<bool>,
 }
