@@ -12,6 +12,9 @@ Checks, from the repository root:
 2. every mention of a docs page in source, tests, templates and scripts, written as
    `docs/….md` or `docs/….md#anchor` (code comments and OpenAPI descriptions point readers
    there): the page, and the anchor when given, must exist.
+3. every mention of a README section by name in those files (`README, "Section"`,
+   `README ("Section")`, `README: "Section"`): the nearest README.md above the file must have
+   that heading, so a section moved to docs/ cannot leave a dangling pointer behind.
 
 Prints one line per broken link (`file:line: …`) and exits 1 when there is any.
 """
@@ -37,6 +40,7 @@ REF_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$")
 EXPLICIT_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"", re.IGNORECASE)
 # A docs page named in code or scripts: a docs/ path ending in .md, with an optional #anchor
 SOURCE_MENTION = re.compile(r"(?<![\w/.-])(docs/[A-Za-z0-9_./-]+\.md)(#[A-Za-z0-9_-]+)?")
+README_SECTION = re.compile(r'README(?:\.md)?(?:,|:)?\s*\(?\\?"([^"\\]+)\\?"')
 SOURCE_SUFFIXES = {".rs", ".py", ".sh", ".html", ".js", ".css", ".toml", ".json", ".sql", ".yml", ""}
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
@@ -163,7 +167,24 @@ def check_source_mentions(path: Path) -> list[str]:
             why = check_target(ROOT / "README.md", page + anchor)
             if why:
                 problems.append(f"{path.relative_to(ROOT)}:{number}: {page}{anchor}: {why}")
+        for m in README_SECTION.finditer(line):
+            readme = nearest_readme(path)
+            if readme is None or slug(m.group(1)) not in anchors(readme):
+                where = readme.relative_to(ROOT) if readme else "no README.md above it"
+                problems.append(
+                    f"{path.relative_to(ROOT)}:{number}: README section \"{m.group(1)}\": no such heading in {where}"
+                )
     return problems
+
+
+def nearest_readme(path: Path) -> Path | None:
+    for folder in path.parents:
+        candidate = folder / "README.md"
+        if candidate.is_file():
+            return candidate
+        if folder == ROOT:
+            break
+    return None
 
 
 def main() -> int:
