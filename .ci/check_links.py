@@ -178,8 +178,12 @@ def check_source_mentions(path: Path) -> list[str]:
 
 
 def nearest_readme(path: Path) -> Path | None:
+    """The README a file means by "README": its crate's, else the top-level one (docs/README.md
+    is an index, never what docs/openapi.json or a script means)."""
     for folder in path.parents:
         candidate = folder / "README.md"
+        if folder == ROOT / "docs":
+            continue
         if candidate.is_file():
             return candidate
         if folder == ROOT:
