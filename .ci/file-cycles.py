@@ -410,11 +410,110 @@ def strongly_connected(nodes: list[str], succ: dict[str, set[str]]) -> list[list
     return out
 
 
+def cycles_of(crate_dir: str) -> list[list[str]]:
+    crate = Crate(crate_dir)
+    succ: dict[str, set[str]] = {}
+    for a, b in crate.edges():
+        succ.setdefault(a, set()).add(b)
+    return [[crate.rel(f) for f in comp] for comp in strongly_connected(crate.files, succ)]
+
+
+# Each case: files of a crate's src/, and the cycles expected (sorted file lists).
+SELF_TEST_CASES: list[tuple[str, dict[str, str], list[list[str]]]] = [
+    (
+        "siblings that use each other",
+        {
+            "lib.rs": "mod a;\nmod b;\n",
+            "a.rs": "use crate::b::B;\npub struct A;\n",
+            "b.rs": "pub struct B;\nfn f() { let _ = crate::a::A; }\n",
+        },
+        [["a.rs", "b.rs"]],
+    ),
+    (
+        "a chain through a use group, super:: and a module imported by name",
+        {
+            "lib.rs": "mod p;\n",
+            "p/mod.rs": "mod a;\nmod b;\nmod c;\n",
+            "p/a.rs": "use super::{b::{self, B as Bee}};\npub fn a() {}\n",
+            "p/b.rs": "use super::c;\npub struct B;\nfn f() { c::c(); }\n",
+            "p/c.rs": "pub fn c() { super::a::a(); }\n",
+        },
+        [["p/a.rs", "p/b.rs", "p/c.rs"]],
+    ),
+    (
+        "a parent using its children, tests using super::*, re-exports",
+        {
+            "lib.rs": "mod a;\nmod b;\npub use a::A;\npub struct Root;\n"
+            "fn f() { a::A::new(); b::g(); }\n",
+            "a.rs": "use crate::Root;\npub struct A;\nimpl A { pub fn new() {} }\n"
+            "#[cfg(test)]\nmod tests {\n    use super::*;\n}\n",
+            # `crate::A` is a.rs's own item re-exported by lib.rs: b -> a, not b -> lib.
+            "b.rs": "use crate::A;\npub fn g() {}\n// use crate::a; (a comment)\n"
+            "const S: &str = \"crate::b::g\";\n",
+        },
+        [],
+    ),
+    (
+        "a child using its parent, which uses a sibling that uses the child",
+        {
+            "lib.rs": "mod x;\nmod y;\n",
+            "x/mod.rs": "mod k;\npub fn shared() {}\nfn f() { crate::y::y(); }\n",
+            "x/k.rs": "use super::shared;\npub fn k() {}\n",
+            "y.rs": "pub fn y() { crate::x::k::k(); }\n",
+        },
+        [["x/k.rs", "x/mod.rs", "y.rs"]],
+    ),
+    (
+        "super:: inside an inline module names its own file",
+        {
+            "lib.rs": "mod p;\nmod q;\n",
+            "p/mod.rs": "mod a;\npub fn helper() {}\nfn f() { let _ = crate::q::Q; }\n",
+            "p/a.rs": "pub fn helper() {}\nmod tests {\n    use super::helper;\n}\n",
+            "q.rs": "pub struct Q;\nfn f() { crate::p::a::helper(); }\n",
+        },
+        [],
+    ),
+    (
+        "a re-export is not a dependency of the file that makes it",
+        {
+            "lib.rs": "mod c;\nmod d;\n",
+            "c.rs": "pub use crate::d::D;\npub struct C;\n",
+            "d.rs": "use crate::c::C;\npub struct D;\n",
+        },
+        [],
+    ),
+]
+
+
+def self_test() -> int:
+    import tempfile
+
+    failed = 0
+    for name, files, expected in SELF_TEST_CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            for rel, text in files.items():
+                path = os.path.join(tmp, "src", rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            got = cycles_of(tmp)
+        if sorted(got) != sorted(expected):
+            failed += 1
+            print(f"self-test FAILED: {name}: expected {expected}, got {got}")
+    print(f"self-test: {len(SELF_TEST_CASES) - failed}/{len(SELF_TEST_CASES)} cases pass")
+    return 1 if failed else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("crates", nargs="+", help="crate directories (each with src/lib.rs or src/main.rs)")
+    ap.add_argument("crates", nargs="*", help="crate directories (each with src/lib.rs or src/main.rs)")
     ap.add_argument("--edges", action="store_true", help="also print every edge of the file graph")
+    ap.add_argument("--self-test", action="store_true", help="check the finder on small made-up crates")
     args = ap.parse_args()
+    if args.self_test:
+        return self_test()
+    if not args.crates:
+        ap.error("name at least one crate directory")
     total = 0
     for crate_dir in args.crates:
         crate = Crate(crate_dir)
