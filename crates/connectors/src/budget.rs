@@ -22,7 +22,7 @@ use domain::Platform;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use sha2::{Digest, Sha256};
 
-use crate::http::Rate;
+use crate::rate::Rate;
 
 /// The budget would make the caller wait longer than it may; `after` is when a turn would be
 /// free (as far as the budget knows).

@@ -17,6 +17,7 @@ pub mod http;
 pub mod iterable;
 pub mod keap;
 pub mod limits;
+pub mod rate;
 mod upstreams;
 
 use async_trait::async_trait;
@@ -62,12 +63,12 @@ impl Settings {
     }
 
     /// A platform's published budgets, scaled by [`Settings::budget_percent`] and paced
-    /// `headroom` % under the result ([`http::Rate::with_headroom`]).
+    /// `headroom` % under the result ([`rate::Rate::with_headroom`]).
     pub fn budgets(
         &self,
-        published: &[(&'static str, http::Rate)],
+        published: &[(&'static str, rate::Rate)],
         headroom: u8,
-    ) -> Vec<(&'static str, http::Rate)> {
+    ) -> Vec<(&'static str, rate::Rate)> {
         published
             .iter()
             .map(|&(class, rate)| {

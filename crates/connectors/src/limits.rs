@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::http::Rate;
+use crate::rate::Rate;
 
 /// 429s and refusals are kept this long.
 pub const HISTORY: Duration = Duration::from_secs(3600);

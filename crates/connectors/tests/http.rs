@@ -9,7 +9,8 @@ use std::{
 use axum::{Router, routing::any};
 use connectors::{
     ErrorKind, Retry,
-    http::{Call, NoObserver, Rate, RetryPolicy, UpstreamClient},
+    http::{Call, NoObserver, RetryPolicy, UpstreamClient},
+    rate::Rate,
 };
 use domain::Platform;
 use sim_core::{Binder, Control, Fault, FaultKind, SimClient};

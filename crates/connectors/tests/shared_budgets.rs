@@ -220,7 +220,7 @@ async fn keap_headers_showing_a_low_window_slow_calls_down() {
 async fn redis_budgets_queue_callers_and_refuse_waits_beyond_the_maximum() {
     use connectors::{
         budget::{RateBudget, RedisBudget},
-        http::Rate,
+        rate::Rate,
     };
     if !redis_answers().await {
         println!("note: Redis does not answer at {REDIS}; skipped");

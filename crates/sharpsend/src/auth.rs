@@ -14,7 +14,10 @@ use sha2::{Digest, Sha256};
 use store::{ApiKeyRecord, NewApiKey, Store, StoreError};
 use subtle::ConstantTimeEq;
 
+// `Principal` lives in its own module so the read cache can hold principals without importing
+// the authenticator; re-exported here because routes name it `auth::Principal`.
 use crate::cache::ReadCache;
+pub use crate::principal::Principal;
 
 /// The settings key under which the admin token's digest is kept.
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
@@ -22,32 +25,6 @@ const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 pub const API_KEY_PREFIX: &str = "ssk_";
 /// A generated admin token starts with this.
 pub const ADMIN_TOKEN_PREFIX: &str = "ssa_";
-
-/// Who is calling.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Principal {
-    /// The operator: may do everything.
-    Admin,
-    /// A publisher API key: acts for its own publisher alone.
-    Publisher {
-        publisher: PublisherId,
-        key_id: String,
-    },
-}
-
-impl Principal {
-    /// Whether this principal may act for `publisher`.
-    pub fn may_act_for(&self, publisher: &PublisherId) -> bool {
-        match self {
-            Principal::Admin => true,
-            Principal::Publisher { publisher: own, .. } => own == publisher,
-        }
-    }
-
-    pub fn is_admin(&self) -> bool {
-        matches!(self, Principal::Admin)
-    }
-}
 
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

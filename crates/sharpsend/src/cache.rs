@@ -21,7 +21,7 @@ use bytes::Bytes;
 use store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Principal;
+use crate::principal::Principal;
 
 /// How often the shared epoch is read: the longest another process's write can stay unseen.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod http;
 pub mod integrations;
 pub mod keap_sweep;
+pub mod principal;
 pub mod sandbox;
 pub mod server;
 pub mod state;

@@ -2,7 +2,7 @@
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -17,7 +17,10 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::faults::{ActiveFault, Fault, FaultKind};
+use crate::{
+    faults::{ActiveFault, Fault, FaultKind},
+    lock,
+};
 
 /// How many requests the log keeps; older ones are dropped first.
 const LOG_CAPACITY: usize = 10_000;
@@ -83,11 +86,6 @@ impl std::fmt::Debug for Control {
             .field("name", &self.inner.name)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding a simulator lock must not wedge every later request.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Control {

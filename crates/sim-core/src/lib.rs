@@ -26,6 +26,12 @@ pub use ratelimit::{Rate, RateLimiter};
 pub use running::{Credential, Origin, Running};
 pub use server::{Binder, SimServer, spawn};
 
+/// Locks a simulator mutex, taking over a poisoned one: a panic while holding a simulator lock
+/// must not wedge every later request.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A deterministic 64-bit mix (SplitMix64). Simulators derive record `i` of a data set from
 /// `mix(seed ^ i)` so that a million records can be served page by page without being stored.
 pub fn mix(mut x: u64) -> u64 {

@@ -11,10 +11,11 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sim_core::lock;
 
 use crate::{
     data::IdKind,
-    sim::{Limits, RateSpec, Region, Sim, lock, region_param, workspace_json},
+    sim::{Limits, RateSpec, Region, Sim, region_param, workspace_json},
     webhooks::{self, NAMED_EVENTS, Outgoing, WebhookConfig},
 };
 
@@ -280,7 +281,7 @@ async fn fire(State(sim): State<S>, Json(f): Json<Fire>) -> Response {
     if f.wait == Some(true) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         webhooks::enqueue(
-            &sim,
+            &sim.webhooks,
             webhooks::Job {
                 out,
                 done: Some(tx),
@@ -296,7 +297,7 @@ async fn fire(State(sim): State<S>, Json(f): Json<Fire>) -> Response {
         answer["attempts"] = json!(attempts);
         (StatusCode::OK, Json(answer)).into_response()
     } else {
-        webhooks::enqueue(&sim, webhooks::Job { out, done: None });
+        webhooks::enqueue(&sim.webhooks, webhooks::Job { out, done: None });
         (StatusCode::ACCEPTED, Json(answer)).into_response()
     }
 }

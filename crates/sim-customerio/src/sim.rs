@@ -14,7 +14,7 @@ use axum::{
 };
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sim_core::{Control, Rate, RateLimiter};
+use sim_core::{Control, Rate, RateLimiter, lock};
 
 use crate::{
     config::{
@@ -24,10 +24,6 @@ use crate::{
     store::Store,
     webhooks::WebhookState,
 };
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The region of a listener or a workspace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -236,7 +232,7 @@ pub struct Sim {
     pub redirect: AtomicBool,
     stores: [Mutex<Store>; 2],
     pub origins: Origins,
-    pub webhooks: WebhookState,
+    pub webhooks: Arc<WebhookState>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -251,13 +247,13 @@ impl Sim {
     pub fn new(control: Control, stores: [Store; 2], origins: Origins) -> Self {
         let [us, eu] = stores;
         Self {
+            webhooks: Arc::new(WebhookState::new(control.clone())),
             control,
             limiter: RateLimiter::new(),
             limits: Mutex::new(Limits::default()),
             redirect: AtomicBool::new(false),
             stores: [Mutex::new(us), Mutex::new(eu)],
             origins,
-            webhooks: WebhookState::default(),
         }
     }
 

@@ -13,12 +13,12 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use sim_core::{Control, lock};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     config::{MAX_WEBHOOK_DELIVERIES, WEBHOOK_RETRY_SCHEDULE_MS, WEBHOOK_TIMEOUT},
     data::Seeded,
-    sim::lock,
     store::now,
 };
 
@@ -91,8 +91,10 @@ pub struct Job {
 }
 
 /// The emitter's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WebhookState {
+    /// Where delivery counters go (`webhook_attempts`, `webhook_delivered`, `webhook_failed`).
+    control: Control,
     pub config: Mutex<WebhookConfig>,
     pub attempts: Mutex<Vec<Attempt>>,
     /// One delivery queue per receiver URL: Customer.io backlogs later events while an earlier
@@ -101,6 +103,15 @@ pub struct WebhookState {
 }
 
 impl WebhookState {
+    pub fn new(control: Control) -> Self {
+        Self {
+            control,
+            config: Mutex::default(),
+            attempts: Mutex::default(),
+            queues: Mutex::default(),
+        }
+    }
+
     pub fn reset(&self) {
         *lock(&self.config) = WebhookConfig::default();
         lock(&self.attempts).clear();
@@ -212,8 +223,8 @@ pub struct Outgoing {
 }
 
 /// Queues `job` behind the events already waiting for the same URL.
-pub fn enqueue(sim: &Arc<crate::sim::Sim>, job: Job) {
-    let mut queues = lock(&sim.webhooks.queues);
+pub fn enqueue(state: &Arc<WebhookState>, job: Job) {
+    let mut queues = lock(&state.queues);
     let url = job.out.url.clone();
     let mut job = Box::new(job);
     if let Some(tx) = queues.get(&url) {
@@ -224,15 +235,15 @@ pub fn enqueue(sim: &Arc<crate::sim::Sim>, job: Job) {
         }
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(worker(Arc::downgrade(sim), rx));
+    tokio::spawn(worker(Arc::downgrade(state), rx));
     let _ = tx.send(job);
     queues.insert(url, tx);
 }
 
-async fn worker(sim: Weak<crate::sim::Sim>, mut rx: mpsc::UnboundedReceiver<Box<Job>>) {
+async fn worker(state: Weak<WebhookState>, mut rx: mpsc::UnboundedReceiver<Box<Job>>) {
     let http = reqwest::Client::new();
     while let Some(job) = rx.recv().await {
-        let Some(state) = sim.upgrade() else { break };
+        let Some(state) = state.upgrade() else { break };
         let job = *job;
         let attempts = deliver(state, http.clone(), job.out).await;
         if let Some(done) = job.done {
@@ -242,11 +253,7 @@ async fn worker(sim: Weak<crate::sim::Sim>, mut rx: mpsc::UnboundedReceiver<Box<
 }
 
 /// Delivers with retries; returns this delivery's attempts.
-async fn deliver(
-    state: Arc<crate::sim::Sim>,
-    http: reqwest::Client,
-    out: Outgoing,
-) -> Vec<Attempt> {
+async fn deliver(state: Arc<WebhookState>, http: reqwest::Client, out: Outgoing) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     let total = out.schedule.len() + 1;
     for n in 0..total {
@@ -279,7 +286,7 @@ async fn deliver(
             error,
         };
         state.control.incr("webhook_attempts");
-        state.webhooks.record(attempt.clone());
+        state.record(attempt.clone());
         attempts.push(attempt);
         if status.is_some_and(|s| (200..300).contains(&s)) {
             state.control.incr("webhook_delivered");

@@ -18,6 +18,7 @@ use crate::{
     errors, export,
     keys::{ApiKey, JwtIdentity},
     project::{Project, Shared, StoredEvent, gate, lock, parse_json},
+    query::Q,
     users::{self, UpdateFail, UpdateReq},
     webhooks,
 };
@@ -79,58 +80,6 @@ pub fn router(p: Shared) -> Router {
         // bodies at 16 MB, so axum's own (plain-text) limit stays out of the way.
         .layer(DefaultBodyLimit::disable())
         .with_state(p)
-}
-
-/// Query pairs in order, repeated keys kept.
-pub struct Q(Vec<(String, String)>);
-
-impl Q {
-    pub fn parse(raw: Option<&str>) -> Self {
-        Self(
-            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(kk, _)| kk == k)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn all(&self, k: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(kk, _)| kk == k)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn int(&self, k: &str) -> Result<Option<u64>, Response> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| errors::bad_params(format!("Invalid value for {k}: {v}"))),
-        }
-    }
-
-    /// This query with `page` set to `page` (other parameters kept in order).
-    fn with_page(&self, page: u64, page_size: u64) -> String {
-        let mut ser = url::form_urlencoded::Serializer::new(String::new());
-        ser.append_pair("page", &page.to_string());
-        ser.append_pair("pageSize", &page_size.to_string());
-        for (k, v) in &self.0 {
-            if k != "page" && k != "pageSize" {
-                ser.append_pair(k, v);
-            }
-        }
-        ser.finish()
-    }
 }
 
 /// The origin a client reached us on, for absolute `nextPageUrl`s (inferred: Iterable's are
@@ -291,22 +240,11 @@ async fn campaign_by_id(State(p): State<Shared>, Path(id): Path<String>) -> Resp
     let Ok(id) = id.parse::<u64>() else {
         return errors::bad_params(format!("Invalid campaign id: {id}"));
     };
-    match find_campaign(&p, id) {
+    match p.campaign(id) {
         Some(c) => Json(c).into_response(),
         // SPEC: 404 "Campaign not found".
         None => errors::not_found("Campaign not found"),
     }
-}
-
-pub fn find_campaign(p: &Project, id: u64) -> Option<Value> {
-    if lock(&p.store).fixtures.campaigns.is_some() {
-        return p
-            .campaigns()
-            .into_iter()
-            .find(|c| c.get("id").and_then(Value::as_u64) == Some(id));
-    }
-    let off = id.checked_sub(data::CAMPAIGN_ID_BASE)?;
-    (off % 13 == 0 && off / 13 < p.ds.campaigns).then(|| p.ds.campaign(off / 13))
 }
 
 async fn templates(
@@ -1125,7 +1063,7 @@ async fn target(p: &Shared, _key: &ApiKey, body: &Bytes, medium: &str, prefix: &
     {
         return UpdateFail::InvalidEmail(e.to_owned()).response(p.project_id);
     }
-    let Some(campaign) = find_campaign(p, campaign_id) else {
+    let Some(campaign) = p.campaign(campaign_id) else {
         return errors::bad_params(format!("Campaign {campaign_id} does not exist"));
     };
     let field = |k: &str| campaign.get(k).and_then(Value::as_str).unwrap_or("");

@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use sim_core::Rate;
 
 use crate::{
-    api::Q,
     data::TemplateRec,
     keys::{self, ApiKey},
     project::{Project, Shared, StoredUser, Webhook, lock},
+    query::Q,
     users,
     webhooks::{self, SendKind},
 };

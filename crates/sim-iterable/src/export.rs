@@ -12,10 +12,10 @@ use chrono::{Duration, Utc};
 use serde_json::{Map, Value};
 
 use crate::{
-    api::Q,
     data::parse_datetime,
     errors,
     project::{Project, Shared, lock},
+    query::Q,
     users,
 };
 

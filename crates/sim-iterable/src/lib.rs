@@ -20,6 +20,7 @@ pub mod keys;
 pub mod limits;
 mod metrics;
 mod project;
+mod query;
 pub mod users;
 mod webhooks;
 
@@ -32,7 +33,8 @@ pub use keys::{
     ApiKey, EU_READ_ONLY_KEY, EU_SERVER_KEY, KeyKind, US_JS_KEY, US_JWT_KEY, US_JWT_SECRET,
     US_MOBILE_KEY, US_READ_ONLY_KEY, US_SERVER_KEY,
 };
-pub use webhooks::{BASIC_PREFIX, DEFAULT_RETRY_DELAYS_MS, MAX_ATTEMPTS, OAUTH2_PREFIX};
+pub use project::DEFAULT_RETRY_DELAYS_MS;
+pub use webhooks::{BASIC_PREFIX, MAX_ATTEMPTS, OAUTH2_PREFIX};
 
 /// The CONTRACT §1 variables this simulator answers for.
 pub const ENV_US: &str = "SHARPSEND_ITERABLE_US_URL";
@@ -140,7 +142,7 @@ fn project(region: Region, opts: &Options) -> Arc<project::Project> {
         control: control.clone(),
         http: reqwest::Client::new(),
         pending: Mutex::new(Vec::new()),
-        retry_delays: Mutex::new(webhooks::DEFAULT_RETRY_DELAYS_MS.to_vec()),
+        retry_delays: Mutex::new(project::DEFAULT_RETRY_DELAYS_MS.to_vec()),
         time_scale: Mutex::new(1.0),
     });
     let weak = Arc::downgrade(&p);

@@ -11,9 +11,9 @@ use axum::{
 use serde_json::{Map, Value, json};
 
 use crate::{
-    api::{Q, find_campaign},
     errors,
     project::{Shared, lock},
+    query::Q,
 };
 
 const COMMON: &[&str] = &[
@@ -318,7 +318,7 @@ pub async fn campaign_metrics(State(p): State<Shared>, RawQuery(raw): RawQuery) 
         .iter()
         .filter_map(|id| match &fixtures {
             Some(f) => fixture_in_window(f, *id, start, end),
-            None => find_campaign(&p, *id).map(|c| generated_in_window(&c, start, end)),
+            None => p.campaign(*id).map(|c| generated_in_window(&c, start, end)),
         })
         .collect();
     (

@@ -194,6 +194,12 @@ impl Store {
     }
 }
 
+/// Waits between system-webhook delivery attempts (so attempts = delays + 1), the schedule a
+/// project starts and resets with (`Project::retry_delays`). Iterable's retry schedule is not
+/// public ("Delivery is not guaranteed. Iterable retries f…"); this default is inferred and can be
+/// changed per project (`POST /_sim/webhooks/schedule`) or per call (`/_sim/webhooks/fire`).
+pub const DEFAULT_RETRY_DELAYS_MS: [u64; 2] = [100, 500];
+
 /// One project: shared by the handlers of its data centre's server.
 pub struct Project {
     pub region: Region,
@@ -228,7 +234,7 @@ impl Project {
         *lock(&self.keys) = KeyTable::new(keys::sandbox_keys(self.region));
         lock(&self.overrides).clear();
         self.limiter.reset();
-        *lock(&self.retry_delays) = crate::webhooks::DEFAULT_RETRY_DELAYS_MS.to_vec();
+        *lock(&self.retry_delays) = DEFAULT_RETRY_DELAYS_MS.to_vec();
         *lock(&self.time_scale) = 1.0;
         for h in lock(&self.pending).drain(..) {
             h.abort();
@@ -248,15 +254,6 @@ impl Project {
         }
     }
 
-    /// The effective profile for an email: written, else generated, else none.
-    pub fn user_by_email(&self, email: &str) -> Option<StoredUser> {
-        crate::users::lookup_email(&lock(&self.store), &self.ds, email)
-    }
-
-    pub fn user_by_id(&self, user_id: &str) -> Option<StoredUser> {
-        crate::users::lookup_user_id(&lock(&self.store), &self.ds, user_id)
-    }
-
     /// Whether a generated user is hidden by a written copy or a deletion.
     pub fn generated_shadowed(store: &Store, email: &str) -> bool {
         let lower = email.to_ascii_lowercase();
@@ -270,6 +267,19 @@ impl Project {
         (0..self.ds.campaigns)
             .map(|i| self.ds.campaign(i))
             .collect()
+    }
+
+    /// One campaign by id (`GET /api/campaigns/{id}`, metrics): from the fixtures when they
+    /// replace the generated ones, else generated (ids step by 13 from the base).
+    pub fn campaign(&self, id: u64) -> Option<Value> {
+        if lock(&self.store).fixtures.campaigns.is_some() {
+            return self
+                .campaigns()
+                .into_iter()
+                .find(|c| c.get("id").and_then(Value::as_u64) == Some(id));
+        }
+        let off = id.checked_sub(crate::data::CAMPAIGN_ID_BASE)?;
+        (off % 13 == 0 && off / 13 < self.ds.campaigns).then(|| self.ds.campaign(off / 13))
     }
 
     pub fn templates(&self) -> Vec<TemplateRec> {

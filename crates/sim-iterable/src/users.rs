@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::{
     data::{Gen, fmt_export, fmt_iso},
     errors,
-    project::{Store, StoredUser},
+    project::{Project, Store, StoredUser, lock},
 };
 
 /// Email domain Iterable gives users created by userId alone in hybrid projects (inferred).
@@ -46,6 +46,18 @@ pub fn lookup_user_id(store: &Store, ds: &Gen, user_id: &str) -> Option<StoredUs
     match lookup_email(store, ds, &u.email) {
         Some(w) if w.user_id.as_deref() == Some(user_id) => Some(w),
         _ => None,
+    }
+}
+
+/// User lookups on a project live here with the rules they apply, not in `project`.
+impl Project {
+    /// The effective profile for an email: written, else generated, else none.
+    pub fn user_by_email(&self, email: &str) -> Option<StoredUser> {
+        lookup_email(&lock(&self.store), &self.ds, email)
+    }
+
+    pub fn user_by_id(&self, user_id: &str) -> Option<StoredUser> {
+        lookup_user_id(&lock(&self.store), &self.ds, user_id)
     }
 }
 

@@ -13,13 +13,9 @@ use serde_json::{Value, json};
 
 use crate::{
     errors,
-    project::{Project, Shared, Webhook, lock, parse_json},
+    project::{DEFAULT_RETRY_DELAYS_MS, Project, Shared, Webhook, lock, parse_json},
 };
 
-/// Waits between delivery attempts (so attempts = delays + 1). Iterable's retry schedule is not
-/// public ("Delivery is not guaranteed. Iterable retries f…"); this default is inferred and can be
-/// changed per project (`POST /_sim/webhooks/schedule`) or per call (`/_sim/webhooks/fire`).
-pub const DEFAULT_RETRY_DELAYS_MS: [u64; 2] = [100, 500];
 /// Attempts with the default schedule.
 pub const MAX_ATTEMPTS: usize = DEFAULT_RETRY_DELAYS_MS.len() + 1;
 /// Per attempt.

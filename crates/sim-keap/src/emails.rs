@@ -1,27 +1,19 @@
 //! Sent-email records (REST v1 `GET /emails`, `EmailSentQueryResult`): seeded over the days
 //! before the simulator started, appended by `POST /emails/queue`, and listable by sent date
-//! with `limit`/`offset`.
+//! with `limit`/`offset`. The records and their generation live here, below the state that holds
+//! them; the routes over them are in `v1` (`GET /emails`) and `sim` (`/_sim/emails`).
 //!
 //! A record carries Keap's first open and first click only (`opened_date`, `clicked_date`);
 //! seeded ones open within [`config::EMAIL_OPEN_WITHIN_HOURS`] of being sent, and never after
 //! the simulator's start.
 
-use axum::{
-    Json,
-    extract::{Query, State},
-    http::{HeaderMap, StatusCode, Uri},
-    response::{IntoResponse, Response},
-};
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sim_core::{mix, pick};
 
 use crate::{
     config,
-    contacts::{ContactStore, parse_time, v1_time},
-    state::{App, lock},
-    wire::{param, v1_bad_input, v1_error, v1_list, v1_paging},
+    contacts::{ContactStore, v1_time},
 };
 
 const SUBJECTS: &[&str] = &[
@@ -131,113 +123,4 @@ pub fn generate(
 pub fn seeded(seed: u64, contacts: &ContactStore, n: u64, now: DateTime<Utc>) -> Vec<SentEmail> {
     let from = now - Duration::days(config::EMAIL_SEED_DAYS);
     generate(seed, contacts, n, config::EMAIL_FIRST_ID, (from, now), now)
-}
-
-fn time_param(q: &[(String, String)], name: &str) -> Result<Option<DateTime<Utc>>, Response> {
-    match param(q, name) {
-        None | Some("") => Ok(None),
-        Some(v) => parse_time(v).map(Some).ok_or_else(v1_bad_input),
-    }
-}
-
-/// `GET /crm/rest/v1/emails`: `since_sent_date`/`until_sent_date` (both inclusive, inferred;
-/// `until` needs `since`, as the spec says), `contact_id`, `email`, `ordered` (id order either
-/// way here), paged by `limit`/`offset`.
-pub async fn list(
-    State(app): State<App>,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(q): Query<Vec<(String, String)>>,
-) -> Response {
-    let (limit, offset) = match v1_paging(&q) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let (since, until) = match (
-        time_param(&q, "since_sent_date"),
-        time_param(&q, "until_sent_date"),
-    ) {
-        (Ok(s), Ok(u)) => (s, u),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    if until.is_some() && since.is_none() {
-        return v1_error(
-            StatusCode::BAD_REQUEST,
-            "since_sent_date must be present if until_sent_date is provided",
-        );
-    }
-    let contact_id = match param(&q, "contact_id").filter(|s| !s.is_empty()) {
-        None => None,
-        Some(v) => match v.parse::<u64>() {
-            Ok(id) => Some(id),
-            Err(_) => return v1_bad_input(),
-        },
-    };
-    let email = param(&q, "email").filter(|s| !s.is_empty());
-    let data = lock(&app.data);
-    let matching: Vec<&SentEmail> = data
-        .emails
-        .iter()
-        .filter(|e| since.is_none_or(|s| e.sent >= s) && until.is_none_or(|u| e.sent <= u))
-        .filter(|e| contact_id.is_none_or(|c| e.contact_id == c))
-        .filter(|e| email.is_none_or(|m| e.to.eq_ignore_ascii_case(m)))
-        .collect();
-    let count = matching.len() as u64;
-    let items = matching
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(SentEmail::v1)
-        .collect();
-    drop(data);
-    v1_list(
-        &headers,
-        uri.path(),
-        &q,
-        "emails",
-        items,
-        count,
-        offset,
-        limit,
-    )
-}
-
-/// `GET /_sim/emails`: every record, in the v1 shape (what a test compares against).
-pub async fn dump(State(app): State<App>) -> Json<Value> {
-    let data = lock(&app.data);
-    Json(json!({"emails": data.emails.iter().map(SentEmail::v1).collect::<Vec<_>>()}))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AddRequest {
-    count: u64,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-}
-
-/// `POST /_sim/emails {"count", "from", "to"}`: adds `count` generated records sent over
-/// `[from, to)` (e.g. more than a client's page cap).
-pub async fn add(State(app): State<App>, Json(r): Json<AddRequest>) -> Response {
-    if r.from >= r.to || r.count > 1_000_000 {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "from must be before to, count at most 1000000"})),
-        )
-            .into_response();
-    }
-    let mut data = lock(&app.data);
-    let first = data.next_email_id();
-    let added = generate(
-        app.options.seed ^ first,
-        &data.contacts,
-        r.count,
-        first,
-        (r.from, r.to),
-        Utc::now(),
-    );
-    let n = added.len();
-    data.emails.extend(added);
-    data.emails.sort_by_key(|e| (e.sent, e.id));
-    (StatusCode::CREATED, Json(json!({"added": n}))).into_response()
 }

@@ -7,11 +7,13 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
     config::Limits,
+    emails::{self, SentEmail},
     hooks,
     state::{App, AuthorizeMode, Config, lock},
 };
@@ -27,10 +29,7 @@ pub fn router() -> Router<App> {
         .route("/_sim/limits", get(get_limits).post(set_limits))
         .route("/_sim/config", get(get_config).post(set_config))
         .route("/_sim/stats", get(stats))
-        .route(
-            "/_sim/emails",
-            get(crate::emails::dump).post(crate::emails::add),
-        )
+        .route("/_sim/emails", get(dump_emails).post(add_emails))
 }
 
 fn error(status: StatusCode, msg: &str) -> Response {
@@ -124,6 +123,45 @@ async fn list_hooks(State(app): State<App>) -> Json<Value> {
 
 async fn fire_hooks(State(app): State<App>) -> Json<hooks::FireReport> {
     Json(hooks::deliver(&app, true).await)
+}
+
+/// `GET /_sim/emails`: every record, in the v1 shape (what a test compares against).
+async fn dump_emails(State(app): State<App>) -> Json<Value> {
+    let data = lock(&app.data);
+    Json(json!({"emails": data.emails.iter().map(SentEmail::v1).collect::<Vec<_>>()}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddEmails {
+    count: u64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+/// `POST /_sim/emails {"count", "from", "to"}`: adds `count` generated records sent over
+/// `[from, to)` (e.g. more than a client's page cap).
+async fn add_emails(State(app): State<App>, Json(r): Json<AddEmails>) -> Response {
+    if r.from >= r.to || r.count > 1_000_000 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "from must be before to, count at most 1000000",
+        );
+    }
+    let mut data = lock(&app.data);
+    let first = data.next_email_id();
+    let added = emails::generate(
+        app.options.seed ^ first,
+        &data.contacts,
+        r.count,
+        first,
+        (r.from, r.to),
+        Utc::now(),
+    );
+    let n = added.len();
+    data.emails.extend(added);
+    data.emails.sort_by_key(|e| (e.sent, e.id));
+    (StatusCode::CREATED, Json(json!({"added": n}))).into_response()
 }
 
 /// Shallow-merges a JSON patch into a serialisable value.

@@ -9,11 +9,14 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get},
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::{
-    contacts::{self, CUSTOM_FIELDS, Contact, ContactQuery, OrderKey, TextMatch, v1_time},
+    contacts::{
+        self, CUSTOM_FIELDS, Contact, ContactQuery, OrderKey, TextMatch, parse_time, v1_time,
+    },
+    emails::SentEmail,
     resources::{STAGES, Tag},
     state::{App, lock},
     wire::{
@@ -79,8 +82,8 @@ pub fn router() -> Router<App> {
         .route(&r("/products"), get(list_products))
         .route(&r("/products/"), get(list_products))
         .route(&r("/products/{id}"), get(get_product))
-        .route(&r("/emails"), get(crate::emails::list))
-        .route(&r("/emails/"), get(crate::emails::list))
+        .route(&r("/emails"), get(list_emails))
+        .route(&r("/emails/"), get(list_emails))
         .route(&r("/emails/queue"), axum::routing::post(queue_email))
         .route(&r("/oauth/connect/userinfo"), get(userinfo))
         .route(&r("/account/profile"), get(account_profile))
@@ -1185,6 +1188,77 @@ async fn get_product(State(app): State<App>, Path(id): Path<String>) -> Response
     }
 }
 
+// ---------- emails ----------
+
+fn time_param(q: &[(String, String)], name: &str) -> Result<Option<DateTime<Utc>>, Response> {
+    match param(q, name) {
+        None | Some("") => Ok(None),
+        Some(v) => parse_time(v).map(Some).ok_or_else(v1_bad_input),
+    }
+}
+
+/// `GET /crm/rest/v1/emails`: `since_sent_date`/`until_sent_date` (both inclusive, inferred;
+/// `until` needs `since`, as the spec says), `contact_id`, `email`, `ordered` (id order either
+/// way here), paged by `limit`/`offset`.
+pub async fn list_emails(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let (limit, offset) = match v1_paging(&q) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (since, until) = match (
+        time_param(&q, "since_sent_date"),
+        time_param(&q, "until_sent_date"),
+    ) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    if until.is_some() && since.is_none() {
+        return v1_error(
+            StatusCode::BAD_REQUEST,
+            "since_sent_date must be present if until_sent_date is provided",
+        );
+    }
+    let contact_id = match param(&q, "contact_id").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(id) => Some(id),
+            Err(_) => return v1_bad_input(),
+        },
+    };
+    let email = param(&q, "email").filter(|s| !s.is_empty());
+    let data = lock(&app.data);
+    let matching: Vec<&SentEmail> = data
+        .emails
+        .iter()
+        .filter(|e| since.is_none_or(|s| e.sent >= s) && until.is_none_or(|u| e.sent <= u))
+        .filter(|e| contact_id.is_none_or(|c| e.contact_id == c))
+        .filter(|e| email.is_none_or(|m| e.to.eq_ignore_ascii_case(m)))
+        .collect();
+    let count = matching.len() as u64;
+    let items = matching
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(SentEmail::v1)
+        .collect();
+    drop(data);
+    v1_list(
+        &headers,
+        uri.path(),
+        &q,
+        "emails",
+        items,
+        count,
+        offset,
+        limit,
+    )
+}
+
 // ---------- account ----------
 
 /// `POST /emails/queue` (`EmailSendRequest`, V1B): `contacts` (ids), `subject` and `user_id`
@@ -1242,7 +1316,7 @@ async fn queue_email(State(app): State<App>, body: Bytes) -> Response {
             .get(*id)
             .and_then(|c| c.email1().map(str::to_owned))
             .unwrap_or_default();
-        data.emails.push(crate::emails::SentEmail {
+        data.emails.push(SentEmail {
             id: first,
             contact_id: *id,
             to,

@@ -26,7 +26,8 @@ use url::Url;
 
 use crate::{
     Connector, ConnectorError, Settings,
-    http::{Answer, Call, Rate, UpstreamClient},
+    http::{Answer, Call, UpstreamClient},
+    rate::Rate,
 };
 
 pub use check::{ApiCheck, ConnectionReport};

@@ -32,7 +32,8 @@ pub use writes::{
 
 use crate::{
     Connector, ConnectorError, ErrorKind, Settings, Upstreams,
-    http::{Call, Rate, UpstreamClient},
+    http::{Call, UpstreamClient},
+    rate::Rate,
 };
 
 /// Iterable's published limits (fact sheet §4), per project; we keep them per API key, which is

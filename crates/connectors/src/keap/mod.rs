@@ -27,7 +27,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     Connector, ConnectorError, ErrorKind, Settings,
-    http::{Answer, Call, Rate, UpstreamClient},
+    http::{Answer, Call, UpstreamClient},
+    rate::Rate,
 };
 
 pub use errors::AuthKind;

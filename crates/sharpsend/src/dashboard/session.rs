@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use store::SessionRecord;
 use subtle::ConstantTimeEq as _;
 
-use crate::{auth::Principal, state::AppState};
+use crate::{principal::Principal, state::AppState};
 
 /// The session cookie.
 pub const COOKIE: &str = "sharpsend_session";
