@@ -26,11 +26,21 @@ use domain::Platform;
 pub use error::{ConnectorError, ErrorKind, Retry};
 pub use upstreams::{UpstreamError, Upstreams};
 
-/// What every platform connector can do. Operations a platform lacks are refused before any
-/// upstream call, from the capability matrix (`domain::capabilities`).
+/// What every platform connector shares: its platform and its budgeted HTTP client. Operations
+/// a platform lacks are refused before any upstream call, from the capability matrix
+/// (`domain::capabilities`), by the service's platform sessions.
 #[async_trait]
 pub trait Connector: Send + Sync + 'static {
     fn platform(&self) -> Platform;
+
+    /// The client every call of this connector goes through (budgets, retries, body caps).
+    fn client(&self) -> &http::UpstreamClient;
+
+    /// Every endpoint class's figures for the credentials `keys` (budget digests), and whether
+    /// they are every replica's ([`http::UpstreamClient::limits_view`]).
+    async fn limits_view(&self, keys: &[&str]) -> (Vec<limits::ClassLimits>, bool) {
+        self.client().limits_view(keys).await
+    }
 }
 
 /// What every connector is built from.

@@ -13,7 +13,7 @@ use std::{
 };
 
 use connectors::{
-    Settings,
+    Connector as _, Settings,
     budget::SharedBudgets,
     keap::{ContactQuery, KeapConnector, KeapCredential},
 };

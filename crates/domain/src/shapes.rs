@@ -208,3 +208,24 @@ pub struct Event {
     #[schema(value_type = Object)]
     pub data: Value,
 }
+
+/// A segment as the contract shows it (Customer.io segments).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentView {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `dynamic` or `manual`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `finished`, `build`, `events`, …
+    pub state: String,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    pub platform: Platform,
+}

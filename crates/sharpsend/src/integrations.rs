@@ -13,7 +13,7 @@ use serde_json::Value;
 use store::{IntegrationRecord, NewIntegration, SealedField, StoreError};
 use vault::Aad;
 
-use crate::{http::error::ApiError, state::AppState};
+use crate::{error::Error, state::AppState};
 
 /// What a connect stores.
 pub struct NewConnection {
@@ -34,7 +34,7 @@ fn seal_all(
     state: &AppState,
     integration_id: &str,
     secrets: &[(&'static str, SecretString)],
-) -> Result<Vec<SealedField>, ApiError> {
+) -> Result<Vec<SealedField>, Error> {
     secrets
         .iter()
         .map(|(field, value)| {
@@ -47,7 +47,7 @@ fn seal_all(
                     },
                     value,
                 )
-                .map_err(ApiError::internal)?;
+                .map_err(Error::internal)?;
             Ok(SealedField {
                 field: (*field).to_owned(),
                 key_id: sealed.key_id.0,
@@ -59,7 +59,7 @@ fn seal_all(
 
 /// Seals the secrets under the integration's identity and stores the integration, replacing an
 /// existing connection to the same platform.
-pub async fn connect(state: &AppState, conn: NewConnection) -> Result<Integration, ApiError> {
+pub async fn connect(state: &AppState, conn: NewConnection) -> Result<Integration, Error> {
     // Two tries: a concurrent first connect may create the row under another id, in which case
     // we seal again under that id.
     for _ in 0..2 {
@@ -92,7 +92,7 @@ pub async fn connect(state: &AppState, conn: NewConnection) -> Result<Integratio
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::internal(
+    Err(Error::internal(
         "integration kept changing while connecting",
     ))
 }
@@ -101,13 +101,13 @@ pub async fn connect(state: &AppState, conn: NewConnection) -> Result<Integratio
 pub async fn open_secrets(
     state: &AppState,
     record: &IntegrationRecord,
-) -> Result<BTreeMap<String, SecretString>, ApiError> {
+) -> Result<BTreeMap<String, SecretString>, Error> {
     let creds = state
         .store
         .get_credentials(&record.id)
         .await?
         .ok_or_else(|| {
-            ApiError::internal(format!("integration {} has no credentials row", record.id))
+            Error::internal(format!("integration {} has no credentials row", record.id))
         })?;
     creds
         .fields
@@ -118,7 +118,7 @@ pub async fn open_secrets(
                 field: &f.field,
             };
             let secret = state.vault.open(aad, &f.ciphertext).map_err(|e| {
-                ApiError::internal(format!(
+                Error::internal(format!(
                     "cannot open {} of integration {}: {e}",
                     f.field, record.id
                 ))
@@ -131,7 +131,7 @@ pub async fn open_secrets(
 /// The contract's Integration shape: secrets masked, capabilities from the matrix, last sync.
 /// A credential the vault cannot open (wrong master key, tampered row) is shown as `"…"` and the
 /// integration as `error`, with the reason; it never fails the whole list.
-pub async fn render(state: &AppState, record: &IntegrationRecord) -> Result<Integration, ApiError> {
+pub async fn render(state: &AppState, record: &IntegrationRecord) -> Result<Integration, Error> {
     let creds = state.store.get_credentials(&record.id).await?;
     let mut masked = BTreeMap::new();
     let mut unreadable = false;

@@ -2,7 +2,7 @@
 //! an integration nobody called for weeks would silently need a reconnect. Every hour `serve`
 //! looks for OAuth integrations whose token was last refreshed more than [`IDLE_AFTER`] ago and
 //! refreshes them through the same single-flight refresh the API uses
-//! (`http::routes::keap::tokens`), so replicas sweeping at once still refresh each token once.
+//! (`platforms::keap::tokens`), so replicas sweeping at once still refresh each token once.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::{Platform, PublisherId, shapes::IntegrationStatus};
 use tokio_util::sync::CancellationToken;
 
-use crate::{http::routes::keap::tokens, state::AppState};
+use crate::{platforms::keap::tokens, state::AppState};
 
 /// How often the sweep runs.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(3_600);
@@ -54,7 +54,7 @@ pub async fn sweep_once(
             Ok(Some(found)) => found,
             Ok(None) => continue,
             Err(e) => {
-                tracing::warn!(integration_id = %record.id, error = %e.message, "Keap token sweep: cannot read credentials");
+                tracing::warn!(integration_id = %record.id, error = %e, "Keap token sweep: cannot read credentials");
                 report.failed += 1;
                 continue;
             }
@@ -83,7 +83,7 @@ pub async fn sweep_once(
                 report.refreshed += 1;
             }
             Err(e) => {
-                tracing::warn!(integration_id = %record.id, error = %e.message, "Keap token sweep: refresh failed");
+                tracing::warn!(integration_id = %record.id, error = %e, "Keap token sweep: refresh failed");
                 report.failed += 1;
             }
         }

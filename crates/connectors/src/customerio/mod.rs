@@ -110,12 +110,6 @@ impl CustomerioConnector {
         self.client.limits()
     }
 
-    /// Every class's figures for the credentials `keys`, and whether they are every replica's
-    /// ([`crate::http::UpstreamClient::limits_view`]).
-    pub async fn limits_view(&self, keys: &[&str]) -> (Vec<crate::limits::ClassLimits>, bool) {
-        self.client.limits_view(keys).await
-    }
-
     pub fn new(settings: &Settings) -> Self {
         Self {
             client: UpstreamClient::new(
@@ -185,6 +179,10 @@ pub fn budget_key(secret: &SecretString) -> String {
 impl Connector for CustomerioConnector {
     fn platform(&self) -> Platform {
         Platform::Customerio
+    }
+
+    fn client(&self) -> &crate::http::UpstreamClient {
+        &self.client
     }
 }
 

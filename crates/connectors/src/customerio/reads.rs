@@ -336,6 +336,22 @@ impl CustomerioConnector {
     }
 }
 
+impl From<Segment> for domain::shapes::SegmentView {
+    fn from(s: Segment) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            description: s.description,
+            kind: s.kind,
+            state: s.state,
+            tags: s.tags,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            platform: domain::Platform::Customerio,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -163,12 +163,6 @@ impl IterableConnector {
         self.client.limits()
     }
 
-    /// Every class's figures for the credentials `keys`, and whether they are every replica's
-    /// ([`crate::http::UpstreamClient::limits_view`]).
-    pub async fn limits_view(&self, keys: &[&str]) -> (Vec<crate::limits::ClassLimits>, bool) {
-        self.client.limits_view(keys).await
-    }
-
     pub fn new(settings: &Settings) -> Self {
         Self {
             client: UpstreamClient::new(
@@ -513,6 +507,10 @@ fn items<T>(
 impl Connector for IterableConnector {
     fn platform(&self) -> Platform {
         Platform::Iterable
+    }
+
+    fn client(&self) -> &crate::http::UpstreamClient {
+        &self.client
     }
 }
 

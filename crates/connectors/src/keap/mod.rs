@@ -218,12 +218,6 @@ impl KeapConnector {
         self.client.limits()
     }
 
-    /// Every class's figures for the credentials `keys`, and whether they are every replica's
-    /// ([`crate::http::UpstreamClient::limits_view`]).
-    pub async fn limits_view(&self, keys: &[&str]) -> (Vec<crate::limits::ClassLimits>, bool) {
-        self.client.limits_view(keys).await
-    }
-
     pub fn new(settings: &Settings) -> Self {
         Self {
             settings: settings.clone(),
@@ -835,5 +829,9 @@ pub fn needs_refresh(at: DateTime<Utc>) -> bool {
 impl Connector for KeapConnector {
     fn platform(&self) -> Platform {
         Platform::Keap
+    }
+
+    fn client(&self) -> &crate::http::UpstreamClient {
+        &self.client
     }
 }

@@ -21,7 +21,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, State};
 use chrono::{DateTime, Duration, Utc};
 use connectors::keap::crm::{MAX_PAGE, SentEmail};
 use domain::{ErrorCode, Platform, PublisherId};
@@ -30,12 +29,8 @@ use serde_json::Value;
 
 use super::metrics::{EventCounts, Window};
 use crate::{
-    http::{
-        error::{ApiError, ApiResult},
-        extract::{ApiQuery, Scope},
-        openapi::{Envelope, ErrorBody},
-        routes::keap::tokens,
-    },
+    error::{Error, Result},
+    platforms::keap::tokens,
     state::AppState,
 };
 
@@ -59,7 +54,7 @@ pub async fn campaign_totals(
     state: &AppState,
     publisher: &PublisherId,
     campaign_id: &str,
-) -> ApiResult<BTreeMap<&'static str, u64>> {
+) -> Result<BTreeMap<&'static str, u64>> {
     let mut session = tokens::session(state, publisher).await?;
     let keap = state.connectors.keap.clone();
     let campaign = tokens::call(state, &mut session, |cred| {
@@ -69,7 +64,7 @@ pub async fn campaign_totals(
     })
     .await?
     .ok_or_else(|| {
-        ApiError::new(
+        Error::coded(
             ErrorCode::NotFound,
             format!("Keap has no campaign {campaign_id} in this account."),
         )
@@ -173,34 +168,17 @@ pub struct KeapEmailMetrics {
 
 /// Email metrics of the whole Keap account over a time range, from its sent-email records
 /// (Keap has no per-campaign email reporting).
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/keap/emails/metrics",
-    tag = "analytics", security(("bearer" = [])),
-    params(("publisherId" = String, Path), EmailMetricsQuery),
-    responses(
-        (status = 200, body = Envelope<KeapEmailMetrics>),
-        (status = 400, description = "VALIDATION_ERROR (from, to, interval)", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
-        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
 pub async fn email_metrics(
-    State(state): State<AppState>,
-    scope: Scope,
-    Path(_publisher): Path<String>,
-    ApiQuery(q): ApiQuery<EmailMetricsQuery>,
-) -> ApiResult<Envelope<KeapEmailMetrics>> {
-    let window = Window::parse(
-        q.from.as_deref(),
-        q.to.as_deref(),
-        q.interval.as_deref(),
-        Utc::now(),
-    )?;
-    let mut session = tokens::session(&state, scope.publisher()?).await?;
+    state: &AppState,
+    publisher: &PublisherId,
+    window: Window,
+) -> Result<KeapEmailMetrics> {
+    let mut session = tokens::session(state, publisher).await?;
     let keap = state.connectors.keap.clone();
     let since = window.from - OPEN_LOOKBACK;
     let (mut emails, mut offset, mut pages, mut truncated) = (Vec::new(), 0u64, 0u64, false);
     loop {
-        let page = tokens::call(&state, &mut session, |cred| {
+        let page = tokens::call(state, &mut session, |cred| {
             let keap = keap.clone();
             async move {
                 keap.sent_emails(&cred, since, window.to, EMAIL_PAGE, offset)
@@ -237,7 +215,7 @@ pub async fn email_metrics(
             Value::Object(point)
         })
         .collect();
-    Ok(Envelope::ok(KeapEmailMetrics {
+    Ok(KeapEmailMetrics {
         platform: Platform::Keap,
         from: window.from,
         to: window.to,
@@ -248,7 +226,7 @@ pub async fn email_metrics(
         sources,
         emails_read: emails.len() as u64,
         truncated,
-    }))
+    })
 }
 
 #[cfg(test)]

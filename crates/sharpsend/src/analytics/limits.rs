@@ -9,24 +9,12 @@
 //! integrations sharing one key (or one Keap app) see the same numbers, which is what the
 //! platform sees too.
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
-use connectors::{customerio, iterable, keap::KeapCredential, limits::ClassLimits};
-use domain::Platform;
-use secrecy::ExposeSecret;
+use connectors::limits::ClassLimits;
+use domain::{Platform, PublisherId};
 use serde::Serialize;
 
-use crate::{
-    http::{
-        error::ApiResult,
-        extract::Scope,
-        openapi::{Envelope, ErrorBody},
-        routes::keap::tokens,
-    },
-    integrations,
-    state::AppState,
-    sync::jobs,
-};
+use crate::{error::Result, platforms, state::AppState};
 
 /// A proactive budget: `rate` requests per `perSeconds`, `burst` at once.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -88,66 +76,19 @@ fn view(c: ClassLimits) -> ClassView {
 }
 
 /// The rate budgets of an integration's credentials, per endpoint class.
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/{platform}/limits", tag = "analytics",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), ("platform" = Platform, Path)),
-    responses(
-        (status = 200, body = Envelope<LimitsView>),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody)))]
-pub async fn get_limits(
-    State(state): State<AppState>,
-    scope: Scope,
-) -> ApiResult<Envelope<LimitsView>> {
-    let platform = scope.platform()?;
-    let record = jobs::integration(&state, scope.publisher()?, platform).await?;
-    let secrets = integrations::open_secrets(&state, &record).await?;
-    let keys: Vec<String> = match platform {
-        Platform::Iterable => secrets
-            .get("apiKey")
-            .map(|k| {
-                iterable::Credentials::new(k.clone(), record.region.unwrap_or_default())
-                    .budget_key()
-                    .to_owned()
-            })
-            .into_iter()
-            .collect(),
-        Platform::Customerio => ["apiKey", "trackingKey", "cdpApiKey"]
-            .iter()
-            .filter_map(|f| secrets.get(*f))
-            .map(customerio::budget_key)
-            .collect(),
-        Platform::Keap => {
-            let cred = match (
-                secrets.get(tokens::API_KEY),
-                secrets.get(tokens::ACCESS_TOKEN),
-            ) {
-                (Some(key), _) => Some(KeapCredential::api_key(key.clone())),
-                (None, Some(token)) => Some(KeapCredential::oauth(
-                    token.clone(),
-                    secrets
-                        .get(tokens::CLIENT_ID)
-                        .map(|c| c.expose_secret().to_owned())
-                        .as_deref(),
-                )),
-                _ => None,
-            };
-            cred.map(|c| c.budget_key().to_owned())
-                .into_iter()
-                .collect()
-        }
-    };
+pub async fn limits(
+    state: &AppState,
+    publisher: &PublisherId,
+    platform: Platform,
+) -> Result<LimitsView> {
+    let session = platforms::open_for(state, publisher, platform).await?;
+    let keys = session.budget_keys();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let (classes, shared) = match platform {
-        Platform::Iterable => state.connectors.iterable.limits_view(&keys).await,
-        Platform::Customerio => state.connectors.customerio.limits_view(&keys).await,
-        Platform::Keap => state.connectors.keap.limits_view(&keys).await,
-    };
-    Ok(Envelope::ok(LimitsView {
+    let (classes, shared) = state.connectors.get(platform).limits_view(&keys).await;
+    Ok(LimitsView {
         platform,
         scope: if shared { "shared" } else { "process" },
         shared_budgets: state.config.redis_url.is_some(),
         classes: classes.into_iter().map(view).collect(),
-    }))
+    })
 }

@@ -35,27 +35,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, State};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use connectors::{
-    customerio::{
-        self,
-        metrics::{MetricsObject, Period},
-    },
+    customerio::metrics::{MetricsObject, Period},
     iterable,
 };
-use domain::{ErrorCode, Platform};
+use domain::{ErrorCode, Platform, PublisherId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::EventRecord;
 
 use crate::{
-    http::{
-        error::{ApiError, ApiResult},
-        extract::{ApiQuery, Scope},
-        openapi::{Envelope, ErrorBody},
-    },
-    integrations,
+    error::{Error, Result},
+    platforms::{customerio::CustomerioSession, iterable::IterableSession},
     state::AppState,
     sync::jobs,
 };
@@ -86,12 +78,12 @@ pub enum Interval {
 }
 
 impl Interval {
-    pub fn parse(s: Option<&str>) -> ApiResult<Self> {
+    pub fn parse(s: Option<&str>) -> Result<Self> {
         match s.unwrap_or("day") {
             "hour" => Ok(Self::Hour),
             "day" | "" => Ok(Self::Day),
             "week" => Ok(Self::Week),
-            other => Err(ApiError::validation(
+            other => Err(Error::invalid(
                 "interval",
                 format!("interval '{other}' is not one of hour, day, week."),
             )),
@@ -140,7 +132,7 @@ impl Interval {
 }
 
 /// Reads `from`/`to`: RFC 3339, or a date (`2026-03-01`, midnight UTC).
-pub fn parse_time(field: &str, value: &str) -> ApiResult<DateTime<Utc>> {
+pub fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -149,7 +141,7 @@ pub fn parse_time(field: &str, value: &str) -> ApiResult<DateTime<Utc>> {
     {
         return Ok(Utc.from_utc_datetime(&t));
     }
-    Err(ApiError::validation(
+    Err(Error::invalid(
         field,
         format!("{field} '{value}' is not an RFC 3339 time or a YYYY-MM-DD date."),
     ))
@@ -171,7 +163,7 @@ impl Window {
         to: Option<&str>,
         interval: Option<&str>,
         now: DateTime<Utc>,
-    ) -> ApiResult<Self> {
+    ) -> Result<Self> {
         let interval = Interval::parse(interval)?;
         let to = match to.filter(|s| !s.is_empty()) {
             Some(s) => parse_time("to", s)?,
@@ -182,11 +174,11 @@ impl Window {
             None => to - Duration::days(30),
         };
         if from >= to {
-            return Err(ApiError::validation("from", "from must be before to."));
+            return Err(Error::invalid("from", "from must be before to."));
         }
         let buckets = (to - interval.floor(from)).num_seconds() / interval.step().num_seconds();
         if buckets >= interval.max_buckets() {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "from",
                 format!(
                     "The range from–to holds more than {} {}s; narrow it or use a longer interval.",
@@ -452,23 +444,8 @@ async fn customerio_series(
     campaign_id: &str,
     window: &Window,
     now: DateTime<Utc>,
-) -> ApiResult<Option<Series>> {
-    let mut secrets = integrations::open_secrets(state, record).await?;
-    let api_key = secrets
-        .remove("apiKey")
-        .ok_or_else(|| ApiError::internal("customerio integration without apiKey"))?;
-    let creds = customerio::Credentials {
-        region: record.region.unwrap_or_default(),
-        site_id: record
-            .config
-            .get("siteId")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        api_key,
-        tracking_key: None,
-        cdp_api_key: None,
-    };
+) -> Result<Option<Series>> {
+    let creds = CustomerioSession::open(state, record.clone()).await?.creds;
     let period = match window.interval {
         Interval::Hour => Period::Hours,
         Interval::Day => Period::Days,
@@ -485,7 +462,7 @@ async fn customerio_series(
         .period_metrics(&creds, object, campaign_id, period, steps)
         .await?
         .ok_or_else(|| {
-            ApiError::new(
+            Error::coded(
                 ErrorCode::NotFound,
                 format!(
                     "Customer.io has no {} {campaign_id} in this workspace.",
@@ -531,7 +508,7 @@ async fn stored_series(
     integration_id: &str,
     key: &str,
     window: &Window,
-) -> ApiResult<Option<Series>> {
+) -> Result<Option<Series>> {
     use crate::sync::sources::metrics::{day_id, day_values};
     let buckets = window.buckets();
     let Some(first) = buckets.first().copied() else {
@@ -601,34 +578,22 @@ pub struct CampaignMetrics {
     pub series_sources: BTreeMap<&'static str, &'static str>,
 }
 
-/// A campaign's metrics over a time range, normalised across platforms.
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/{platform}/campaigns/{campaignId}/metrics",
-    tag = "analytics", security(("bearer" = [])),
-    params(("publisherId" = String, Path), ("platform" = Platform, Path),
-        ("campaignId" = String, Path), MetricsQuery),
-    responses(
-        (status = 200, body = Envelope<CampaignMetrics>),
-        (status = 400, description = "VALIDATION_ERROR (from, to, interval)", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND, or NOT_FOUND for an unknown campaign", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
-        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
+/// A campaign's metrics over a time range, normalised across platforms (`campaign_id` already
+/// checked as a path segment).
 pub async fn campaign_metrics(
-    State(state): State<AppState>,
-    scope: Scope,
-    Path((_publisher, _platform, campaign_id)): Path<(String, String, String)>,
-    ApiQuery(q): ApiQuery<MetricsQuery>,
-) -> ApiResult<Envelope<CampaignMetrics>> {
-    let platform = scope.platform()?;
+    state: &AppState,
+    publisher: &PublisherId,
+    platform: Platform,
+    campaign_id: String,
+    q: MetricsQuery,
+) -> Result<CampaignMetrics> {
     let window = Window::parse(
         q.from.as_deref(),
         q.to.as_deref(),
         q.interval.as_deref(),
         Utc::now(),
     )?;
-    // It goes into the platform's URL path (Customer.io's metrics): no dot segments, no `/`.
-    crate::http::checks::path_id("campaignId", &campaign_id)?;
-    let record = jobs::integration(&state, scope.publisher()?, platform).await?;
+    let record = jobs::integration(state, publisher, platform).await?;
 
     // The platform's own totals (and series), where its API reports them.
     let mut platform_totals: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -636,7 +601,7 @@ pub async fn campaign_metrics(
     let object = match q.object.as_deref() {
         None | Some("") => MetricsObject::Campaign,
         Some(o) => MetricsObject::parse(o).ok_or_else(|| {
-            ApiError::validation(
+            Error::invalid(
                 "object",
                 "object must be campaign, broadcast or newsletter.",
             )
@@ -645,12 +610,11 @@ pub async fn campaign_metrics(
     // Keap-only totals (its campaign's contact counts); NOT_FOUND for an unknown campaign.
     let mut keap_totals = BTreeMap::new();
     if platform == Platform::Keap {
-        keap_totals =
-            super::keap::campaign_totals(&state, scope.publisher()?, &campaign_id).await?;
+        keap_totals = super::keap::campaign_totals(state, publisher, &campaign_id).await?;
     }
     if platform == Platform::Customerio {
         platform_series =
-            customerio_series(&state, &record, object, &campaign_id, &window, Utc::now()).await?;
+            customerio_series(state, &record, object, &campaign_id, &window, Utc::now()).await?;
         for values in platform_series.iter().flat_map(BTreeMap::values) {
             for (k, v) in values {
                 *platform_totals.entry(k).or_default() += v;
@@ -658,18 +622,14 @@ pub async fn campaign_metrics(
         }
     }
     if platform == Platform::Iterable {
-        let mut secrets = integrations::open_secrets(&state, &record).await?;
-        let key = secrets.remove("apiKey").ok_or_else(|| {
-            ApiError::internal(format!("integration {} has no apiKey", record.id))
-        })?;
-        let creds = iterable::Credentials::new(key, record.region.unwrap_or_default());
+        let creds = IterableSession::open(state, record.clone()).await?.creds;
         let row = state
             .connectors
             .iterable
             .campaign_metrics(&creds, &campaign_id, window.from, window.to)
             .await?
             .ok_or_else(|| {
-                ApiError::new(
+                Error::coded(
                     ErrorCode::NotFound,
                     format!("Iterable has no campaign {campaign_id} in this project."),
                 )
@@ -689,7 +649,7 @@ pub async fn campaign_metrics(
             },
             &campaign_id,
         );
-        stored_series(&state, &record.id, &key, &window).await?
+        stored_series(state, &record.id, &key, &window).await?
     } else {
         None
     };
@@ -762,7 +722,7 @@ pub async fn campaign_metrics(
             Value::Object(point)
         })
         .collect();
-    Ok(Envelope::ok(CampaignMetrics {
+    Ok(CampaignMetrics {
         campaign_id,
         platform,
         from: window.from,
@@ -772,7 +732,7 @@ pub async fn campaign_metrics(
         series,
         sources,
         series_sources,
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -809,7 +769,7 @@ mod tests {
             Interval::Week.floor(t("2026-03-04T08:00:00Z")),
             t("2026-03-02T00:00:00Z")
         );
-        let field = |r: ApiResult<Window>| r.unwrap_err().to_string();
+        let field = |r: Result<Window>| r.unwrap_err().to_string();
         assert!(
             field(Window::parse(
                 Some("2026-03-02"),

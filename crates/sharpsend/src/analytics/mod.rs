@@ -7,15 +7,3 @@ pub mod chart;
 pub mod keap;
 pub mod limits;
 pub mod metrics;
-
-use utoipa_axum::{router::OpenApiRouter, routes};
-
-use crate::state::AppState;
-
-/// The analytics routes (under `/api/`, behind the tenancy middleware like every other).
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(limits::get_limits))
-        .routes(routes!(metrics::campaign_metrics))
-        .routes(routes!(keap::email_metrics))
-}

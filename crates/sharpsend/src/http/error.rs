@@ -177,6 +177,72 @@ impl From<connectors::ConnectorError> for ApiError {
     }
 }
 
+impl From<crate::error::Error> for ApiError {
+    /// The HTTP face of a domain error: its code, its public sentence, safe details, the
+    /// platform's wait as `Retry-After`, and the cause chain for the log only.
+    fn from(e: crate::error::Error) -> Self {
+        use crate::error::Error;
+        match e {
+            Error::Platform(e) => e.into(),
+            Error::Coded {
+                code,
+                message,
+                details,
+                retry_after,
+            } => {
+                let mut err = ApiError::new(code, message);
+                err.details = details;
+                err.retry_after = retry_after;
+                err
+            }
+            Error::ReauthRequired {
+                platform,
+                platform_status,
+                ..
+            } => {
+                let mut err = ApiError::new(e.code(), e.to_string())
+                    .detail("platform", platform.as_str())
+                    .detail(
+                        "status",
+                        domain::shapes::IntegrationStatus::ReauthRequired.as_str(),
+                    );
+                if let Some(status) = platform_status {
+                    err = err.detail("platformStatus", status);
+                }
+                err
+            }
+            Error::Unsupported {
+                platform,
+                capability,
+            } => ApiError::new(e.code(), unsupported_message(platform, capability))
+                .detail("platform", platform.as_str())
+                .detail("capability", capability.as_str()),
+            Error::IntegrationNotFound { .. } => ApiError::new(e.code(), e.to_string()),
+            Error::Internal { .. } => {
+                let mut err = ApiError::new(e.code(), e.public_message());
+                err.cause = e.cause_chain();
+                err
+            }
+        }
+    }
+}
+
+/// `UNSUPPORTED_OPERATION`'s sentence: what the platform lacks and which platforms have it.
+pub fn unsupported_message(platform: domain::Platform, cap: domain::Capability) -> String {
+    let offered: Vec<&str> = domain::Platform::ALL
+        .into_iter()
+        .filter(|p| p.support(cap).supported)
+        .map(domain::Platform::display_name)
+        .collect();
+    format!(
+        "{} does not support {} (see GET /api/platforms); {} {}.",
+        platform.display_name(),
+        cap.as_str(),
+        offered.join(" and "),
+        if offered.len() == 1 { "does" } else { "do" }
+    )
+}
+
 /// Handlers answer `Result<Json<T>, ApiError>`-shaped values through this alias.
 pub type ApiResult<T> = Result<T, ApiError>;
 

@@ -48,7 +48,8 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::sync::get_sync_job))
         .routes(routes!(routes::sync::list_records))
-        .merge(crate::analytics::routes())
+        .merge(routes::analytics::routes())
+        .merge(routes::operations::routes())
         .routes(routes!(
             routes::operations::read_operation,
             routes::operations::write_operation

@@ -7,8 +7,9 @@
 //!   upserts by platform id, so the page that was in flight is read again without doubling.
 //! * **The worker stalls and loses its lease**: every write it tries afterwards is refused by
 //!   the store (lease check in the same transaction), and it stops.
-//! * **A retryable error** (`RATE_LIMIT_EXCEEDED`, `CONNECTION_FAILED`, `SERVICE_UNAVAILABLE`)
-//!   after the connector's own retries: the job is queued again with exponential backoff and
+//! * **A retryable error** (a platform error whose connector marked it temporary — a 429, an
+//!   outage — or our database being away; `Error::is_retryable`) after the connector's own
+//!   retries: the job is queued again with exponential backoff and
 //!   jitter (never before the platform's `Retry-After`), keeping its checkpoints, up to
 //!   [`MAX_ATTEMPTS`] runs; the job shows the error and when it will try again.
 //! * **A permanent error**: the job fails with the contract's code and message; an
@@ -29,7 +30,7 @@ use super::{
     source::{Page, SyncSession},
     sources,
 };
-use crate::{http::error::ApiError, state::AppState};
+use crate::{error::Error, state::AppState};
 
 /// Runs of one job before a retryable error fails it for good.
 pub const MAX_ATTEMPTS: i32 = 6;
@@ -192,7 +193,7 @@ enum Ended {
     Done,
     Stopped,
     LeaseLost,
-    Failed(ApiError),
+    Failed(Error),
 }
 
 impl From<store::StoreError> for Ended {
@@ -202,12 +203,11 @@ impl From<store::StoreError> for Ended {
         Ended::Failed(match e {
             store::StoreError::Corrupt(_) => e.into(),
             other => {
-                let mut err = ApiError::new(
+                tracing::warn!(error = %other, "the database failed during a sync run");
+                Error::coded(
                     ErrorCode::ServiceUnavailable,
                     "The database did not answer while the sync ran; it resumes from its checkpoint.",
-                );
-                err.cause = Some(other.to_string());
-                err
+                )
             }
         })
     }
@@ -226,7 +226,7 @@ async fn run(
         Err(e) => return e.into(),
     };
     if record.status == IntegrationStatus::ReauthRequired {
-        return Ended::Failed(ApiError::new(
+        return Ended::Failed(Error::coded(
             ErrorCode::InvalidCredentials,
             format!(
                 "{} The publisher must reconnect {} before it can sync.",
@@ -369,29 +369,23 @@ async fn sync_kind(
     }
 }
 
-/// Whether trying again later can help.
-fn retryable(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::RateLimitExceeded | ErrorCode::ConnectionFailed | ErrorCode::ServiceUnavailable
-    )
-}
-
 /// The outcome of a failed run: retry later, or fail (marking the integration when the
 /// credentials are refused).
-async fn failure(state: &AppState, job: &SyncJobRecord, err: &ApiError) -> JobOutcome {
-    let code = err.code.as_str().to_owned();
-    let message = err.message.to_string();
-    if let Some(cause) = &err.cause {
+async fn failure(state: &AppState, job: &SyncJobRecord, err: &Error) -> JobOutcome {
+    let code = err.code().as_str().to_owned();
+    let message = err.public_message().into_owned();
+    if let Some(cause) = err.cause_chain() {
         tracing::warn!(%code, %cause, "sync run failed");
     }
-    if retryable(err.code) && job.attempts < MAX_ATTEMPTS {
+    // The error's own retry flag decides (a connector that knows retrying cannot help says so,
+    // whatever its public code).
+    if err.is_retryable() && job.attempts < MAX_ATTEMPTS {
         let at = Utc::now()
-            + chrono::Duration::from_std(backoff(job.attempts, err.retry_after))
+            + chrono::Duration::from_std(backoff(job.attempts, err.retry_after()))
                 .unwrap_or_else(|_| chrono::Duration::seconds(60));
         return JobOutcome::Retry { at, code, message };
     }
-    if err.code == ErrorCode::InvalidCredentials {
+    if err.code() == ErrorCode::InvalidCredentials {
         let reason = format!("{message} Reconnect to resume syncing.");
         if let Err(e) = state
             .store
@@ -430,7 +424,5 @@ mod tests {
             assert!(b <= ceiling && b >= ceiling / 2, "{attempts}: {b:?}");
         }
         assert!(backoff(1, Some(Duration::from_secs(90))) >= Duration::from_secs(90));
-        assert!(retryable(ErrorCode::RateLimitExceeded));
-        assert!(!retryable(ErrorCode::InvalidCredentials));
     }
 }

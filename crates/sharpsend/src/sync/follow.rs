@@ -29,7 +29,7 @@ pub async fn run(
 ) -> anyhow::Result<SyncJobRecord> {
     let (job, created) = jobs::request(state, &cmd.publisher, cmd.platform, cmd.kinds, cmd.full)
         .await
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.code().as_str(), e.public_message()))?;
     eprintln!(
         "{} {} sync {} of {} ({})",
         if created {

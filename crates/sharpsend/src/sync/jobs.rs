@@ -2,36 +2,19 @@
 
 use chrono::Utc;
 use domain::{ErrorCode, Platform, PublisherId, shapes::IntegrationStatus};
-use store::{IntegrationRecord, NewSyncJob, SyncJobRecord};
+use store::{NewSyncJob, SyncJobRecord};
 
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
     state::AppState,
 };
 
-/// The publisher's integration with `platform`, or the contract's NOT_FOUND.
-pub async fn integration(
-    state: &AppState,
-    publisher: &PublisherId,
-    platform: Platform,
-) -> ApiResult<IntegrationRecord> {
-    state
-        .store
-        .get_integration(publisher, platform)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::IntegrationNotFound,
-                format!(
-                    "Publisher '{publisher}' has no {platform} integration; connect one with POST /api/integrations/{platform}/connect."
-                ),
-            )
-        })
-}
+/// The publisher's integration with `platform`, or `INTEGRATION_NOT_FOUND`.
+pub use crate::platforms::integration;
 
 /// The kinds to run: all of the platform's CONTRACT §6 kinds when `None` (never the opt-in
 /// ones); each requested kind must be one of its kinds or opt-in kinds.
-pub fn kinds(platform: Platform, requested: Option<Vec<String>>) -> ApiResult<Vec<String>> {
+pub fn kinds(platform: Platform, requested: Option<Vec<String>>) -> Result<Vec<String>> {
     let all = platform.sync_kinds();
     let Some(requested) = requested else {
         return Ok(all.iter().map(|k| (*k).to_owned()).collect());
@@ -44,7 +27,7 @@ pub fn kinds(platform: Platform, requested: Option<Vec<String>>) -> ApiResult<Ve
             .join(", ")
     };
     if requested.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "kinds",
             format!(
                 "`kinds` is empty; leave it out to sync all of {platform}'s kinds: {}.",
@@ -55,7 +38,7 @@ pub fn kinds(platform: Platform, requested: Option<Vec<String>>) -> ApiResult<Ve
     let mut out: Vec<String> = Vec::with_capacity(requested.len());
     for k in requested {
         if !all.contains(&k.as_str()) && !platform.optional_sync_kinds().contains(&k.as_str()) {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "kinds",
                 format!(
                     "`{k}` is not a sync kind of {platform}; use any of: {}.",
@@ -77,11 +60,11 @@ pub async fn request(
     platform: Platform,
     requested_kinds: Option<Vec<String>>,
     full: bool,
-) -> ApiResult<(SyncJobRecord, bool)> {
+) -> Result<(SyncJobRecord, bool)> {
     let kinds = kinds(platform, requested_kinds)?;
     let record = integration(state, publisher, platform).await?;
     if record.status == IntegrationStatus::ReauthRequired {
-        return Err(ApiError::new(
+        return Err(Error::coded(
             ErrorCode::InvalidCredentials,
             format!(
                 "{} Publisher '{publisher}' must reconnect {platform} before it can sync.",

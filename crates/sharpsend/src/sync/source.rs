@@ -24,7 +24,7 @@
 
 use async_trait::async_trait;
 
-use crate::http::error::ApiError;
+use crate::error::Error;
 
 /// One record as the platform gave it (`raw`, its JSON unchanged) and as we normalise it
 /// (`normalized`: CONTRACT §6 Campaign, Contact, or the kind's own camelCase fields), keyed by
@@ -64,5 +64,5 @@ impl Page {
 #[async_trait]
 pub trait SyncSession: Send {
     /// Reads one page of `kind` (one of `Platform::sync_kinds`), starting at `cursor`.
-    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, ApiError>;
+    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, Error>;
 }

@@ -6,10 +6,7 @@
 //! [`TOLERANCE`] of our clock, so a captured delivery cannot be replayed later; a replay within
 //! the window is caught by the `event_id` de-duplication.
 
-use axum::{
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use domain::events::event_type;
 use hmac::{Hmac, Mac};
@@ -19,12 +16,9 @@ use sha2::Sha256;
 use store::IntegrationRecord;
 use subtle::ConstantTimeEq;
 
-use super::{Incoming, header, rejected, store_all};
+use super::{Incoming, Reply, header, rejected, store_all};
 use crate::{
-    http::{
-        error::{ApiError, ApiResult},
-        openapi::Envelope,
-    },
+    error::{Error, Result},
     integrations,
     state::AppState,
 };
@@ -149,7 +143,7 @@ pub async fn receive(
     record: &IntegrationRecord,
     headers: &HeaderMap,
     body: &[u8],
-) -> ApiResult<Response> {
+) -> Result<Reply> {
     let secrets = integrations::open_secrets(state, record).await?;
     let Some(key) = secrets.get(KEY_FIELD) else {
         return Err(rejected(
@@ -167,10 +161,10 @@ pub async fn receive(
         return Err(rejected(reason));
     }
     let event = normalize(body).map_err(|e| {
-        ApiError::validation("body", format!("Not a Customer.io reporting webhook: {e}."))
+        Error::invalid("body", format!("Not a Customer.io reporting webhook: {e}."))
     })?;
     let receipt = store_all(state, record, vec![event]).await?;
-    Ok(Envelope::ok(receipt).into_response())
+    Ok(Reply::Stored(receipt))
 }
 
 #[cfg(test)]

@@ -5,19 +5,16 @@
 //! is generated at connect ([`new_secret`]), sealed as the credential `webhookSecret`, shown once
 //! in the connect answer and compared in constant time here.
 
-use axum::{
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-};
+use axum::http::HeaderMap;
 use base64::Engine as _;
 use connectors::iterable::webhooks as wh;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
 use store::IntegrationRecord;
 
-use super::{Incoming, header, rejected, store_all};
+use super::{Incoming, Reply, header, rejected, store_all};
 use crate::{
-    http::{error::ApiResult, openapi::Envelope},
+    error::{Error, Result},
     integrations,
     state::AppState,
 };
@@ -37,7 +34,7 @@ pub async fn receive(
     record: &IntegrationRecord,
     headers: &HeaderMap,
     body: &[u8],
-) -> ApiResult<Response> {
+) -> Result<Reply> {
     let secrets = integrations::open_secrets(state, record).await?;
     let Some(secret) = secrets.get(SECRET_FIELD) else {
         return Err(rejected(
@@ -57,12 +54,8 @@ pub async fn receive(
             "Wrong webhook secret: the auth token or X-SharpSend-Webhook-Secret header does not match this integration's webhook secret.",
         ));
     }
-    let event = wh::normalize(body).map_err(|e| {
-        crate::http::error::ApiError::validation(
-            "body",
-            format!("Not an Iterable system webhook: {e}."),
-        )
-    })?;
+    let event = wh::normalize(body)
+        .map_err(|e| Error::invalid("body", format!("Not an Iterable system webhook: {e}.")))?;
     let incoming = Incoming {
         kind: event.kind,
         platform_event_id: event.platform_event_id,
@@ -73,5 +66,5 @@ pub async fn receive(
         data: event.data,
     };
     let receipt = store_all(state, record, vec![incoming]).await?;
-    Ok(Envelope::ok(receipt).into_response())
+    Ok(Reply::Stored(receipt))
 }

@@ -16,10 +16,7 @@
 //!   or overlapping deliveries coalesce into one contacts sync ([`super::work`]).
 //! - **Disconnect** ([`unregister`]) deletes the subscriptions on Keap, best effort.
 
-use axum::{
-    http::{HeaderMap, HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
-};
+use axum::http::{HeaderMap, HeaderValue};
 use chrono::Utc;
 use connectors::keap::{
     KeapCredential,
@@ -29,14 +26,11 @@ use domain::{Platform, PublisherId, events::event_type};
 use serde_json::{Value, json};
 use store::IntegrationRecord;
 
-use super::{Incoming, header, rejected, store_all, work};
+use super::{Incoming, Reply, header, rejected, store_all, work};
 use crate::{
-    http::{
-        error::{ApiError, ApiResult},
-        openapi::Envelope,
-        routes::keap::tokens,
-    },
+    error::{Error, Result},
     integrations,
+    platforms::keap::tokens,
     state::AppState,
 };
 
@@ -95,23 +89,20 @@ pub async fn receive(
     record: &IntegrationRecord,
     headers: &HeaderMap,
     body: &[u8],
-) -> ApiResult<Response> {
+) -> Result<Reply> {
     // The verification handshake: answer 200 echoing the secret.
     if let Some(secret) = header(headers, "x-hook-secret") {
-        let value = HeaderValue::from_str(secret).map_err(|_| {
-            ApiError::validation(
+        let secret = HeaderValue::from_str(secret).map_err(|_| {
+            Error::invalid(
                 "X-Hook-Secret",
                 "X-Hook-Secret is not a valid header value.",
             )
         })?;
         tracing::info!(integration_id = %record.id, "Keap REST hook verification answered");
-        let mut resp = (StatusCode::OK, Envelope::ok(json!({"verified": true}))).into_response();
-        resp.headers_mut().insert("x-hook-secret", value);
-        return Ok(resp);
+        return Ok(Reply::Handshake { secret });
     }
-    let delivery = hooks::parse_delivery(body).map_err(|e| {
-        ApiError::validation("body", format!("Not a Keap REST hook delivery: {e}."))
-    })?;
+    let delivery = hooks::parse_delivery(body)
+        .map_err(|e| Error::invalid("body", format!("Not a Keap REST hook delivery: {e}.")))?;
     if !hooks::EVENT_KEYS.contains(&delivery.event_key.as_str()) {
         return Err(rejected(format!(
             "SharpSend did not subscribe this integration to Keap's '{}' events.",
@@ -126,7 +117,7 @@ pub async fn receive(
         // the answer, bounded per integration (`work`).
         work::submit(state, record, ids, deleted).await;
     }
-    Ok(Envelope::ok(receipt).into_response())
+    Ok(Reply::Stored(receipt))
 }
 
 /// The hook keys stored in an integration's config.
@@ -147,10 +138,10 @@ enum Access {
 }
 
 impl Access {
-    async fn call<T, F, Fut>(&mut self, state: &AppState, op: F) -> ApiResult<T>
+    async fn call<T, F, Fut>(&mut self, state: &AppState, op: F) -> Result<T>
     where
         F: Fn(KeapCredential) -> Fut,
-        Fut: std::future::Future<Output = Result<T, connectors::keap::KeapError>>,
+        Fut: std::future::Future<Output = std::result::Result<T, connectors::keap::KeapError>>,
     {
         match self {
             Access::Direct(cred) => op(cred.clone())
@@ -181,14 +172,14 @@ async fn try_register(
     publisher: &PublisherId,
     previous: &[String],
     cred: Option<KeapCredential>,
-) -> ApiResult<()> {
+) -> Result<()> {
     let (record, mut access) = match cred {
         Some(c) => {
             let record = state
                 .store
                 .get_integration(publisher, Platform::Keap)
                 .await?
-                .ok_or_else(|| ApiError::internal("Keap integration vanished while connecting"))?;
+                .ok_or_else(|| Error::internal("Keap integration vanished while connecting"))?;
             (record, Access::Direct(c))
         }
         None => {

@@ -29,7 +29,7 @@ use serde_json::Value;
 use store::{IntegrationRecord, NewEvent};
 
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
     state::AppState,
 };
 
@@ -54,9 +54,18 @@ pub struct Receipt {
     pub duplicates: u32,
 }
 
+/// What to answer a delivery that passed its platform's check.
+#[derive(Debug)]
+pub enum Reply {
+    /// The events were stored (or were already).
+    Stored(Receipt),
+    /// A Keap hook handshake: answer 200 echoing this `X-Hook-Secret` value.
+    Handshake { secret: axum::http::HeaderValue },
+}
+
 /// The 401 of a failed authenticity check (nothing is stored).
-pub fn rejected(message: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
-    ApiError::unauthorized(message)
+pub fn rejected(message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::coded(ErrorCode::Unauthorized, message)
 }
 
 /// Receives one delivery for `platform`/`webhook_id`; `Ok` is the response to send.
@@ -66,7 +75,7 @@ pub async fn receive(
     webhook_id: &str,
     headers: &HeaderMap,
     body: Bytes,
-) -> ApiResult<axum::response::Response> {
+) -> Result<Reply> {
     let record = state
         .store
         .get_integration_by_webhook(platform, webhook_id)
@@ -83,8 +92,8 @@ pub async fn receive(
 }
 
 /// The 404 for a webhook id no integration has (never says whether the platform is wrong).
-pub fn unknown_webhook(platform: Platform) -> ApiError {
-    ApiError::new(
+pub fn unknown_webhook(platform: Platform) -> Error {
+    Error::coded(
         ErrorCode::NotFound,
         format!(
             "No {} integration has this webhook URL; copy webhookUrl from GET /api/integrations/{{publisherId}}.",
@@ -99,7 +108,7 @@ pub async fn store_all(
     state: &AppState,
     record: &IntegrationRecord,
     events: Vec<Incoming>,
-) -> ApiResult<Receipt> {
+) -> Result<Receipt> {
     let now = Utc::now();
     let total = events.len();
     let events: Vec<NewEvent> = events

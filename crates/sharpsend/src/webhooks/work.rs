@@ -35,10 +35,7 @@ use domain::{ErrorCode, Platform, PublisherId};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use store::IntegrationRecord;
 
-use crate::{
-    http::{error::ApiResult, routes::keap::tokens},
-    state::AppState,
-};
+use crate::{error::Result, platforms::keap::tokens, state::AppState};
 
 /// Deliveries naming more contacts than this, and queue overflow, become one sync job.
 pub const COALESCE_ABOVE: usize = 25;
@@ -269,7 +266,7 @@ async fn drain(state: &AppState, integration_id: &str, publisher: &str) {
                 match reread(state, &publisher, &mut session, &id).await {
                     Ok(true) => alive += 1,
                     Ok(false) => gone += 1,
-                    Err(e) if stops(e.code) => {
+                    Err(e) if stops(e.code()) => {
                         tracing::warn!(error = %e, "Keap hook: contacts not re-read; queue dropped");
                         work.abandon(integration_id);
                     }
@@ -311,7 +308,7 @@ async fn reread(
     publisher: &PublisherId,
     session: &mut Option<tokens::Session>,
     id: &str,
-) -> ApiResult<bool> {
+) -> Result<bool> {
     let s = match session {
         Some(s) => s,
         None => session.insert(tokens::session(state, publisher).await?),
@@ -327,7 +324,7 @@ async fn reread(
     match found {
         Some((contact, raw)) => {
             let record = store::NewRecord::from_values(contact.id.clone(), &contact, &raw)
-                .map_err(crate::http::error::ApiError::internal)?;
+                .map_err(crate::error::Error::internal)?;
             state
                 .store
                 .upsert_records(&integration_id, CONTACTS, vec![record])
@@ -365,7 +362,7 @@ async fn request_sync(state: &AppState, integration_id: &str, publisher: &Publis
                 work.owe(integration_id, false);
             }
         }
-        Err(e) if stops(e.code) => {
+        Err(e) if stops(e.code()) => {
             tracing::warn!(error = %e, "Keap hook: no contacts sync possible; queue dropped");
             work.abandon(integration_id);
         }

@@ -8,7 +8,7 @@ use domain::{ErrorCode, Platform, PublisherId};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sharpsend::{
-    http::error::ApiError,
+    error::Error,
     sandbox::Sandbox,
     sync::{
         source::{Page, SyncRecord, SyncSession},
@@ -145,10 +145,10 @@ fn ids(records: &[SyncRecord]) -> BTreeSet<String> {
     set
 }
 
-fn expect_code(r: Result<Page, ApiError>, code: ErrorCode) {
+fn expect_code(r: Result<Page, Error>, code: ErrorCode) {
     match r {
         Ok(_) => panic!("expected {code:?}, got a page"),
-        Err(e) => assert_eq!(e.code, code, "{e:?}"),
+        Err(e) => assert_eq!(e.code(), code, "{e:?}"),
     }
 }
 

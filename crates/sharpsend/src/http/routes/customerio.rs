@@ -6,10 +6,13 @@ use std::{collections::BTreeSet, time::Instant};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use connectors::customerio::{
-    Api, CampaignFilter, ConnectionReport, Credentials, PersonId, PersonUpsert, Segment,
-    TrackEvent, Transactional, check_event, check_person,
+    Api, CampaignFilter, ConnectionReport, Credentials, PersonId, PersonUpsert, TrackEvent,
+    Transactional, check_event, check_person,
 };
-use domain::{ErrorCode, Platform, Region, shapes::Campaign, shapes::Contact, shapes::Integration};
+use domain::{
+    ErrorCode, Platform, Region, shapes::Campaign, shapes::Contact, shapes::Integration,
+    shapes::SegmentView,
+};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -23,6 +26,7 @@ use crate::{
         openapi::{Envelope, ErrorBody},
     },
     integrations::{self, NewConnection},
+    platforms::customerio::CustomerioSession,
     state::AppState,
 };
 
@@ -333,36 +337,9 @@ pub async fn connect(
 
 /// The stored credentials of a publisher's Customer.io integration.
 async fn stored_credentials(state: &AppState, scope: &Scope) -> Result<Credentials, ApiError> {
-    let publisher = scope.publisher()?;
-    let record = state
-        .store
-        .get_integration(publisher, PLATFORM)
+    Ok(CustomerioSession::open_for(state, scope.publisher()?)
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::IntegrationNotFound,
-                format!(
-                    "Publisher '{publisher}' has no Customer.io integration: connect one with POST /api/integrations/customerio/connect."
-                ),
-            )
-        })?;
-    let mut secrets = integrations::open_secrets(state, &record).await?;
-    let api_key = secrets
-        .remove("apiKey")
-        .ok_or_else(|| ApiError::internal("customerio integration without apiKey"))?;
-    let site_id = record
-        .config
-        .get("siteId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    Ok(Credentials {
-        region: record.region.unwrap_or_default(),
-        site_id,
-        api_key,
-        tracking_key: secrets.remove("trackingKey"),
-        cdp_api_key: secrets.remove("cdpApiKey"),
-    })
+        .creds)
 }
 
 /// Paging of a list we hold whole.
@@ -475,43 +452,6 @@ pub async fn list_campaigns(
         limit,
         offset,
     }))
-}
-
-/// A Customer.io segment.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SegmentView {
-    pub id: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// `dynamic` or `manual`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `finished`, `build`, `events`, …
-    pub state: String,
-    pub tags: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<DateTime<Utc>>,
-    pub platform: Platform,
-}
-
-impl From<Segment> for SegmentView {
-    fn from(s: Segment) -> Self {
-        Self {
-            id: s.id,
-            name: s.name,
-            description: s.description,
-            kind: s.kind,
-            state: s.state,
-            tags: s.tags,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-            platform: PLATFORM,
-        }
-    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

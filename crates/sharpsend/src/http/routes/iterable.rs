@@ -20,6 +20,7 @@ use crate::{
         openapi::{Envelope, ErrorBody},
     },
     integrations::{self, NewConnection},
+    platforms::iterable::IterableSession,
     state::AppState,
 };
 
@@ -210,23 +211,7 @@ fn window(limit: Option<u32>, offset: Option<u64>) -> Result<(u32, u64), ApiErro
 
 /// The publisher's stored Iterable credentials, or `INTEGRATION_NOT_FOUND`.
 async fn credentials(state: &AppState, publisher: &PublisherId) -> ApiResult<Credentials> {
-    let record = state
-        .store
-        .get_integration(publisher, Platform::Iterable)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::IntegrationNotFound,
-                format!(
-                    "Publisher '{publisher}' has no Iterable integration: connect one with POST /api/integrations/iterable/connect."
-                ),
-            )
-        })?;
-    let mut secrets = integrations::open_secrets(state, &record).await?;
-    let key = secrets
-        .remove("apiKey")
-        .ok_or_else(|| ApiError::internal(format!("integration {} has no apiKey", record.id)))?;
-    Ok(Credentials::new(key, record.region.unwrap_or_default()))
+    Ok(IterableSession::open_for(state, publisher).await?.creds)
 }
 
 /// Tests an Iterable API key with one cheap call (`GET /api/channels`) without storing it.

@@ -4,7 +4,6 @@
 pub mod crm;
 pub mod messages;
 pub mod oauth;
-pub mod tokens;
 pub mod writes;
 
 use axum::extract::State;
@@ -24,6 +23,7 @@ use crate::{
         openapi::{Envelope, ErrorBody},
     },
     integrations::{self, NewConnection},
+    platforms::keap::tokens,
     state::AppState,
 };
 

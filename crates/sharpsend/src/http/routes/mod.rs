@@ -1,6 +1,7 @@
 //! One module per area, each with its handlers and their OpenAPI operations.
 
 pub mod admin;
+pub mod analytics;
 pub mod customerio;
 pub mod events;
 pub mod health;

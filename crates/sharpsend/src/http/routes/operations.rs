@@ -6,15 +6,100 @@
 //! for an operation the contract does not know, and `NOT_FOUND` naming what is missing where the
 //! matrix says yes but the operation is not served yet.
 
-use axum::{extract::Path, http::Method};
-use domain::{Capability, ErrorCode, Platform};
-use serde_json::Value;
-
-use crate::http::{
-    error::{ApiError, ApiResult},
-    extract::{OptionalJson, Scope, from_value},
-    openapi::ErrorBody,
+use axum::{
+    extract::{Path, State},
+    http::Method,
 };
+use domain::{
+    Capability, Platform,
+    operations::{Accepted, MessageInput, Queued, Upserted},
+};
+use serde_json::Value;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    http::{
+        error::{ApiError, ApiResult},
+        extract::{ApiJson, OptionalJson, Scope, from_value},
+        openapi::{Envelope, ErrorBody},
+    },
+    platforms::operations::{self as ops, EventsRequest, OneOrBatch, SubscribersRequest},
+    state::AppState,
+};
+
+/// The common operations, one route each for every platform (`{platform}` is checked by the
+/// tenancy gate; a platform without the capability answers `UNSUPPORTED_OPERATION`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upsert_subscribers))
+        .routes(routes!(track_events))
+        .routes(routes!(send_message))
+}
+
+/// Creates or updates one person, or many as `{"subscribers": [...]}` (failures per item).
+/// Iterable: `users/update` (`users/bulkUpdate` for many); Customer.io: Track identify; Keap:
+/// contact upsert by email.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/{platform}/subscribers", tag = "integrations",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), ("platform" = Platform, Path)),
+    request_body = SubscribersRequest,
+    responses(
+        (status = 200, description = "one person: `Upserted`; many: `BatchOutcome`", body = Envelope<Upserted>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn upsert_subscribers(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<SubscribersRequest>,
+) -> ApiResult<Envelope<OneOrBatch<Upserted>>> {
+    let answer =
+        ops::upsert_subscribers(&state, scope.publisher()?, scope.platform()?, body).await?;
+    Ok(Envelope::ok(answer))
+}
+
+/// Tracks one event, or many as `{"events": [...]}` (failures per item). Iterable:
+/// `events/track` (`events/trackBulk`); Customer.io: Track API; Keap: `UNSUPPORTED_OPERATION`.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/{platform}/events", tag = "integrations",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), ("platform" = Platform, Path)),
+    request_body = EventsRequest,
+    responses(
+        (status = 200, description = "one event: `Accepted`; many: `BatchOutcome`", body = Envelope<Accepted>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "UNSUPPORTED_OPERATION (Keap), or the platform refused", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn track_events(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<EventsRequest>,
+) -> ApiResult<Envelope<OneOrBatch<Accepted>>> {
+    let answer = ops::track_events(&state, scope.publisher()?, scope.platform()?, body).await?;
+    Ok(Envelope::ok(answer))
+}
+
+/// Sends one message. Iterable: through a triggered campaign (`campaignId`); Customer.io:
+/// transactional messages (`campaignId` is the transactional message id) or broadcasts;
+/// Keap: email only, `data.subject` and `data.html`/`data.text`.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/{platform}/messages", tag = "integrations",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), ("platform" = Platform, Path)),
+    request_body = MessageInput,
+    responses(
+        (status = 200, body = Envelope<Queued>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "UNSUPPORTED_OPERATION for a channel the platform lacks, or the platform refused", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    scope: Scope,
+    ApiJson(body): ApiJson<MessageInput>,
+) -> ApiResult<Envelope<Queued>> {
+    let answer = ops::send_message(&state, scope.publisher()?, scope.platform()?, body).await?;
+    Ok(Envelope::ok(answer))
+}
 
 /// The capability an operation needs; for messages it depends on the body's channel.
 fn capability(method: &Method, operation: &str, body: &Value) -> ApiResult<Option<Capability>> {
@@ -67,23 +152,11 @@ pub fn answer(platform: Platform, method: &Method, operation: &str, body: &Value
             cap.as_str()
         ));
     }
-    let offered: Vec<&str> = Platform::ALL
-        .into_iter()
-        .filter(|p| p.support(cap).supported)
-        .map(Platform::display_name)
-        .collect();
-    ApiError::new(
-        ErrorCode::UnsupportedOperation,
-        format!(
-            "{} does not support {} (see GET /api/platforms); {} {}.",
-            platform.display_name(),
-            cap.as_str(),
-            offered.join(" and "),
-            if offered.len() == 1 { "does" } else { "do" }
-        ),
-    )
-    .detail("platform", platform.as_str())
-    .detail("capability", cap.as_str())
+    crate::error::Error::Unsupported {
+        platform,
+        capability: cap,
+    }
+    .into()
 }
 
 /// An operation the platform has no route for: `UNSUPPORTED_OPERATION` where the capability

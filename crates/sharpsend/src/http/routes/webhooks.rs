@@ -4,9 +4,10 @@ use axum::{
     body::Body,
     extract::{Path, State},
     http::HeaderMap,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use domain::Platform;
+use serde_json::json;
 
 use crate::{
     http::{
@@ -15,7 +16,7 @@ use crate::{
         openapi::{Envelope, ErrorBody},
     },
     state::AppState,
-    webhooks::{self, Receipt},
+    webhooks::{self, Receipt, Reply},
 };
 
 /// Receives a platform's webhook for one integration. Not under `/api/`: no bearer token; each
@@ -50,5 +51,14 @@ pub async fn receive(
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|_| too_large())?;
-    webhooks::receive(&state, platform, &webhook_id, &headers, bytes).await
+    Ok(
+        match webhooks::receive(&state, platform, &webhook_id, &headers, bytes).await? {
+            Reply::Stored(receipt) => Envelope::ok(receipt).into_response(),
+            Reply::Handshake { secret } => {
+                let mut resp = Envelope::ok(json!({"verified": true})).into_response();
+                resp.headers_mut().insert("x-hook-secret", secret);
+                resp
+            }
+        },
+    )
 }

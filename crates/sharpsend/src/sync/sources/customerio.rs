@@ -9,58 +9,23 @@ use connectors::customerio::Credentials;
 use domain::{Platform, shapes::Campaign};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use store::IntegrationRecord;
 
 use super::{decode_cursor, encode_cursor, unknown_kind};
 use crate::{
-    http::{error::ApiError, routes::customerio::SegmentView},
-    integrations,
+    error::Error,
+    platforms::customerio::CustomerioSession,
     state::AppState,
     sync::source::{Page, SyncRecord, SyncSession},
 };
 
-pub async fn open(
-    state: &AppState,
-    record: &IntegrationRecord,
-) -> Result<Box<dyn SyncSession>, ApiError> {
-    let mut secrets = integrations::open_secrets(state, record).await?;
-    let api_key = secrets
-        .remove("apiKey")
-        .ok_or_else(|| ApiError::internal("customerio integration without apiKey"))?;
-    let text = |k: &str| {
-        record
-            .config
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let segment_ids = record
-        .config
-        .get("segmentIds")
-        .and_then(Value::as_array)
-        .map(|ids| {
-            ids.iter()
-                .filter_map(|id| match id {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Box::new(CustomerioSync {
+/// The sync reader of an opened Customer.io session.
+pub fn reader(state: &AppState, session: CustomerioSession) -> Box<dyn SyncSession> {
+    Box::new(CustomerioSync {
         state: state.clone(),
-        integration_id: record.id.clone(),
-        creds: Credentials {
-            region: record.region.unwrap_or_default(),
-            site_id: text("siteId"),
-            api_key,
-            tracking_key: secrets.remove("trackingKey"),
-            cdp_api_key: secrets.remove("cdpApiKey"),
-        },
-        segment_ids,
-    }))
+        integration_id: session.record.id,
+        creds: session.creds,
+        segment_ids: session.settings.segment_ids,
+    })
 }
 
 struct CustomerioSync {
@@ -84,14 +49,14 @@ struct MembersCursor {
     start: Option<String>,
 }
 
-fn campaign_records(rows: Vec<(Value, Campaign)>) -> Result<Vec<SyncRecord>, ApiError> {
+fn campaign_records(rows: Vec<(Value, Campaign)>) -> Result<Vec<SyncRecord>, Error> {
     rows.into_iter()
-        .map(|(raw, c)| SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(ApiError::internal))
+        .map(|(raw, c)| SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(Error::internal))
         .collect()
 }
 
 impl CustomerioSync {
-    async fn newsletters(&mut self, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn newsletters(&mut self, cursor: Option<&str>) -> Result<Page, Error> {
         let start = match cursor {
             None => None,
             Some(s) => Some(decode_cursor::<StartCursor>("newsletters", s)?.start),
@@ -113,7 +78,7 @@ impl CustomerioSync {
         })
     }
 
-    async fn segment_members(&mut self, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn segment_members(&mut self, cursor: Option<&str>) -> Result<Page, Error> {
         let mut c = match cursor {
             None => MembersCursor {
                 segment: 0,
@@ -143,9 +108,9 @@ impl CustomerioSync {
                     "cioId": m.cio_id,
                     "platform": "customerio",
                 });
-                SyncRecord::from_values(id, &normalized, &m.raw).map_err(ApiError::internal)
+                SyncRecord::from_values(id, &normalized, &m.raw).map_err(Error::internal)
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect::<Result<Vec<_>, Error>>()?;
         match next {
             Some(start) => c.start = Some(start),
             None if c.segment + 1 < self.segment_ids.len() => {
@@ -164,7 +129,7 @@ impl CustomerioSync {
 
 #[async_trait]
 impl SyncSession for CustomerioSync {
-    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, Error> {
         let cio = self.state.connectors.customerio.clone();
         match kind {
             "campaigns" => Ok(Page::last(campaign_records(
@@ -178,11 +143,11 @@ impl SyncSession for CustomerioSync {
                 let records = rows
                     .into_iter()
                     .map(|(raw, s)| {
-                        let view = SegmentView::from(s);
+                        let view = domain::shapes::SegmentView::from(s);
                         SyncRecord::from_values(view.id.clone(), &view, &raw)
-                            .map_err(ApiError::internal)
+                            .map_err(Error::internal)
                     })
-                    .collect::<Result<Vec<_>, ApiError>>()?;
+                    .collect::<Result<Vec<_>, Error>>()?;
                 Ok(Page::last(records))
             }
             "newsletters" => self.newsletters(cursor).await,

@@ -34,43 +34,30 @@ use connectors::iterable::{
 use domain::Platform;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use store::IntegrationRecord;
 
 use super::{decode_cursor, encode_cursor, unknown_kind};
 use crate::{
-    http::error::ApiError,
-    integrations,
+    error::Error,
+    platforms::iterable::IterableSession,
     state::AppState,
     sync::source::{Page, SyncRecord, SyncSession},
 };
 
-pub async fn open(
-    state: &AppState,
-    record: &IntegrationRecord,
-) -> Result<Box<dyn SyncSession>, ApiError> {
-    let mut secrets = integrations::open_secrets(state, record).await?;
-    let key = secrets
-        .remove("apiKey")
-        .ok_or_else(|| ApiError::internal(format!("integration {} has no apiKey", record.id)))?;
-    let event_types = match record
-        .config
-        .get("syncEventTypes")
-        .and_then(Value::as_array)
-    {
-        Some(types) if !types.is_empty() => types
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+/// The sync reader of an opened Iterable session.
+pub fn reader(state: &AppState, session: IterableSession) -> Box<dyn SyncSession> {
+    let types = session.settings.sync_event_types;
+    let event_types = if types.is_empty() {
+        EVENT_TYPES.iter().map(|t| (*t).to_owned()).collect()
+    } else {
+        types
     };
-    Ok(Box::new(IterableSync {
+    Box::new(IterableSync {
         state: state.clone(),
-        integration_id: record.id.clone(),
-        creds: Credentials::new(key, record.region.unwrap_or_default()),
+        integration_id: session.record.id,
+        creds: session.creds,
         event_types,
         export: None,
-    }))
+    })
 }
 
 struct IterableSync {
@@ -125,7 +112,7 @@ fn lookback() -> chrono::Duration {
 }
 
 impl IterableSync {
-    async fn campaigns(&mut self, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn campaigns(&mut self, cursor: Option<&str>) -> Result<Page, Error> {
         let offset = offset_of("campaigns", cursor)?;
         let (rows, total) = self
             .state
@@ -136,13 +123,13 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, c)| {
-                SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(ApiError::internal)
+                SyncRecord::from_values(c.id.clone(), &c, &raw).map_err(Error::internal)
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect::<Result<Vec<_>, Error>>()?;
         offset_page(records, offset, total)
     }
 
-    async fn templates(&mut self, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn templates(&mut self, cursor: Option<&str>) -> Result<Page, Error> {
         let offset = offset_of("templates", cursor)?;
         let (rows, total) = self
             .state
@@ -153,13 +140,13 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, t)| {
-                SyncRecord::from_values(t.id.clone(), &t, &raw).map_err(ApiError::internal)
+                SyncRecord::from_values(t.id.clone(), &t, &raw).map_err(Error::internal)
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect::<Result<Vec<_>, Error>>()?;
         offset_page(records, offset, total)
     }
 
-    async fn lists(&mut self) -> Result<Page, ApiError> {
+    async fn lists(&mut self) -> Result<Page, Error> {
         let rows = self
             .state
             .connectors
@@ -169,14 +156,14 @@ impl IterableSync {
         let records = rows
             .into_iter()
             .map(|(raw, l)| {
-                SyncRecord::from_values(l.id.clone(), &l, &raw).map_err(ApiError::internal)
+                SyncRecord::from_values(l.id.clone(), &l, &raw).map_err(Error::internal)
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(Page::last(records))
     }
 
     /// `users` (one export) or `events` (one export per type), 1000 rows a page.
-    async fn exported(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn exported(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, Error> {
         let users = kind == "users";
         let mut c: ExportCursor = match cursor {
             None => ExportCursor::default(),
@@ -196,7 +183,7 @@ impl IterableSync {
             "user".to_owned()
         } else {
             self.event_types.get(c.types).cloned().ok_or_else(|| {
-                ApiError::validation(
+                Error::invalid(
                     "cursor",
                     "The events cursor names an event type past the configured ones.",
                 )
@@ -241,8 +228,7 @@ impl IterableSync {
                 (id.clone(), event_shape(&id, &data_type, raw))
             };
             records.push(
-                SyncRecord::from_values(platform_id, &normalized, raw)
-                    .map_err(ApiError::internal)?,
+                SyncRecord::from_values(platform_id, &normalized, raw).map_err(Error::internal)?,
             );
         }
         let more_rows = chunk_end < rows.len();
@@ -277,14 +263,14 @@ impl IterableSync {
     }
 }
 
-fn offset_of(kind: &str, cursor: Option<&str>) -> Result<u64, ApiError> {
+fn offset_of(kind: &str, cursor: Option<&str>) -> Result<u64, Error> {
     Ok(match cursor {
         None => 0,
         Some(s) => decode_cursor::<OffsetCursor>(kind, s)?.offset,
     })
 }
 
-fn offset_page(records: Vec<SyncRecord>, offset: u64, total: u64) -> Result<Page, ApiError> {
+fn offset_page(records: Vec<SyncRecord>, offset: u64, total: u64) -> Result<Page, Error> {
     let end = offset + records.len() as u64;
     if records.len() < SYNC_PAGE as usize || end >= total {
         return Ok(Page::last(records));
@@ -347,7 +333,7 @@ fn event_shape(id: &str, data_type: &str, row: &Value) -> Value {
 
 #[async_trait]
 impl SyncSession for IterableSync {
-    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, Error> {
         match kind {
             "campaigns" => self.campaigns(cursor).await,
             "lists" => self.lists().await,

@@ -32,14 +32,14 @@ use connectors::keap::{
     crm::{ContactRows, MAX_PAGE, V1Collection},
     v2_contact,
 };
-use domain::PublisherId;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use store::IntegrationRecord;
 
 use super::{decode_cursor, encode_cursor, unknown_kind};
 use crate::{
-    http::{error::ApiError, routes::keap::tokens},
+    error::Error,
+    platforms::keap::tokens,
     state::AppState,
     sync::source::{Page, SyncRecord, SyncSession},
 };
@@ -48,17 +48,13 @@ use crate::{
 /// contacts updated while the listing ran).
 pub const CONTACT_LOOKBACK: Duration = Duration::minutes(5);
 
-pub async fn open(
-    state: &AppState,
-    record: &IntegrationRecord,
-) -> Result<Box<dyn SyncSession>, ApiError> {
-    let publisher = PublisherId::parse(&record.publisher_id).map_err(ApiError::internal)?;
-    let session = tokens::session(state, &publisher).await?;
-    Ok(Box::new(KeapSync {
+/// The sync reader of an opened Keap session.
+pub fn reader(state: &AppState, session: tokens::Session) -> Box<dyn SyncSession> {
+    Box::new(KeapSync {
         state: state.clone(),
         session,
         prefetch: None,
-    }))
+    })
 }
 
 struct KeapSync {
@@ -101,7 +97,7 @@ struct OffsetCursor {
 }
 
 impl KeapSync {
-    async fn contacts(&mut self, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn contacts(&mut self, cursor: Option<&str>) -> Result<Page, Error> {
         let c: ContactCursor = match cursor {
             None => ContactCursor::default(),
             Some(s) => decode_cursor("contacts", s)?,
@@ -149,9 +145,8 @@ impl KeapSync {
             let Some(contact) = v2_contact(&raw) else {
                 continue;
             };
-            records.push(
-                SyncRecord::new(contact.id.clone(), &contact, raw).map_err(ApiError::internal)?,
-            );
+            records
+                .push(SyncRecord::new(contact.id.clone(), &contact, raw).map_err(Error::internal)?);
         }
         Ok(match page.next_page_token {
             Some(token) => Page {
@@ -178,7 +173,7 @@ impl KeapSync {
         &mut self,
         collection: V1Collection,
         cursor: Option<&str>,
-    ) -> Result<Page, ApiError> {
+    ) -> Result<Page, Error> {
         let offset = match cursor {
             None => 0,
             Some(s) => decode_cursor::<OffsetCursor>(collection.key(), s)?.offset,
@@ -213,7 +208,7 @@ impl KeapSync {
 
 #[async_trait]
 impl SyncSession for KeapSync {
-    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, ApiError> {
+    async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, Error> {
         match kind {
             "contacts" => self.contacts(cursor).await,
             "tags" => self.listing(V1Collection::Tags, cursor).await,

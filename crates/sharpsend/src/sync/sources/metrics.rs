@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use super::{decode_cursor, encode_cursor};
 use crate::{
-    http::error::ApiError,
+    error::Error,
     state::AppState,
     sync::source::{Page, SyncRecord},
 };
@@ -89,7 +89,7 @@ pub async fn tracked(
     integration_id: &str,
     kinds: &[(&str, &'static str)],
     now: DateTime<Utc>,
-) -> Result<Vec<Tracked>, ApiError> {
+) -> Result<Vec<Tracked>, Error> {
     let since = now - Duration::days(ACTIVE_DAYS);
     let mut out = Vec::new();
     for (kind, object) in kinds {
@@ -136,7 +136,7 @@ async fn missing_days(
     integration_id: &str,
     key: &str,
     days: Vec<NaiveDate>,
-) -> Result<Vec<NaiveDate>, ApiError> {
+) -> Result<Vec<NaiveDate>, Error> {
     let ids: Vec<String> = days.iter().map(|d| day_id(key, *d)).collect();
     let stored: BTreeSet<String> = state
         .store
@@ -157,7 +157,7 @@ pub fn day_record(
     day: NaiveDate,
     values: &BTreeMap<&'static str, u64>,
     raw: &Value,
-) -> Result<SyncRecord, ApiError> {
+) -> Result<SyncRecord, Error> {
     let mut data = serde_json::Map::new();
     data.insert("campaignId".into(), json!(t.id));
     data.insert("object".into(), json!(t.object));
@@ -165,8 +165,7 @@ pub fn day_record(
     for (k, v) in values {
         data.insert((*k).into(), json!(v));
     }
-    SyncRecord::from_values(day_id(&t.key, day), &Value::Object(data), raw)
-        .map_err(ApiError::internal)
+    SyncRecord::from_values(day_id(&t.key, day), &Value::Object(data), raw).map_err(Error::internal)
 }
 
 /// The metric keys of a stored day record (what the platform reported).
@@ -188,7 +187,7 @@ pub struct MetricsCursor {
     calls: usize,
 }
 
-fn cursor_of(cursor: Option<&str>) -> Result<Option<MetricsCursor>, ApiError> {
+fn cursor_of(cursor: Option<&str>) -> Result<Option<MetricsCursor>, Error> {
     cursor.map(|c| decode_cursor("metrics", c)).transpose()
 }
 
@@ -199,7 +198,7 @@ pub async fn customerio_page(
     integration_id: &str,
     creds: &connectors::customerio::Credentials,
     cursor: Option<&str>,
-) -> Result<Page, ApiError> {
+) -> Result<Page, Error> {
     use connectors::customerio::metrics::{MetricsObject, Period};
     let now = Utc::now();
     let today = now.date_naive();
@@ -271,7 +270,7 @@ pub async fn iterable_page(
     integration_id: &str,
     creds: &connectors::iterable::Credentials,
     cursor: Option<&str>,
-) -> Result<Page, ApiError> {
+) -> Result<Page, Error> {
     let now = Utc::now();
     let today = now.date_naive();
     let oldest = today - Duration::days(ACTIVE_DAYS);
@@ -317,7 +316,7 @@ pub async fn iterable_page(
             let (values, raw) = match rows.remove(&t.id) {
                 Some(row) => (
                     crate::analytics::metrics::iterable_totals(&row),
-                    serde_json::to_value(&row).map_err(ApiError::internal)?,
+                    serde_json::to_value(&row).map_err(Error::internal)?,
                 ),
                 None => (BTreeMap::new(), Value::Null),
             };

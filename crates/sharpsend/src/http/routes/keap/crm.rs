@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::tokens;
+use crate::platforms::keap::tokens;
 use crate::{
     http::{
         error::{ApiError, ApiResult},

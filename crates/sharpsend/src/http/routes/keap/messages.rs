@@ -8,13 +8,13 @@ use domain::Platform;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::tokens;
 use crate::http::{
     error::{ApiError, ApiResult},
     extract::{ApiJson, Scope},
     openapi::{Envelope, ErrorBody},
     routes::operations,
 };
+use crate::platforms::keap::tokens;
 use crate::state::AppState;
 
 /// Keap's first user (the account owner) sends when `data.fromUserId` is not given (inferred:

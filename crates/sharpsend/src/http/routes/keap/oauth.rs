@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::tokens;
+use crate::platforms::keap::tokens;
 use crate::{
     http::{
         error::{ApiError, ApiResult},

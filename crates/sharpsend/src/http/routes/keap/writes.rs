@@ -6,12 +6,12 @@ use domain::{ErrorCode, Platform};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::tokens;
 use crate::http::{
     error::{ApiError, ApiResult},
     extract::{ApiJson, Scope},
     openapi::{Envelope, ErrorBody},
 };
+use crate::platforms::keap::tokens;
 use crate::state::AppState;
 
 /// Largest batch of subscribers in one call (each is at least one Keap request).
@@ -195,7 +195,8 @@ pub async fn upsert_subscribers(
                 async move { keap.upsert_contact(&cred, &sub).await }
             })
             .await
-            .map(|_| ()),
+            .map(|_| ())
+            .map_err(ApiError::from),
         };
         match outcome {
             Ok(()) => accepted += 1,

@@ -26,22 +26,22 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use connectors::keap::{KeapCredential, KeapError, TokenSet};
-use domain::{ErrorCode, Platform, PublisherId, shapes::IntegrationStatus};
+use domain::{Platform, PublisherId, shapes::IntegrationStatus};
 use secrecy::{ExposeSecret, SecretString};
 use store::{IntegrationRecord, SealedField};
 use vault::Aad;
 
 use crate::{
-    http::error::{ApiError, ApiResult},
+    error::{Error, Result},
     state::AppState,
 };
 
-pub const CLIENT_ID: &str = "clientId";
-pub const CLIENT_SECRET: &str = "clientSecret";
-pub const ACCESS_TOKEN: &str = "accessToken";
-pub const REFRESH_TOKEN: &str = "refreshToken";
-pub const EXPIRES_AT: &str = "accessTokenExpiresAt";
-pub const API_KEY: &str = "apiKey";
+pub use crate::platforms::fields::ACCESS_TOKEN;
+pub use crate::platforms::fields::API_KEY;
+pub use crate::platforms::fields::CLIENT_ID;
+pub use crate::platforms::fields::CLIENT_SECRET;
+pub use crate::platforms::fields::EXPIRES_AT;
+pub use crate::platforms::fields::REFRESH_TOKEN;
 
 /// A connected Keap integration and the credential its calls use now.
 pub struct Session {
@@ -65,7 +65,7 @@ impl Session {
 pub async fn oauth_expiry(
     state: &AppState,
     integration_id: &str,
-) -> ApiResult<Option<(DateTime<Utc>, i64)>> {
+) -> Result<Option<(DateTime<Utc>, i64)>> {
     let Some(creds) = state.store.get_credentials(integration_id).await? else {
         return Ok(None);
     };
@@ -79,7 +79,7 @@ pub fn seal_tokens(
     state: &AppState,
     integration_id: &str,
     tokens: &TokenSet,
-) -> ApiResult<Vec<SealedField>> {
+) -> Result<Vec<SealedField>> {
     let expires = SecretString::from(tokens.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true));
     [
         (ACCESS_TOKEN, &tokens.access_token),
@@ -96,7 +96,7 @@ fn seal(
     integration_id: &str,
     field: &str,
     value: &SecretString,
-) -> ApiResult<SealedField> {
+) -> Result<SealedField> {
     let sealed = state
         .vault
         .seal(
@@ -106,7 +106,7 @@ fn seal(
             },
             value,
         )
-        .map_err(ApiError::internal)?;
+        .map_err(Error::internal)?;
     Ok(SealedField {
         field: field.to_owned(),
         key_id: sealed.key_id.0,
@@ -118,7 +118,7 @@ fn open_all(
     state: &AppState,
     integration_id: &str,
     fields: &[SealedField],
-) -> ApiResult<BTreeMap<String, SecretString>> {
+) -> Result<BTreeMap<String, SecretString>> {
     fields
         .iter()
         .map(|f| {
@@ -132,7 +132,7 @@ fn open_all(
                     &f.ciphertext,
                 )
                 .map_err(|e| {
-                    ApiError::internal(format!(
+                    Error::internal(format!(
                         "cannot open {} of integration {integration_id}: {e}",
                         f.field
                     ))
@@ -142,24 +142,24 @@ fn open_all(
         .collect()
 }
 
-fn reconnect_error(publisher: &str, reason: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidCredentials,
-        format!("{reason} Publisher '{publisher}' must reconnect Keap (POST /api/integrations/keap/connect, or the authorize flow)."),
-    )
-    .detail("platform", "keap")
-    .detail("status", IntegrationStatus::ReauthRequired.as_str())
+fn reconnect_error(publisher: &str, reason: &str) -> Error {
+    Error::ReauthRequired {
+        publisher: publisher.to_owned(),
+        platform: Platform::Keap,
+        reason: reason.to_owned(),
+        platform_status: None,
+    }
 }
 
 fn credential_of(
     secrets: &BTreeMap<String, SecretString>,
-) -> ApiResult<(KeapCredential, Option<DateTime<Utc>>, bool)> {
+) -> Result<(KeapCredential, Option<DateTime<Utc>>, bool)> {
     if let Some(key) = secrets.get(API_KEY) {
         return Ok((KeapCredential::api_key(key.clone()), None, false));
     }
     let token = secrets
         .get(ACCESS_TOKEN)
-        .ok_or_else(|| ApiError::internal("Keap integration without accessToken or apiKey"))?;
+        .ok_or_else(|| Error::internal("Keap integration without accessToken or apiKey"))?;
     let client_id = secrets.get(CLIENT_ID).map(|c| c.expose_secret().to_owned());
     let expires = secrets
         .get(EXPIRES_AT)
@@ -174,33 +174,19 @@ fn credential_of(
 
 /// Loads the publisher's Keap integration with a usable credential, refreshing first when the
 /// access token expires within the safety margin.
-pub async fn session(state: &AppState, publisher: &PublisherId) -> ApiResult<Session> {
-    let record = state
-        .store
-        .get_integration(publisher, Platform::Keap)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::IntegrationNotFound,
-                format!("Publisher '{publisher}' has no Keap integration; connect one with POST /api/integrations/keap/connect."),
-            )
-        })?;
-    if record.status == IntegrationStatus::ReauthRequired {
-        return Err(reconnect_error(
-            publisher.as_str(),
-            record
-                .status_reason
-                .as_deref()
-                .unwrap_or("Keap no longer accepts this integration's tokens."),
-        ));
-    }
+pub async fn session(state: &AppState, publisher: &PublisherId) -> Result<Session> {
+    let record = crate::platforms::integration(state, publisher, Platform::Keap).await?;
+    open(state, record).await
+}
+
+/// Opens a stored Keap integration with a usable credential (see [`session`]).
+pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Session> {
+    crate::platforms::ensure_usable(&record)?;
     let creds = state
         .store
         .get_credentials(&record.id)
         .await?
-        .ok_or_else(|| {
-            ApiError::internal(format!("integration {} has no credentials", record.id))
-        })?;
+        .ok_or_else(|| Error::internal(format!("integration {} has no credentials", record.id)))?;
     let secrets = open_all(state, &record.id, &creds.fields)?;
     let (cred, expires, oauth) = credential_of(&secrets)?;
     let mut session = Session {
@@ -216,7 +202,7 @@ pub async fn session(state: &AppState, publisher: &PublisherId) -> ApiResult<Ses
 }
 
 /// Runs one Keap call; on a 401 refreshes the token once (single-flight) and retries once.
-pub async fn call<T, F, Fut>(state: &AppState, session: &mut Session, op: F) -> ApiResult<T>
+pub async fn call<T, F, Fut>(state: &AppState, session: &mut Session, op: F) -> Result<T>
 where
     F: Fn(KeapCredential) -> Fut,
     Fut: std::future::Future<Output = Result<T, KeapError>>,
@@ -235,13 +221,13 @@ where
 }
 
 /// Refreshes the session's token unless someone already did since `session.version`.
-pub async fn refresh(state: &AppState, session: &mut Session) -> ApiResult<()> {
+pub async fn refresh(state: &AppState, session: &mut Session) -> Result<()> {
     let id = session.record.id.clone();
     let gate = state.connectors.keap.refresh_gate(&id);
     let _in_process = gate.lock().await;
     let lock = state.store.lock_credentials(&id).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::IntegrationNotFound,
+        Error::coded(
+            domain::ErrorCode::IntegrationNotFound,
             "The Keap integration was disconnected meanwhile.",
         )
     })?;
@@ -297,8 +283,12 @@ pub async fn refresh(state: &AppState, session: &mut Session) -> ApiResult<()> {
                 .set_integration_status(&id, IntegrationStatus::ReauthRequired, Some(&e.message))
                 .await?;
             tracing::warn!(integration_id = %id, "Keap refused the token refresh; integration needs reauthorisation");
-            Err(reconnect_error(&session.record.publisher_id, &e.message)
-                .detail("platformStatus", e.platform_status.unwrap_or(400)))
+            Err(Error::ReauthRequired {
+                publisher: session.record.publisher_id.clone(),
+                platform: Platform::Keap,
+                reason: e.message.clone(),
+                platform_status: Some(e.platform_status.unwrap_or(400)),
+            })
         }
         Err(e) => {
             lock.release().await?;

@@ -1,0 +1,193 @@
+//! The platforms behind one abstraction.
+//!
+//! A [`PlatformSession`] is one connected integration, opened once from its stored record: the
+//! vault is opened, the typed config read, and (Keap) the OAuth token refreshed inside it, the
+//! way OpenDAL's signer sits inside its operator. Everything that needs a platform's credentials
+//! — routes, the sync engine, the limits view, analytics, webhook work — opens a session through
+//! [`open`] or [`open_for`], so credential loading exists once.
+//!
+//! [`open`] is the registry: the one place that maps a [`Platform`] to its implementation. The
+//! capability matrix (CONTRACT §9) answers through [`require`], so `UNSUPPORTED_OPERATION` comes
+//! from one place, before any upstream call.
+
+pub mod customerio;
+pub mod iterable;
+pub mod keap;
+pub mod operations;
+
+use async_trait::async_trait;
+use domain::{
+    Capability, Platform, PublisherId,
+    operations::{
+        Accepted, BatchOutcome, EventInput, MessageInput, Queued, SubscriberInput, Upserted,
+    },
+    shapes::IntegrationStatus,
+};
+use store::IntegrationRecord;
+
+use crate::{
+    error::{Error, Result},
+    state::AppState,
+    sync::source::SyncSession,
+};
+
+/// The names of the sealed credential fields, in one place (the vault binds each ciphertext to
+/// its integration and field name, so these names are part of what is stored).
+pub mod fields {
+    /// Iterable's server-side key; Customer.io's App API key; a Keap PAT or Service Account Key.
+    pub const API_KEY: &str = "apiKey";
+    /// Iterable: the secret its system webhooks must present.
+    pub const WEBHOOK_SECRET: &str = "webhookSecret";
+    /// Customer.io: the Track API key (with `siteId`).
+    pub const TRACKING_KEY: &str = "trackingKey";
+    /// Customer.io: a Data Pipelines source key.
+    pub const CDP_API_KEY: &str = "cdpApiKey";
+    /// Customer.io: the reporting webhooks' signing key.
+    pub const WEBHOOK_SIGNING_KEY: &str = "webhookSigningKey";
+    /// Keap OAuth: the app's client id and secret, and the token set.
+    pub const CLIENT_ID: &str = "clientId";
+    pub const CLIENT_SECRET: &str = "clientSecret";
+    pub const ACCESS_TOKEN: &str = "accessToken";
+    pub const REFRESH_TOKEN: &str = "refreshToken";
+    pub const EXPIRES_AT: &str = "accessTokenExpiresAt";
+}
+
+/// One connected integration, ready to call its platform.
+#[async_trait]
+pub trait PlatformSession: Send + Sync {
+    /// The stored integration this session was opened from.
+    fn record(&self) -> &IntegrationRecord;
+
+    fn platform(&self) -> Platform {
+        self.record().platform
+    }
+
+    /// Refuses an operation the platform cannot do (CONTRACT §9), before any upstream call.
+    fn require(&self, capability: Capability) -> Result<()> {
+        require(self.platform(), capability)
+    }
+
+    /// The digests the platform's rate budgets are kept under for these credentials (one per
+    /// key the session calls with).
+    fn budget_keys(&self) -> Vec<String>;
+
+    /// This integration's sync reader: pages of each of `Platform::sync_kinds`.
+    fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession>;
+
+    // The common writes (CONTRACT §7). A platform without the capability keeps the default,
+    // which answers `UNSUPPORTED_OPERATION`; the service checks the matrix before opening a
+    // session, so the default is reached only when the matrix and the implementation disagree.
+
+    /// Creates or updates one person.
+    async fn upsert_subscriber(
+        &mut self,
+        _state: &AppState,
+        _input: SubscriberInput,
+    ) -> Result<Upserted> {
+        Err(unsupported(self.platform(), Capability::SubscribersUpsert))
+    }
+
+    /// Creates or updates many people. `items` are the caller's items that parsed, with their
+    /// positions; a per-item problem is an [`domain::operations::ItemFailure`] at that position
+    /// (field names prefixed `subscribers[i].`), a problem with the whole call an error.
+    async fn upsert_subscribers(
+        &mut self,
+        _state: &AppState,
+        _items: Vec<(usize, SubscriberInput)>,
+    ) -> Result<BatchOutcome> {
+        Err(unsupported(self.platform(), Capability::SubscribersUpsert))
+    }
+
+    /// Tracks one event.
+    async fn track_event(&mut self, _state: &AppState, _input: EventInput) -> Result<Accepted> {
+        Err(unsupported(self.platform(), Capability::EventsTrack))
+    }
+
+    /// Tracks many events (as [`PlatformSession::upsert_subscribers`], prefix `events[i].`).
+    async fn track_events(
+        &mut self,
+        _state: &AppState,
+        _items: Vec<(usize, EventInput)>,
+    ) -> Result<BatchOutcome> {
+        Err(unsupported(self.platform(), Capability::EventsTrack))
+    }
+
+    /// Sends one message on `input.channel` (its capability already checked).
+    async fn send_message(&mut self, _state: &AppState, input: MessageInput) -> Result<Queued> {
+        Err(unsupported(self.platform(), input.channel.capability()))
+    }
+}
+
+fn unsupported(platform: Platform, capability: Capability) -> Error {
+    Error::Unsupported {
+        platform,
+        capability,
+    }
+}
+
+/// `UNSUPPORTED_OPERATION` where the capability matrix says no.
+pub fn require(platform: Platform, capability: Capability) -> Result<()> {
+    if platform.support(capability).supported {
+        Ok(())
+    } else {
+        Err(unsupported(platform, capability))
+    }
+}
+
+/// The registry: opens the session of a stored integration.
+pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Box<dyn PlatformSession>> {
+    Ok(match record.platform {
+        Platform::Iterable => Box::new(iterable::IterableSession::open(state, record).await?),
+        Platform::Customerio => Box::new(customerio::CustomerioSession::open(state, record).await?),
+        Platform::Keap => Box::new(keap::KeapSession::open(state, record).await?),
+    })
+}
+
+/// Opens the publisher's integration of `platform`.
+pub async fn open_for(
+    state: &AppState,
+    publisher: &PublisherId,
+    platform: Platform,
+) -> Result<Box<dyn PlatformSession>> {
+    open(state, integration(state, publisher, platform).await?).await
+}
+
+/// The publisher's stored integration of `platform`, or `INTEGRATION_NOT_FOUND`.
+pub async fn integration(
+    state: &AppState,
+    publisher: &PublisherId,
+    platform: Platform,
+) -> Result<IntegrationRecord> {
+    state
+        .store
+        .get_integration(publisher, platform)
+        .await?
+        .ok_or_else(|| Error::IntegrationNotFound {
+            publisher: publisher.to_string(),
+            platform,
+        })
+}
+
+/// `REAUTH_REQUIRED` (as `INVALID_CREDENTIALS`) for an integration the platform no longer
+/// accepts, before any upstream call.
+pub fn ensure_usable(record: &IntegrationRecord) -> Result<()> {
+    if record.status == IntegrationStatus::ReauthRequired {
+        return Err(Error::ReauthRequired {
+            publisher: record.publisher_id.clone(),
+            platform: record.platform,
+            reason: record.status_reason.clone().unwrap_or_else(|| {
+                format!(
+                    "{} no longer accepts this integration's credentials.",
+                    record.platform.display_name()
+                )
+            }),
+            platform_status: None,
+        });
+    }
+    Ok(())
+}
+
+/// A required secret the vault did not hold: a fault of ours (connect stores every one).
+fn missing(record: &IntegrationRecord, field: &str) -> Error {
+    Error::internal(format!("integration {} has no {field}", record.id))
+}
