@@ -7,6 +7,7 @@
 pub mod capabilities;
 pub mod error_code;
 pub mod events;
+pub mod metrics;
 pub mod operations;
 pub mod platform;
 pub mod publisher;

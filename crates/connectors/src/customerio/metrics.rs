@@ -110,3 +110,23 @@ impl CustomerioConnector {
         Ok(Some(body.metric.series))
     }
 }
+
+/// Customer.io's names of our metrics (its `opened` counts opened messages, once each).
+pub const KEYS: [(&str, &str); 8] = [
+    ("sent", "sent"),
+    ("delivered", "delivered"),
+    ("opens", "opened"),
+    ("clicks", "clicked"),
+    ("bounces", "bounced"),
+    ("unsubscribes", "unsubscribed"),
+    ("complaints", "spammed"),
+    ("conversions", "converted"),
+];
+
+/// Our keys from Customer.io's figures of one period (`get` answers one of its metrics), for
+/// the `metrics` sync kind's day records; metrics it did not report stay absent.
+pub fn values(get: impl Fn(&str) -> Option<u64>) -> BTreeMap<&'static str, u64> {
+    KEYS.iter()
+        .filter_map(|(ours, theirs)| get(theirs).map(|v| (*ours, v)))
+        .collect()
+}

@@ -121,6 +121,85 @@ impl IterableConnector {
     }
 }
 
+/// Iterable CSV columns per metric, by medium; the first non-empty one wins.
+const ITERABLE_COLUMNS: [(&str, &[&str]); 10] = [
+    (
+        "sent",
+        &[
+            "Total Email Sends",
+            "Total Pushes Sent",
+            "Total SMS Sent",
+            "Total In-App Sent",
+            "Total Web Pushes Sent",
+        ],
+    ),
+    (
+        "delivered",
+        &[
+            "Total Emails Delivered",
+            "Total Pushes Delivered",
+            "Total SMS Delivered",
+        ],
+    ),
+    (
+        "opens",
+        &[
+            "Total Email Opens",
+            "Total Pushes Opened",
+            "Total In-App Opens",
+        ],
+    ),
+    (
+        "uniqueOpens",
+        &[
+            "Unique Email Opens",
+            "Unique Pushes Opened",
+            "Unique In-App Opens",
+        ],
+    ),
+    (
+        "clicks",
+        &[
+            "Total Emails Clicked",
+            "Total SMS Clicks",
+            "Total In-App Clicks",
+            "Total Web Push Clicks",
+        ],
+    ),
+    (
+        "uniqueClicks",
+        &[
+            "Unique Email Clicks",
+            "Unique SMS Clicks",
+            "Unique In-App Clicks",
+            "Unique Web Push Clicks",
+        ],
+    ),
+    (
+        "bounces",
+        &[
+            "Total Emails Bounced",
+            "Total Pushes Bounced",
+            "Total SMS Bounced",
+        ],
+    ),
+    ("unsubscribes", &["Total Unsubscribes"]),
+    ("complaints", &["Total Complaints"]),
+    ("conversions", &["Total Custom Conversions"]),
+];
+
+/// Our keys from an Iterable metrics row; columns the row lacks (or left empty) stay absent.
+pub fn totals(row: &MetricsRow) -> BTreeMap<&'static str, u64> {
+    ITERABLE_COLUMNS
+        .iter()
+        .filter_map(|(key, cols)| {
+            cols.iter()
+                .find_map(|c| row.get(*c))
+                .map(|v| (*key, v.max(0.0).round() as u64))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

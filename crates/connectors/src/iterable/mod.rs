@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use export::{DEFAULT_LOOKBACK, EVENT_TYPES, ExportBatch};
-pub use metrics::{METRICS_BATCH, MetricsRow, parse_metrics_csv};
+pub use metrics::{METRICS_BATCH, MetricsRow, parse_metrics_csv, totals as metric_totals};
 pub use models::{
     Account, CAMPAIGN_STATES, CampaignPage, Channel, List, Template, campaign_state, channel_name,
 };

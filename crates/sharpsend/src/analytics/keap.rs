@@ -27,7 +27,7 @@ use domain::{ErrorCode, Platform, PublisherId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::metrics::{EventCounts, Window};
+use super::buckets::{EventCounts, Window};
 use crate::{
     error::{Error, Result},
     platforms::keap::tokens,
@@ -232,7 +232,7 @@ pub async fn email_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics::metrics::parse_time;
+    use crate::analytics::buckets::parse_time;
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_time("t", s).unwrap()

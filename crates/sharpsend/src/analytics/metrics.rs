@@ -35,16 +35,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use connectors::{
     customerio::metrics::{MetricsObject, Period},
     iterable,
 };
-use domain::{ErrorCode, Platform, PublisherId};
+use domain::{ErrorCode, Platform, PublisherId, metrics::METRICS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::EventRecord;
 
+use super::buckets::{EventCounts, Interval, Window};
 use crate::{
     error::{Error, Result},
     platforms::{customerio::CustomerioSession, iterable::IterableSession},
@@ -52,155 +53,8 @@ use crate::{
     sync::jobs,
 };
 
-/// The normalised metric keys, in answer order.
-pub const METRICS: [&str; 10] = [
-    "sent",
-    "delivered",
-    "opens",
-    "uniqueOpens",
-    "clicks",
-    "uniqueClicks",
-    "bounces",
-    "unsubscribes",
-    "complaints",
-    "conversions",
-];
-
 /// At most this many received events are counted per answer.
 const MAX_EVENTS: u32 = 200_000;
-
-/// Series granularity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interval {
-    Hour,
-    Day,
-    Week,
-}
-
-impl Interval {
-    pub fn parse(s: Option<&str>) -> Result<Self> {
-        match s.unwrap_or("day") {
-            "hour" => Ok(Self::Hour),
-            "day" | "" => Ok(Self::Day),
-            "week" => Ok(Self::Week),
-            other => Err(Error::invalid(
-                "interval",
-                format!("interval '{other}' is not one of hour, day, week."),
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hour => "hour",
-            Self::Day => "day",
-            Self::Week => "week",
-        }
-    }
-
-    fn step(self) -> Duration {
-        match self {
-            Self::Hour => Duration::hours(1),
-            Self::Day => Duration::days(1),
-            Self::Week => Duration::weeks(1),
-        }
-    }
-
-    /// The most buckets one answer may hold (31 days of hours, 366 days, about 3 years of weeks).
-    fn max_buckets(self) -> i64 {
-        match self {
-            Self::Hour => 24 * 31,
-            Self::Day => 366,
-            Self::Week => 157,
-        }
-    }
-
-    /// The start of the bucket holding `t` (weeks start on Monday, UTC).
-    pub fn floor(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let hour = t
-            .with_minute(0)
-            .and_then(|t| t.with_second(0))
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap_or(t);
-        let day = hour.with_hour(0).unwrap_or(hour);
-        match self {
-            Self::Hour => hour,
-            Self::Day => day,
-            Self::Week => day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
-        }
-    }
-}
-
-/// Reads `from`/`to`: RFC 3339, or a date (`2026-03-01`, midnight UTC).
-pub fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(Utc.from_utc_datetime(&t));
-    }
-    Err(Error::invalid(
-        field,
-        format!("{field} '{value}' is not an RFC 3339 time or a YYYY-MM-DD date."),
-    ))
-}
-
-/// The checked window of a request.
-#[derive(Clone, Copy, Debug)]
-pub struct Window {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub interval: Interval,
-}
-
-impl Window {
-    /// `to` defaults to now, `from` to 30 days before `to`; `from < to`, and the range holds at
-    /// most the interval's maximum of buckets.
-    pub fn parse(
-        from: Option<&str>,
-        to: Option<&str>,
-        interval: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Self> {
-        let interval = Interval::parse(interval)?;
-        let to = match to.filter(|s| !s.is_empty()) {
-            Some(s) => parse_time("to", s)?,
-            None => now,
-        };
-        let from = match from.filter(|s| !s.is_empty()) {
-            Some(s) => parse_time("from", s)?,
-            None => to - Duration::days(30),
-        };
-        if from >= to {
-            return Err(Error::invalid("from", "from must be before to."));
-        }
-        let buckets = (to - interval.floor(from)).num_seconds() / interval.step().num_seconds();
-        if buckets >= interval.max_buckets() {
-            return Err(Error::invalid(
-                "from",
-                format!(
-                    "The range from–to holds more than {} {}s; narrow it or use a longer interval.",
-                    interval.max_buckets(),
-                    interval.as_str()
-                ),
-            ));
-        }
-        Ok(Self { from, to, interval })
-    }
-
-    /// Bucket starts from the one holding `from` up to `to` (exclusive).
-    pub fn buckets(&self) -> Vec<DateTime<Utc>> {
-        let mut out = Vec::new();
-        let mut at = self.interval.floor(self.from);
-        while at < self.to {
-            out.push(at);
-            at += self.interval.step();
-        }
-        out
-    }
-}
 
 /// What each of our event types counts as, for the channel subjects.
 fn metric_of(action: &str) -> Option<&'static str> {
@@ -237,13 +91,6 @@ pub fn webhook_metrics(platform: Platform) -> &'static [&'static str] {
         // Keap's REST hooks are about contacts, opportunities and orders: no email events.
         Platform::Keap => &[],
     }
-}
-
-/// Counts of our received events: totals over the range and per bucket.
-#[derive(Debug, Default, PartialEq)]
-pub struct EventCounts {
-    pub totals: BTreeMap<&'static str, u64>,
-    pub series: BTreeMap<DateTime<Utc>, BTreeMap<&'static str, u64>>,
 }
 
 /// Counts `events` (one campaign's, in the window) into the window's buckets, de-duplicated.
@@ -318,85 +165,6 @@ pub fn count_events(events: &[EventRecord], window: &Window, metrics: &[&str]) -
     out
 }
 
-/// Iterable CSV columns per metric, by medium; the first non-empty one wins.
-const ITERABLE_COLUMNS: [(&str, &[&str]); 10] = [
-    (
-        "sent",
-        &[
-            "Total Email Sends",
-            "Total Pushes Sent",
-            "Total SMS Sent",
-            "Total In-App Sent",
-            "Total Web Pushes Sent",
-        ],
-    ),
-    (
-        "delivered",
-        &[
-            "Total Emails Delivered",
-            "Total Pushes Delivered",
-            "Total SMS Delivered",
-        ],
-    ),
-    (
-        "opens",
-        &[
-            "Total Email Opens",
-            "Total Pushes Opened",
-            "Total In-App Opens",
-        ],
-    ),
-    (
-        "uniqueOpens",
-        &[
-            "Unique Email Opens",
-            "Unique Pushes Opened",
-            "Unique In-App Opens",
-        ],
-    ),
-    (
-        "clicks",
-        &[
-            "Total Emails Clicked",
-            "Total SMS Clicks",
-            "Total In-App Clicks",
-            "Total Web Push Clicks",
-        ],
-    ),
-    (
-        "uniqueClicks",
-        &[
-            "Unique Email Clicks",
-            "Unique SMS Clicks",
-            "Unique In-App Clicks",
-            "Unique Web Push Clicks",
-        ],
-    ),
-    (
-        "bounces",
-        &[
-            "Total Emails Bounced",
-            "Total Pushes Bounced",
-            "Total SMS Bounced",
-        ],
-    ),
-    ("unsubscribes", &["Total Unsubscribes"]),
-    ("complaints", &["Total Complaints"]),
-    ("conversions", &["Total Custom Conversions"]),
-];
-
-/// Our keys from an Iterable metrics row; columns the row lacks (or left empty) stay absent.
-pub fn iterable_totals(row: &iterable::MetricsRow) -> BTreeMap<&'static str, u64> {
-    ITERABLE_COLUMNS
-        .iter()
-        .filter_map(|(key, cols)| {
-            cols.iter()
-                .find_map(|c| row.get(*c))
-                .map(|v| (*key, v.max(0.0).round() as u64))
-        })
-        .collect()
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
@@ -408,27 +176,6 @@ pub struct MetricsQuery {
     pub interval: Option<String>,
     /// Customer.io only: `campaign` (default), `broadcast` or `newsletter`.
     pub object: Option<String>,
-}
-
-/// Customer.io's names of our metrics (its `opened` counts opened messages, once each).
-const CUSTOMERIO_KEYS: [(&str, &str); 8] = [
-    ("sent", "sent"),
-    ("delivered", "delivered"),
-    ("opens", "opened"),
-    ("clicks", "clicked"),
-    ("bounces", "bounced"),
-    ("unsubscribes", "unsubscribed"),
-    ("complaints", "spammed"),
-    ("conversions", "converted"),
-];
-
-/// Our keys from Customer.io's figures of one period (`get` answers one of its metrics), for
-/// the `metrics` sync kind's day records; metrics it did not report stay absent.
-pub fn customerio_values(get: impl Fn(&str) -> Option<u64>) -> BTreeMap<&'static str, u64> {
-    CUSTOMERIO_KEYS
-        .iter()
-        .filter_map(|(ours, theirs)| get(theirs).map(|v| (*ours, v)))
-        .collect()
 }
 
 /// Platform figures per bucket.
@@ -485,7 +232,7 @@ async fn customerio_series(
         // Index of this bucket in Customer.io's arrays (the last one is the current period);
         // buckets after now have nothing yet.
         let back = (current - at).num_seconds() / step.num_seconds();
-        for (ours, theirs) in CUSTOMERIO_KEYS {
+        for (ours, theirs) in connectors::customerio::metrics::KEYS {
             let Some(arr) = raw.get(theirs) else { continue };
             let v = usize::try_from(back)
                 .ok()
@@ -509,7 +256,7 @@ async fn stored_series(
     key: &str,
     window: &Window,
 ) -> Result<Option<Series>> {
-    use crate::sync::sources::metrics::{day_id, day_values};
+    use super::history::{day_id, day_values};
     let buckets = window.buckets();
     let Some(first) = buckets.first().copied() else {
         return Ok(None);
@@ -635,13 +382,13 @@ pub async fn campaign_metrics(
                 )
                 .detail("campaignId", campaign_id.clone())
             })?;
-        platform_totals = iterable_totals(&row);
+        platform_totals = iterable::metric_totals(&row);
     }
 
     // Days the platform cannot report (outside its retention) or does not break down
     // (Iterable): what the `metrics` sync kind stored.
     let stored = if platform_series.is_none() && platform != Platform::Keap {
-        let key = crate::sync::sources::metrics::metrics_key(
+        let key = super::history::metrics_key(
             match object {
                 MetricsObject::Campaign => "campaign",
                 MetricsObject::Broadcast => "broadcast",
@@ -738,6 +485,7 @@ pub async fn campaign_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analytics::buckets::parse_time;
 
     fn t(s: &str) -> DateTime<Utc> {
         parse_time("t", s).unwrap()
@@ -844,7 +592,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let m = iterable_totals(&row);
+        let m = iterable::metric_totals(&row);
         assert_eq!(m["sent"], 100);
         assert_eq!(m["uniqueOpens"], 30);
         assert_eq!(m["unsubscribes"], 1);

@@ -3,7 +3,9 @@
 //! counts from received webhook events, the `…/limits` view of the rate budgets, and pure SVG
 //! chart renderers for the dashboard.
 
+pub mod buckets;
 pub mod chart;
+pub mod history;
 pub mod keap;
 pub mod limits;
 pub mod metrics;

@@ -1223,7 +1223,8 @@ async fn campaign_page(
     Path((platform, campaign_id)): Path<(String, String)>,
     Query(q): Query<CampaignQuery>,
 ) -> Response {
-    use crate::analytics::{chart, keap, metrics::METRICS};
+    use crate::analytics::{chart, keap};
+    use domain::metrics::METRICS;
     let Some((platform, name)) = platform_of(&platform) else {
         return unknown_platform(&session);
     };

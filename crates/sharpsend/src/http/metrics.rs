@@ -207,11 +207,8 @@ impl Metrics {
     /// Sets the budget gauges from the connectors' trackers (called before each render).
     pub fn observe_limits(&self, connectors: &connectors::Registry) {
         let now = std::time::SystemTime::now();
-        for (platform, tracker) in [
-            (domain::Platform::Iterable, connectors.iterable.limits()),
-            (domain::Platform::Customerio, connectors.customerio.limits()),
-            (domain::Platform::Keap, connectors.keap.limits()),
-        ] {
+        for platform in domain::Platform::ALL {
+            let tracker = connectors.get(platform).client().limits();
             for c in tracker.totals() {
                 let labels = BudgetLabels {
                     platform: platform.as_str().to_owned(),

@@ -7,9 +7,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     analytics::{
+        buckets::Window,
         keap::{EmailMetricsQuery, KeapEmailMetrics},
         limits::LimitsView,
-        metrics::{CampaignMetrics, MetricsQuery, Window},
+        metrics::{CampaignMetrics, MetricsQuery},
     },
     http::{
         checks,

@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 use super::{decode_cursor, encode_cursor};
 use crate::{
+    analytics::history::{day_id, metrics_key},
     error::Error,
     state::AppState,
     sync::source::{Page, SyncRecord},
@@ -42,19 +43,6 @@ pub const ACTIVE_DAYS: i64 = 30;
 pub const ITERABLE_CALLS_PER_RUN: usize = 10;
 /// Customer.io serves this many daily periods, the last being today.
 const CUSTOMERIO_DAYS: i64 = 45;
-
-/// The record key of one campaign's (broadcast's, newsletter's) metrics, without the day.
-pub fn metrics_key(object: &str, id: &str) -> String {
-    match object {
-        "campaign" => id.to_owned(),
-        other => format!("{other}:{id}"),
-    }
-}
-
-/// The platform id of one day's record.
-pub fn day_id(key: &str, day: NaiveDate) -> String {
-    format!("{key}:{}", day.format("%Y-%m-%d"))
-}
 
 /// A campaign whose daily metrics are kept.
 #[derive(Clone, Debug)]
@@ -168,14 +156,6 @@ pub fn day_record(
     SyncRecord::from_values(day_id(&t.key, day), &Value::Object(data), raw).map_err(Error::internal)
 }
 
-/// The metric keys of a stored day record (what the platform reported).
-pub fn day_values(data: &Value) -> BTreeMap<&'static str, u64> {
-    crate::analytics::metrics::METRICS
-        .iter()
-        .filter_map(|k| data.get(*k).and_then(Value::as_u64).map(|v| (*k, v)))
-        .collect()
-}
-
 /// Where a metrics run is: the last campaign key done (and, for Iterable, its day and the
 /// requests made so far).
 #[derive(Serialize, Deserialize, Default)]
@@ -244,7 +224,7 @@ pub async fn customerio_page(
                     .iter()
                     .filter_map(|(k, arr)| at(arr).map(|v| (k.clone(), json!(v))))
                     .collect();
-                let values = crate::analytics::metrics::customerio_values(|theirs| {
+                let values = connectors::customerio::metrics::values(|theirs| {
                     series.get(theirs).and_then(&at)
                 });
                 records.push(day_record(t, day, &values, &Value::Object(raw))?);
@@ -315,7 +295,7 @@ pub async fn iterable_page(
             // not asked again.
             let (values, raw) = match rows.remove(&t.id) {
                 Some(row) => (
-                    crate::analytics::metrics::iterable_totals(&row),
+                    connectors::iterable::metric_totals(&row),
                     serde_json::to_value(&row).map_err(Error::internal)?,
                 ),
                 None => (BTreeMap::new(), Value::Null),
