@@ -158,7 +158,7 @@ pub async fn assemble(
         budget_percent: config.rate_budget_percent,
     });
     let state = AppState::new(Inner {
-        rate_limits: http::ratelimit::RateLimits::new(&config),
+        rate_limits: http::limits::RateLimits::new(&config),
         public_origin: config.public_origin(bound),
         connectors,
         metrics,

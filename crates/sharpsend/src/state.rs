@@ -24,9 +24,9 @@ pub struct Inner {
     /// Wakes an idle sync worker of this process when a job is queued here.
     pub sync_wakeup: tokio::sync::Notify,
     /// Our own rate limits (`http::ratelimit`).
-    pub rate_limits: crate::http::ratelimit::RateLimits,
+    pub rate_limits: crate::http::limits::RateLimits,
     /// Upstream work caused by webhook deliveries, queued and bounded per integration.
-    pub hook_work: crate::webhooks::work::HookWork,
+    pub hook_work: crate::webhooks::queue::HookWork,
 }
 
 impl AppState {

@@ -4,6 +4,7 @@ pub mod checks;
 pub mod error;
 pub mod extract;
 pub mod json;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

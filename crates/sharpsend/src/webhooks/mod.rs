@@ -18,6 +18,7 @@
 pub mod customerio;
 pub mod iterable;
 pub mod keap;
+pub mod queue;
 pub mod work;
 
 use axum::http::HeaderMap;
