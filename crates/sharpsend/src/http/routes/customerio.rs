@@ -54,16 +54,19 @@ pub struct TestConnectionBody {
     /// The workspace's Site ID (Track API user name).
     pub site_id: String,
     /// The App API key (bearer).
-    pub api_key: String,
+    #[schema(value_type = String)]
+    pub api_key: SecretString,
     /// `us` (default) or `eu`.
     #[serde(default)]
     pub region: Option<Region>,
     /// The Tracking API key paired with the Site ID; when absent, `apiKey` is tried as the Track key.
     #[serde(default)]
-    pub tracking_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub tracking_key: Option<SecretString>,
     /// A Data Pipelines source API key.
     #[serde(default)]
-    pub cdp_api_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub cdp_api_key: Option<SecretString>,
 }
 
 /// Non-secret settings of a Customer.io integration.
@@ -95,17 +98,21 @@ pub struct ConnectBody {
     pub publisher_id: Option<String>,
     pub site_id: String,
     /// The App API key (bearer).
-    pub api_key: String,
+    #[schema(value_type = String)]
+    pub api_key: SecretString,
     /// `us` (default) or `eu`.
     #[serde(default)]
     pub region: Option<Region>,
     /// The Tracking API key paired with the Site ID.
-    pub tracking_key: String,
+    #[schema(value_type = String)]
+    pub tracking_key: SecretString,
     #[serde(default)]
-    pub cdp_api_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub cdp_api_key: Option<SecretString>,
     /// The reporting webhooks' signing key (Settings → Reporting Webhooks).
     #[serde(default)]
-    pub webhook_signing_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub webhook_signing_key: Option<SecretString>,
     #[serde(default)]
     pub config: CustomerioConfig,
 }
@@ -124,7 +131,9 @@ pub struct ConnectionTest {
     pub latency_ms: u64,
 }
 
-fn required(field: &str, value: &str) -> Result<SecretString, ApiError> {
+fn required(field: &str, value: &SecretString) -> Result<SecretString, ApiError> {
+    use secrecy::ExposeSecret as _;
+    let value = value.expose_secret();
     if value.trim().len() > 512 {
         return Err(ApiError::validation(
             field,
@@ -134,7 +143,7 @@ fn required(field: &str, value: &str) -> Result<SecretString, ApiError> {
     checks::credential(field, value)
 }
 
-fn optional(field: &str, value: Option<&String>) -> Result<Option<SecretString>, ApiError> {
+fn optional(field: &str, value: Option<&SecretString>) -> Result<Option<SecretString>, ApiError> {
     value.map(|v| required(field, v)).transpose()
 }
 

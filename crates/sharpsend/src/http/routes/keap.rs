@@ -75,10 +75,12 @@ impl KeapId {
 pub struct TestConnectionBody {
     /// An OAuth 2.0 access token (sent as `Authorization: Bearer`).
     #[serde(default)]
-    pub access_token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub access_token: Option<SecretString>,
     /// A Personal Access Token or Service Account Key (sent as `X-Keap-API-Key`).
     #[serde(default)]
-    pub api_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub api_key: Option<SecretString>,
 }
 
 /// What a successful test reports.
@@ -96,20 +98,21 @@ pub struct TestConnectionResult {
     pub latency_ms: u64,
 }
 
-fn nonempty(field: &str, value: Option<String>) -> ApiResult<Option<SecretString>> {
-    match value {
+fn nonempty(field: &str, value: Option<SecretString>) -> ApiResult<Option<SecretString>> {
+    use secrecy::ExposeSecret as _;
+    match value.as_ref().map(|v| v.expose_secret()) {
         None => Ok(None),
         Some(v) if v.trim().is_empty() => {
             Err(ApiError::validation(field, format!("`{field}` is empty.")))
         }
-        Some(v) => checks::credential(field, &v).map(Some),
+        Some(v) => checks::credential(field, v).map(Some),
     }
 }
 
 /// One credential from `accessToken` or `apiKey` (exactly one of them).
 fn one_credential(
-    access_token: Option<String>,
-    api_key: Option<String>,
+    access_token: Option<SecretString>,
+    api_key: Option<SecretString>,
     client_id: Option<&str>,
 ) -> ApiResult<KeapCredential> {
     let hint_key = |t: &str| t.starts_with("KeapAK-");
@@ -123,7 +126,7 @@ fn one_credential(
             "Send `accessToken` (an OAuth access token) or `apiKey` (a Keap Personal Access Token or Service Account Key).",
         )),
         (Some(t), None) => {
-            if hint_key(t.trim()) {
+            if hint_key(secrecy::ExposeSecret::expose_secret(&t).trim()) {
                 return Err(ApiError::validation(
                     "accessToken",
                     "This looks like a Keap Personal Access Token or Service Account Key (`KeapAK-…`): send it as `apiKey`, not `accessToken`.",
@@ -198,17 +201,21 @@ pub struct ConnectBody {
     #[serde(default)]
     pub client_id: Option<String>,
     #[serde(default)]
-    pub client_secret: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<SecretString>,
     #[serde(default)]
-    pub access_token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub access_token: Option<SecretString>,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub refresh_token: Option<SecretString>,
     /// Seconds the access token stays valid (Keap's `expires_in`; 86,400 when absent).
     #[serde(default)]
     pub expires_in: Option<i64>,
     /// A Personal Access Token or Service Account Key, instead of the OAuth fields.
     #[serde(default)]
-    pub api_key: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub api_key: Option<SecretString>,
     #[serde(default)]
     pub config: Option<KeapConfigBody>,
 }
@@ -253,7 +260,7 @@ pub async fn connect(
         }
         cred
     } else {
-        let client_id = nonempty("clientId", body.client_id)?.ok_or_else(|| {
+        let client_id = nonempty("clientId", body.client_id.map(SecretString::from))?.ok_or_else(|| {
             ApiError::validation("clientId", "`clientId` is required: your Keap app's client id (Keap developer portal › My Apps). Or connect with `apiKey` (a PAT/SAK) instead.")
         })?;
         let client_secret = nonempty("clientSecret", body.client_secret)?.ok_or_else(|| {
