@@ -192,12 +192,7 @@ fn message(
 
 fn platform_of(s: &str) -> Option<(Platform, &'static str)> {
     let p = Platform::parse(s)?;
-    let name = match p {
-        Platform::Iterable => "Iterable",
-        Platform::Customerio => "Customer.io",
-        Platform::Keap => "Keap",
-    };
-    Some((p, name))
+    Some((p, p.display_name()))
 }
 
 fn unknown_platform(session: &Session) -> Response {
