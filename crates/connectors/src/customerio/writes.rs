@@ -621,6 +621,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_profile_becomes_customerio_attributes() {
+        let mut custom = Map::new();
+        custom.insert("plan".into(), json!("pro"));
+        custom.insert("first_name".into(), json!("overridden"));
+        let p = PersonUpsert::new(
+            PersonId::Id("42".into()),
+            Profile {
+                email: Some("a@example.com".into()),
+                first_name: Some("Ada".into()),
+                last_name: None,
+                phone: Some("+15551234567".into()),
+                tags: Some(vec!["vip".into()]),
+                attributes: custom,
+            },
+        );
+        assert_eq!(p.identifier, PersonId::Id("42".into()));
+        assert_eq!(
+            Value::Object(p.attributes),
+            json!({"email": "a@example.com", "first_name": "Ada", "phone": "+15551234567",
+                   "tags": ["vip"], "plan": "pro"})
+        );
+    }
+
+    #[test]
     fn limits_name_the_field() {
         let mut p = PersonUpsert {
             identifier: PersonId::Id("x".repeat(151)),

@@ -290,3 +290,103 @@ fn trigger(broadcast: Value, input: MessageInput) -> Result<Send> {
     data.remove("broadcastId");
     Ok(Send::Broadcast { id, audience, data })
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::operations::Recipient;
+    use serde_json::json;
+
+    use super::*;
+
+    fn msg(channel: Channel, campaign: Value, to: Recipient) -> MessageInput {
+        MessageInput {
+            channel,
+            campaign_id: Some(campaign),
+            to,
+            data: None,
+            send_at: None,
+        }
+    }
+
+    fn field(e: Error) -> Value {
+        match e {
+            Error::Coded { details, .. } => details["field"].clone(),
+            other => panic!("not a validation error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_person_is_keyed_by_user_id_then_email_then_phone() {
+        let p = person(SubscriberInput {
+            email: Some(" a@example.com ".into()),
+            user_id: Some("7".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.identifier, PersonId::Id("7".into()));
+        assert_eq!(p.attributes["email"], "a@example.com");
+        let p = person(SubscriberInput {
+            phone: Some("+15551234567".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.identifier, PersonId::Phone("+15551234567".into()));
+        let (f, _) = person(SubscriberInput {
+            email: Some("a@example.com".into()),
+            tags: Some(vec![json!("ok"), json!(3)]),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(f, "tags[1]");
+        let (f, _) = person(SubscriberInput {
+            user_id: Some("x".repeat(151)),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(f, "userId");
+    }
+
+    #[test]
+    fn messages_keep_customerio_rules() {
+        let to = Recipient {
+            email: Some("r@example.com".into()),
+            ..Default::default()
+        };
+        // A numeric campaignId is the transactional message's id.
+        let Send::Transactional(t) = message(msg(Channel::Email, json!(12), to.clone())).unwrap()
+        else {
+            panic!("a transactional message");
+        };
+        assert_eq!(t.message_id, "12");
+        assert_eq!(t.to.as_deref(), Some("r@example.com"));
+        // At most 90 days ahead.
+        let mut m = msg(Channel::Email, json!("1"), to.clone());
+        m.send_at = Some((Utc::now() + chrono::Duration::days(91)).to_rfc3339());
+        assert_eq!(field(message(m).err().unwrap()), "sendAt");
+        let mut m = msg(Channel::Email, json!("1"), to.clone());
+        m.send_at = Some("tomorrow".into());
+        assert_eq!(field(message(m).err().unwrap()), "sendAt");
+        let mut m = msg(Channel::Email, json!("1"), to);
+        m.send_at = Some((Utc::now() + chrono::Duration::days(89)).to_rfc3339());
+        assert!(message(m).is_ok());
+        // SMS needs an E.164 number.
+        let sms = Recipient {
+            user_id: Some("1".into()),
+            phone: Some("+1 555".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            field(message(msg(Channel::Sms, json!("4"), sms)).err().unwrap()),
+            "to.phone"
+        );
+    }
+
+    #[test]
+    fn batch_sizes_count_the_callers_positions() {
+        let items: Vec<(usize, ())> = vec![(0, ()), (1000, ())];
+        assert!(check_batch_size("subscribers", &items, 1000, "people").is_err());
+        let items: Vec<(usize, ())> = vec![(0, ()), (999, ())];
+        assert!(check_batch_size("subscribers", &items, 1000, "people").is_ok());
+        assert!(check_batch_size::<()>("events", &[], 100, "events").is_err());
+    }
+}
