@@ -15,6 +15,7 @@ mod errors;
 pub mod metrics;
 pub mod reads;
 pub mod sync;
+pub mod webhooks;
 pub mod writes;
 
 use std::time::Duration;
@@ -33,8 +34,8 @@ use crate::{
 pub use check::{ApiCheck, ConnectionReport};
 pub use reads::{CampaignFilter, NEWSLETTER_PAGE, Person, Segment};
 pub use writes::{
-    BroadcastAudience, ItemFailure, LimitError, PersonId, PersonUpsert, TrackEvent, Transactional,
-    check_event, check_person,
+    BroadcastAudience, ItemFailure, LimitError, PersonId, PersonUpsert, Profile, TrackEvent,
+    Transactional, check_event, check_person,
 };
 
 /// Endpoint classes with their own budget.

@@ -54,6 +54,46 @@ pub struct PersonUpsert {
     pub attributes: Map<String, Value>,
 }
 
+/// A person's profile in our terms (values already trimmed and checked by the caller); the
+/// connector names them as Customer.io attributes.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
+    /// Stored as the `tags` attribute.
+    pub tags: Option<Vec<String>>,
+    /// Custom attributes, sent as they are.
+    pub attributes: Map<String, Value>,
+}
+
+impl PersonUpsert {
+    /// The person identified by `identifier`, with the profile as Customer.io attributes
+    /// (`email`, `first_name`, `last_name`, `phone`, `tags` over any custom attribute of the
+    /// same name).
+    pub fn new(identifier: PersonId, profile: Profile) -> Self {
+        let mut attributes = profile.attributes;
+        let mut set = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                attributes.insert(k.to_owned(), Value::String(v));
+            }
+        };
+        set("email", profile.email);
+        set("first_name", profile.first_name);
+        set("last_name", profile.last_name);
+        set("phone", profile.phone);
+        if let Some(tags) = profile.tags {
+            attributes.insert("tags".into(), json!(tags));
+        }
+        Self {
+            identifier,
+            attributes,
+        }
+    }
+}
+
 /// A limit a person breaks: the field (relative to the person) and a sentence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitError {
@@ -444,8 +484,7 @@ impl CustomerioConnector {
 /// A transactional message to send (`/v1/send/{email|push|sms|in_app}`).
 #[derive(Clone, Debug)]
 pub struct Transactional {
-    /// `email`, `push`, `sms` or `in_app`.
-    pub channel: &'static str,
+    pub channel: domain::operations::Channel,
     /// The transactional message's id or trigger name.
     pub message_id: String,
     /// Who it is for: an id or an email (`cio_…` ids are not taken here).
@@ -536,7 +575,8 @@ impl CustomerioConnector {
         msg: &Transactional,
     ) -> Result<String, ConnectorError> {
         let digest = budget_key(&creds.api_key);
-        let channel = crate::http::path_segment(domain::Platform::Customerio, msg.channel)?;
+        let channel =
+            crate::http::path_segment(domain::Platform::Customerio, msg.channel.as_str())?;
         let url = self.url(Api::App, creds.region, &format!("/v1/send/{channel}"));
         let mut identifiers = Map::new();
         identifiers.insert(msg.person.key().to_owned(), json!(msg.person.value()));
@@ -579,6 +619,30 @@ impl CustomerioConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_profile_becomes_customerio_attributes() {
+        let mut custom = Map::new();
+        custom.insert("plan".into(), json!("pro"));
+        custom.insert("first_name".into(), json!("overridden"));
+        let p = PersonUpsert::new(
+            PersonId::Id("42".into()),
+            Profile {
+                email: Some("a@example.com".into()),
+                first_name: Some("Ada".into()),
+                last_name: None,
+                phone: Some("+15551234567".into()),
+                tags: Some(vec!["vip".into()]),
+                attributes: custom,
+            },
+        );
+        assert_eq!(p.identifier, PersonId::Id("42".into()));
+        assert_eq!(
+            Value::Object(p.attributes),
+            json!({"email": "a@example.com", "first_name": "Ada", "phone": "+15551234567",
+                   "tags": ["vip"], "plan": "pro"})
+        );
+    }
 
     #[test]
     fn limits_name_the_field() {

@@ -861,9 +861,10 @@ async fn events_go_through_track_or_pipelines_within_limits() {
             ),
         )
         .await;
+    // The unified answer (CONTRACT §7); which API took the event is seen at the simulators.
     assert_eq!(
         *a.expect_ok(200),
-        json!({"platform": "customerio", "status": "accepted", "api": "track"})
+        json!({"platform": "customerio", "status": "accepted"})
     );
     let sent = sim
         .requests(Some("/api/v1/customers/reader%40example.com/events"))
@@ -881,7 +882,7 @@ async fn events_go_through_track_or_pipelines_within_limits() {
             Some(json!({"name": "page_view"})),
         )
         .await;
-    assert_eq!(a.expect_ok(200)["api"], "track");
+    assert_eq!(a.expect_ok(200)["status"], "accepted");
     assert_eq!(sim.requests(Some("/api/v1/events")).await.unwrap().len(), 1);
     // By user id with a stored cdpApiKey: Data Pipelines, strict mode.
     let a = app
@@ -892,7 +893,7 @@ async fn events_go_through_track_or_pipelines_within_limits() {
             Some(json!({"name": "subscribed", "userId": "100001"})),
         )
         .await;
-    assert_eq!(a.expect_ok(200)["api"], "cdp");
+    assert_eq!(a.expect_ok(200)["status"], "accepted");
     let cdp = sim.requests(Some("/v1/track")).await.unwrap();
     assert_eq!(cdp.last().unwrap().json()["event"], "subscribed");
     assert_eq!(cdp.last().unwrap().status, Some(200));
@@ -912,6 +913,74 @@ async fn events_go_through_track_or_pipelines_within_limits() {
         assert_eq!(a.field(), field);
     }
     assert_eq!(sim.requests(None).await.unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn many_events_are_tracked_one_call_each_with_failures_per_item() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = sim(&sandbox);
+    let key = connected(&app, "pub-cio").await;
+    let events = "/api/integrations/pub-cio/customerio/events";
+    let before = sim.requests(None).await.unwrap().len();
+    let a = app
+        .call(
+            Method::POST,
+            events,
+            Some(&key),
+            Some(json!({"events": [
+                {"name": "article_read", "email": "reader@example.com", "data": {"slug": "a"}},
+                {"name": "x".repeat(101), "email": "reader@example.com"},
+                {"name": 5},
+                {"name": "page_view"},
+                {"name": "late", "email": "reader@example.com", "timestamp": "yesterday"},
+            ]})),
+        )
+        .await;
+    let data = a.expect_ok(200);
+    assert_eq!(data["accepted"], 2, "{data}");
+    let failed = data["failed"].as_array().unwrap();
+    let at: Vec<u64> = failed
+        .iter()
+        .map(|f| f["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(at, [1, 2, 4], "{data}");
+    for f in failed {
+        assert_eq!(f["code"], "VALIDATION_ERROR");
+    }
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1].name: ")
+    );
+    assert!(
+        failed[2]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[4].timestamp: ")
+    );
+    // Only the two accepted events reached Customer.io.
+    assert_eq!(sim.requests(None).await.unwrap().len(), before + 2);
+    let sent = sim
+        .requests(Some("/api/v1/customers/reader%40example.com/events"))
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].json()["data"]["slug"], "a");
+
+    // The batch's size is Customer.io's session's rule.
+    let many: Vec<Value> = (0..101).map(|_| json!({"name": "n"})).collect();
+    let a = app
+        .call(
+            Method::POST,
+            events,
+            Some(&key),
+            Some(json!({"events": many})),
+        )
+        .await;
+    a.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(a.field(), "events");
 }
 
 #[tokio::test]

@@ -51,8 +51,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub async fn upsert_subscribers(
     State(state): State<AppState>,
     scope: Scope,
-    ApiJson(body): ApiJson<SubscribersRequest>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> ApiResult<Envelope<OneOrBatch<Upserted>>> {
+    let body = match raw.get("subscribers") {
+        Some(_) => from_value::<SubscribersRequest>(&raw)?,
+        // One person: parsed on its own, so a wrong field is named (a flattened struct loses the
+        // path: `{"email": 5}` would blame `body`).
+        None => SubscribersRequest {
+            one: from_value(&raw)?,
+            subscribers: None,
+        },
+    };
     let answer =
         ops::upsert_subscribers(&state, scope.publisher()?, scope.platform()?, body).await?;
     Ok(Envelope::ok(answer))
@@ -73,8 +82,16 @@ pub async fn upsert_subscribers(
 pub async fn track_events(
     State(state): State<AppState>,
     scope: Scope,
-    ApiJson(body): ApiJson<EventsRequest>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> ApiResult<Envelope<OneOrBatch<Accepted>>> {
+    let body = match raw.get("events") {
+        Some(_) => from_value::<EventsRequest>(&raw)?,
+        // One event: parsed on its own, so a wrong field is named (see upsert_subscribers).
+        None => EventsRequest {
+            one: from_value(&raw)?,
+            events: None,
+        },
+    };
     let answer = ops::track_events(&state, scope.publisher()?, scope.platform()?, body).await?;
     Ok(Envelope::ok(answer))
 }
