@@ -7,6 +7,7 @@ mod api;
 mod api_ratelimit;
 mod bodies;
 mod cli;
+mod conformance;
 mod customerio;
 mod dashboard;
 mod dashboard_browser;
