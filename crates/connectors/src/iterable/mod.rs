@@ -27,7 +27,8 @@ pub use models::{
     Account, CAMPAIGN_STATES, CampaignPage, Channel, List, Template, campaign_state, channel_name,
 };
 pub use writes::{
-    BULK_MAX_BYTES, BULK_MAX_EVENTS, BULK_MAX_USERS, BulkOutcome, ItemFailure, Medium, batches,
+    BULK_MAX_BYTES, BULK_MAX_EVENTS, BULK_MAX_USERS, BulkOutcome, Event, ItemFailure, Medium,
+    Recipient, Target, UserUpdate, batches,
 };
 
 use crate::{

@@ -6,7 +6,9 @@
 //! (Iterable updates the event with an existing id), so those are retried after an ambiguous
 //! failure; a target send is not (it could send twice).
 
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use domain::operations::Channel;
+use serde_json::{Map, Value, json};
 
 use super::{Credentials, IterableConnector, errors};
 use crate::{ConnectorError, ErrorKind, http::Call};
@@ -51,6 +53,138 @@ impl Medium {
             Medium::Push => "/api/push/target",
             Medium::InApp => "/api/inApp/target",
         }
+    }
+}
+
+impl From<Channel> for Medium {
+    fn from(channel: Channel) -> Self {
+        match channel {
+            Channel::Email => Medium::Email,
+            Channel::Sms => Medium::Sms,
+            Channel::Push => Medium::Push,
+            Channel::InApp => Medium::InApp,
+        }
+    }
+}
+
+/// A user to create or update, already checked by the caller (at least one of `email` and
+/// `user_id`; Iterable checks the rest).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Stored as the profile's `phoneNumber`.
+    pub phone: Option<String>,
+    /// More profile fields, merged into the user's.
+    pub attributes: Map<String, Value>,
+    /// Stored as the profile's `tags` array (Iterable has no tags of its own).
+    pub tags: Option<Vec<String>>,
+}
+
+impl UserUpdate {
+    /// Iterable's `users/update` body: `email`/`userId` and `dataFields`.
+    fn body(&self) -> Value {
+        let mut fields = self.attributes.clone();
+        for (name, value) in [
+            ("firstName", &self.first_name),
+            ("lastName", &self.last_name),
+            ("phoneNumber", &self.phone),
+        ] {
+            if let Some(v) = value {
+                fields.insert(name.to_owned(), Value::String(v.clone()));
+            }
+        }
+        if let Some(tags) = &self.tags {
+            fields.insert("tags".to_owned(), json!(tags));
+        }
+        let mut user = Map::new();
+        if let Some(e) = &self.email {
+            user.insert("email".into(), json!(e));
+        }
+        if let Some(u) = &self.user_id {
+            user.insert("userId".into(), json!(u));
+            if self.email.is_none() {
+                // Create the user by userId when Iterable has none yet.
+                user.insert("preferUserId".into(), json!(true));
+            }
+        }
+        user.insert("dataFields".into(), Value::Object(fields));
+        Value::Object(user)
+    }
+}
+
+/// An event about a user, already checked by the caller (a name, and an email or a userId).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Our id for the event: Iterable updates an event with a known id, so a retry never
+    /// duplicates it.
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub data: Map<String, Value>,
+}
+
+impl Event {
+    /// Iterable's `events/track` body (`createdAt` in epoch seconds).
+    fn body(&self) -> Value {
+        let mut ev = Map::new();
+        ev.insert("id".into(), json!(self.id));
+        ev.insert("eventName".into(), json!(self.name));
+        if let Some(v) = &self.email {
+            ev.insert("email".into(), json!(v));
+        }
+        if let Some(v) = &self.user_id {
+            ev.insert("userId".into(), json!(v));
+        }
+        ev.insert("createdAt".into(), json!(self.created_at.timestamp()));
+        ev.insert("dataFields".into(), Value::Object(self.data.clone()));
+        Value::Object(ev)
+    }
+}
+
+/// Who a target send goes to: Iterable sends to users, not addresses or numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    Email(String),
+    UserId(String),
+}
+
+/// One message through a triggered campaign (`/api/{medium}/target`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub medium: Medium,
+    /// A running triggered campaign of the medium.
+    pub campaign_id: u64,
+    pub recipient: Recipient,
+    /// The template's data.
+    pub data: Option<Map<String, Value>>,
+    /// When to send (Iterable schedules up to 365 days ahead); now when absent.
+    pub send_at: Option<DateTime<Utc>>,
+}
+
+impl Target {
+    /// Iterable's target body (`sendAt` as `YYYY-MM-DD HH:MM:SS` UTC).
+    fn body(&self) -> Value {
+        let mut target = Map::new();
+        target.insert("campaignId".into(), json!(self.campaign_id));
+        match &self.recipient {
+            Recipient::Email(e) => target.insert("recipientEmail".into(), json!(e)),
+            Recipient::UserId(u) => target.insert("recipientUserId".into(), json!(u)),
+        };
+        if let Some(data) = &self.data {
+            target.insert("dataFields".into(), Value::Object(data.clone()));
+        }
+        if let Some(at) = self.send_at {
+            target.insert(
+                "sendAt".into(),
+                json!(at.format("%Y-%m-%d %H:%M:%S").to_string()),
+            );
+        }
+        Value::Object(target)
     }
 }
 
@@ -224,19 +358,18 @@ impl IterableConnector {
         }
     }
 
-    /// Upserts one user (`POST /api/users/update`): `user` is Iterable's body
-    /// (`email`/`userId`, `dataFields`, …). Fields are merged.
+    /// Upserts one user (`POST /api/users/update`). Fields are merged.
     pub async fn upsert_user(
         &self,
         creds: &Credentials,
-        user: &Value,
+        user: &UserUpdate,
     ) -> Result<(), ConnectorError> {
         self.post_json(
             creds,
             "upsert_user",
             "users_update",
             "/api/users/update",
-            user,
+            &user.body(),
             true,
         )
         .await
@@ -250,11 +383,12 @@ impl IterableConnector {
     pub async fn bulk_upsert_users(
         &self,
         creds: &Credentials,
-        users: &[Value],
+        users: &[UserUpdate],
     ) -> Result<BulkOutcome, ConnectorError> {
+        let users: Vec<Value> = users.iter().map(UserUpdate::body).collect();
         self.bulk(
             creds,
-            users,
+            &users,
             BULK_MAX_USERS,
             (
                 "bulk_upsert_users",
@@ -266,20 +400,19 @@ impl IterableConnector {
         .await
     }
 
-    /// Tracks one event (`POST /api/events/track`). Give the event an `id` to make retries safe.
+    /// Tracks one event (`POST /api/events/track`); its id makes retries safe.
     pub async fn track_event(
         &self,
         creds: &Credentials,
-        event: &Value,
+        event: &Event,
     ) -> Result<(), ConnectorError> {
-        let idempotent = event.get("id").is_some();
         self.post_json(
             creds,
             "track_event",
             "events_track",
             "/api/events/track",
-            event,
-            idempotent,
+            &event.body(),
+            true,
         )
         .await
         .map(|_| ())
@@ -289,11 +422,12 @@ impl IterableConnector {
     pub async fn track_events(
         &self,
         creds: &Credentials,
-        events: &[Value],
+        events: &[Event],
     ) -> Result<BulkOutcome, ConnectorError> {
+        let events: Vec<Value> = events.iter().map(Event::body).collect();
         self.bulk(
             creds,
-            events,
+            &events,
             BULK_MAX_EVENTS,
             (
                 "track_events",
@@ -340,17 +474,22 @@ impl IterableConnector {
         Ok(outcome)
     }
 
-    /// Sends one message through a triggered campaign (`POST /api/{medium}/target`); `body` is
-    /// Iterable's (`campaignId`, `recipientEmail`/`recipientUserId`, `dataFields`, `sendAt`, …).
-    /// Answers Iterable's `params.messageId` or `params.id` when it gives one.
+    /// Sends one message through a triggered campaign (`POST /api/{medium}/target`). Answers
+    /// Iterable's `params.messageId` or `params.id` when it gives one.
     pub async fn send_target(
         &self,
         creds: &Credentials,
-        medium: Medium,
-        body: &Value,
+        target: &Target,
     ) -> Result<Option<String>, ConnectorError> {
         let v = self
-            .post_json(creds, "send_message", "target", medium.path(), body, false)
+            .post_json(
+                creds,
+                "send_message",
+                "target",
+                target.medium.path(),
+                &target.body(),
+                false,
+            )
             .await?;
         Ok(v.get("params").and_then(|p| {
             p.get("messageId")
@@ -381,6 +520,63 @@ mod tests {
         assert!(b.iter().all(|r| r.len() <= 3));
         assert_eq!(b.last().unwrap().end, 9);
         assert!(batches(&[], 10).is_empty());
+    }
+
+    #[test]
+    fn bodies_use_iterables_field_names() {
+        let user = UserUpdate {
+            user_id: Some("u-1".into()),
+            first_name: Some("Ada".into()),
+            phone: Some("+15550100".into()),
+            attributes: Map::from_iter([("plan".to_owned(), json!("pro"))]),
+            tags: Some(vec!["vip".into()]),
+            ..UserUpdate::default()
+        };
+        assert_eq!(
+            user.body(),
+            json!({"userId": "u-1", "preferUserId": true, "dataFields":
+                {"plan": "pro", "firstName": "Ada", "phoneNumber": "+15550100", "tags": ["vip"]}})
+        );
+        let with_email = UserUpdate {
+            email: Some("a@x.io".into()),
+            user_id: Some("u-1".into()),
+            ..UserUpdate::default()
+        };
+        assert_eq!(
+            with_email.body(),
+            json!({"email": "a@x.io", "userId": "u-1", "dataFields": {}})
+        );
+
+        let at = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let event = Event {
+            id: "e1".into(),
+            name: "signup".into(),
+            email: Some("a@x.io".into()),
+            user_id: None,
+            created_at: at,
+            data: Map::new(),
+        };
+        assert_eq!(
+            event.body(),
+            json!({"id": "e1", "eventName": "signup", "email": "a@x.io",
+                "createdAt": 1_714_564_800, "dataFields": {}})
+        );
+
+        let target = Target {
+            medium: Channel::InApp.into(),
+            campaign_id: 7,
+            recipient: Recipient::UserId("u-1".into()),
+            data: Some(Map::from_iter([("issue".to_owned(), json!(12))])),
+            send_at: Some(at),
+        };
+        assert_eq!(target.medium.path(), "/api/inApp/target");
+        assert_eq!(
+            target.body(),
+            json!({"campaignId": 7, "recipientUserId": "u-1", "dataFields": {"issue": 12},
+                "sendAt": "2024-05-01 12:00:00"})
+        );
     }
 
     #[test]

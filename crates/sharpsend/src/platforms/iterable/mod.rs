@@ -1,0 +1,159 @@
+//! Iterable: one project's API key in its region.
+
+mod writes;
+
+use async_trait::async_trait;
+use connectors::iterable::{BulkOutcome as WireOutcome, Credentials};
+use domain::{
+    Platform,
+    operations::{
+        Accepted, BatchOutcome, EventInput, MessageInput, Queued, SubscriberInput, Upserted,
+    },
+};
+use serde::Deserialize;
+use store::IntegrationRecord;
+
+pub use writes::is_email;
+
+use super::{PlatformSession, fields, missing};
+use crate::{error::Result, integrations, state::AppState, sync::source::SyncSession};
+
+/// What the sessions read of a stored Iterable integration's config (other keys are shown to
+/// the publisher but not used here).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IterableSettings {
+    /// Message event types the `events` sync exports; empty means the connector's default set.
+    pub sync_event_types: Vec<String>,
+}
+
+/// A connected Iterable project.
+pub struct IterableSession {
+    pub record: IntegrationRecord,
+    pub creds: Credentials,
+    pub settings: IterableSettings,
+}
+
+impl IterableSession {
+    pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self> {
+        let mut secrets = integrations::open_secrets(state, &record).await?;
+        let key = secrets
+            .remove(fields::API_KEY)
+            .ok_or_else(|| missing(&record, fields::API_KEY))?;
+        // Written by our own connect; a config that does not read is treated as the default.
+        let settings = serde_json::from_value(record.config.clone()).unwrap_or_default();
+        Ok(Self {
+            creds: Credentials::new(key, record.region.unwrap_or_default()),
+            settings,
+            record,
+        })
+    }
+
+    /// The publisher's Iterable project, or `INTEGRATION_NOT_FOUND`.
+    pub async fn open_for(state: &AppState, publisher: &domain::PublisherId) -> Result<Self> {
+        let record = super::integration(state, publisher, domain::Platform::Iterable).await?;
+        Self::open(state, record).await
+    }
+}
+
+#[async_trait]
+impl PlatformSession for IterableSession {
+    fn record(&self) -> &IntegrationRecord {
+        &self.record
+    }
+
+    fn budget_keys(&self) -> Vec<String> {
+        vec![self.creds.budget_key().to_owned()]
+    }
+
+    fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
+        crate::sync::sources::iterable::reader(state, *self)
+    }
+
+    /// `users/update`, keyed by the email (else the userId).
+    async fn upsert_subscriber(
+        &mut self,
+        state: &AppState,
+        input: SubscriberInput,
+    ) -> Result<Upserted> {
+        let (user, id) = writes::user(input, "")?;
+        state
+            .connectors
+            .iterable
+            .upsert_user(&self.creds, &user)
+            .await?;
+        Ok(writes::upserted(id))
+    }
+
+    /// `users/bulkUpdate`, in batches within Iterable's limits (the connector's).
+    async fn upsert_subscribers(
+        &mut self,
+        state: &AppState,
+        items: Vec<(usize, SubscriberInput)>,
+    ) -> Result<BatchOutcome> {
+        let checked = writes::check("subscribers", items, |s, prefix| {
+            writes::user(s, prefix).map(|(u, _)| u)
+        });
+        let wire = if checked.valid.is_empty() {
+            WireOutcome::default()
+        } else {
+            state
+                .connectors
+                .iterable
+                .bulk_upsert_users(&self.creds, &checked.valid)
+                .await?
+        };
+        Ok(writes::outcome(wire, &checked.positions, checked.failed))
+    }
+
+    /// `events/track`, with our id on the event so that a retry never duplicates it.
+    async fn track_event(&mut self, state: &AppState, input: EventInput) -> Result<Accepted> {
+        let event = writes::event(input, "")?;
+        state
+            .connectors
+            .iterable
+            .track_event(&self.creds, &event)
+            .await?;
+        Ok(Accepted {
+            platform: Platform::Iterable,
+            status: "accepted",
+            id: Some(event.id),
+        })
+    }
+
+    /// `events/trackBulk`, in batches.
+    async fn track_events(
+        &mut self,
+        state: &AppState,
+        items: Vec<(usize, EventInput)>,
+    ) -> Result<BatchOutcome> {
+        let checked = writes::check("events", items, writes::event);
+        let wire = if checked.valid.is_empty() {
+            WireOutcome::default()
+        } else {
+            state
+                .connectors
+                .iterable
+                .track_events(&self.creds, &checked.valid)
+                .await?
+        };
+        Ok(writes::outcome(wire, &checked.positions, checked.failed))
+    }
+
+    /// `/api/{medium}/target`: one user, through a running triggered campaign of the channel.
+    async fn send_message(&mut self, state: &AppState, input: MessageInput) -> Result<Queued> {
+        let channel = input.channel;
+        let target = writes::target(input)?;
+        let message_id = state
+            .connectors
+            .iterable
+            .send_target(&self.creds, &target)
+            .await?;
+        Ok(Queued {
+            platform: Platform::Iterable,
+            channel,
+            message_id,
+            status: "queued",
+        })
+    }
+}
