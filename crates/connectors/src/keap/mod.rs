@@ -159,9 +159,9 @@ pub struct ContactQuery {
     pub since: Option<DateTime<Utc>>,
 }
 
-/// A subscriber to upsert as a Keap contact.
+/// A contact to create or update, matched by email (what a subscriber upsert becomes on Keap).
 #[derive(Clone, Debug, Default)]
-pub struct SubscriberInput {
+pub struct ContactUpsert {
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -592,7 +592,7 @@ impl KeapConnector {
     pub async fn upsert_contact(
         &self,
         cred: &KeapCredential,
-        s: &SubscriberInput,
+        s: &ContactUpsert,
     ) -> Result<String, KeapError> {
         let mut body = json!({
             "email_addresses": [{"email": s.email, "field": "EMAIL1"}],
