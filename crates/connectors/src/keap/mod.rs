@@ -180,8 +180,8 @@ pub struct ContactPage {
 /// One email to queue through Keap (REST v1 `POST /emails/queue`).
 #[derive(Clone, Debug)]
 pub struct EmailInput {
-    /// Keap contact ids (numeric strings) to receive a copy.
-    pub contact_ids: Vec<String>,
+    /// The Keap contact ids (numeric strings) that each receive a copy.
+    pub recipients: Vec<String>,
     pub subject: String,
     pub html: Option<String>,
     pub text: Option<String>,
@@ -680,7 +680,7 @@ impl KeapConnector {
         use base64::Engine as _;
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
         let contacts: Vec<Value> = e
-            .contact_ids
+            .recipients
             .iter()
             .map(|id| id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n)))
             .collect();

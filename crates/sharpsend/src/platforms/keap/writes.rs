@@ -102,7 +102,7 @@ pub async fn send_message(
         }
     };
     let input = EmailInput {
-        contact_ids: vec![contact_id],
+        recipients: vec![contact_id],
         subject: email.subject,
         html: email.html,
         text: email.text,
