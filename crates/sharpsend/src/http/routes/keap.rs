@@ -1,6 +1,7 @@
 //! Keap endpoints (CONTRACT §4 and §7): test-connection, connect, and Keap's own reads and
-//! CRM writes. Subscribers and messages run through the generic routes
-//! (`http/routes/operations.rs`) and the session (`platforms/keap/writes.rs`). Registered under the `authorize` middleware with every other `/api/` route.
+//! CRM writes. Registered under the `authorize` middleware with every other `/api/` route.
+//! Subscribers and messages run through the generic routes (`http/routes/operations.rs`) and
+//! the session (`platforms/keap/writes.rs`).
 
 pub mod crm;
 pub mod oauth;
