@@ -47,7 +47,7 @@ pub use crate::platforms::fields::REFRESH_TOKEN;
 pub struct Session {
     pub record: IntegrationRecord,
     /// The integration's config, read once when the session opens.
-    pub settings: super::KeapSettings,
+    pub settings: super::settings::KeapSettings,
     pub cred: KeapCredential,
     /// The credentials version `cred` came from.
     version: i64,
@@ -192,7 +192,7 @@ pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Session
     let secrets = open_all(state, &record.id, &creds.fields)?;
     let (cred, expires, oauth) = credential_of(&secrets)?;
     let mut session = Session {
-        settings: super::KeapSettings::of(&record),
+        settings: super::settings::KeapSettings::of(&record),
         record,
         cred,
         version: creds.version,
