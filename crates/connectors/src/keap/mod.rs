@@ -159,9 +159,9 @@ pub struct ContactQuery {
     pub since: Option<DateTime<Utc>>,
 }
 
-/// A subscriber to upsert as a Keap contact.
+/// A contact to create or update, matched by email (what a subscriber upsert becomes on Keap).
 #[derive(Clone, Debug, Default)]
-pub struct SubscriberInput {
+pub struct ContactUpsert {
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -180,8 +180,8 @@ pub struct ContactPage {
 /// One email to queue through Keap (REST v1 `POST /emails/queue`).
 #[derive(Clone, Debug)]
 pub struct EmailInput {
-    /// Keap contact ids (numeric strings) to receive a copy.
-    pub contact_ids: Vec<String>,
+    /// The Keap contact ids (numeric strings) that each receive a copy.
+    pub recipients: Vec<String>,
     pub subject: String,
     pub html: Option<String>,
     pub text: Option<String>,
@@ -592,7 +592,7 @@ impl KeapConnector {
     pub async fn upsert_contact(
         &self,
         cred: &KeapCredential,
-        s: &SubscriberInput,
+        s: &ContactUpsert,
     ) -> Result<String, KeapError> {
         let mut body = json!({
             "email_addresses": [{"email": s.email, "field": "EMAIL1"}],
@@ -680,7 +680,7 @@ impl KeapConnector {
         use base64::Engine as _;
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
         let contacts: Vec<Value> = e
-            .contact_ids
+            .recipients
             .iter()
             .map(|id| id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n)))
             .collect();

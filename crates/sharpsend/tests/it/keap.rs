@@ -759,6 +759,83 @@ async fn subscribers_upsert_by_email_with_tags_and_lead_source() {
 }
 
 #[tokio::test]
+async fn subscriber_batches_keep_to_keaps_limit_and_stop_on_refused_credentials() {
+    // Arrange: a Keap integration served by the generic subscribers route.
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = keap_sim(&sandbox);
+    let (access, refresh) = token_pair(&sim).await;
+    connect(&app, oauth_body(&access, &refresh, None)).await;
+    let path = "/api/integrations/pub-k/keap/subscribers";
+    let before = sim.requests(None).await.unwrap().len();
+
+    // Act: 101 people, one more than Keap's batch takes.
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"email": format!("r{i}@example.com")}))
+        .collect();
+    let a = app
+        .call(
+            Method::POST,
+            path,
+            Some(ADMIN_TOKEN),
+            Some(json!({"subscribers": many})),
+        )
+        .await;
+
+    // Assert: refused whole, before any upstream call.
+    a.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(a.field(), "subscribers");
+    assert_eq!(sim.requests(None).await.unwrap().len(), before);
+
+    // An item that does not parse fails at its position; the rest go on.
+    let a = app
+        .call(
+            Method::POST,
+            path,
+            Some(ADMIN_TOKEN),
+            Some(json!({"subscribers": [
+                {"email": "ok1@example.com"},
+                {"email": "ok2@example.com", "firstName": 5}
+            ]})),
+        )
+        .await;
+    let d = a.expect_ok(200);
+    assert_eq!(d["accepted"], 1, "{d}");
+    assert_eq!(d["failed"][0]["index"], 1);
+    assert_eq!(d["failed"][0]["code"], "VALIDATION_ERROR");
+
+    // A revoked grant (the token refresh after Keap's 401 is refused too) stops the batch with
+    // INVALID_CREDENTIALS, not one failure per item: the second person is never sent.
+    sim.post(
+        "/_sim/tokens/revoke",
+        &json!({"accessToken": access, "refreshToken": refresh}),
+    )
+    .await
+    .unwrap();
+    let upserts =
+        |reqs: Vec<sim_core::LoggedRequest>| reqs.iter().filter(|r| r.method == "POST").count();
+    let sent = upserts(sim.requests(Some("/crm/rest/v2/contacts")).await.unwrap());
+    let a = app
+        .call(
+            Method::POST,
+            path,
+            Some(ADMIN_TOKEN),
+            Some(json!({"subscribers": [
+                {"email": "late1@example.com"},
+                {"email": "late2@example.com"}
+            ]})),
+        )
+        .await;
+    a.expect_error(422, "INVALID_CREDENTIALS");
+    assert_eq!(
+        upserts(sim.requests(Some("/crm/rest/v2/contacts")).await.unwrap()),
+        sent + 1
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn campaigns_are_listed_with_paging() {
     let db = fresh_db().await;
     let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;

@@ -1,10 +1,10 @@
 //! Keap endpoints (CONTRACT §4 and §7): test-connection, connect, and Keap's own reads and
-//! writes. Registered under the `authorize` middleware with every other `/api/` route.
+//! CRM writes. Registered under the `authorize` middleware with every other `/api/` route.
+//! Subscribers and messages run through the generic routes (`http/routes/operations.rs`) and
+//! the session (`platforms/keap/writes.rs`).
 
 pub mod crm;
-pub mod messages;
 pub mod oauth;
-pub mod writes;
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -34,8 +34,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(connect))
         .routes(routes!(list_contacts))
         .routes(routes!(oauth::authorize_url))
-        .routes(routes!(writes::upsert_subscribers))
-        .routes(routes!(messages::send_message))
         .routes(routes!(list_campaigns))
         .routes(routes!(list_segments))
         .merge(crm::routes())

@@ -1,11 +1,18 @@
 //! Keap: an OAuth token set that the session keeps fresh ([`tokens`]: single-flight refresh
 //! across tasks and replicas), or a Personal Access Token / Service Account Key.
+//!
+//! The common writes ([`writes`]): subscribers become CRM contacts upserted by email, messages
+//! are emails queued to a contact; events are not Keap's (the trait's default answers).
 
+pub mod settings;
 pub mod tokens;
+pub mod writes;
 
 use async_trait::async_trait;
+use domain::operations::{BatchOutcome, MessageInput, Queued, SubscriberInput, Upserted};
 use store::IntegrationRecord;
 
+pub use settings::KeapSettings;
 pub use tokens::Session as KeapSession;
 
 use super::PlatformSession;
@@ -30,5 +37,25 @@ impl PlatformSession for KeapSession {
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
         crate::sync::sources::keap::reader(state, *self)
+    }
+
+    async fn upsert_subscriber(
+        &mut self,
+        state: &AppState,
+        input: SubscriberInput,
+    ) -> Result<Upserted> {
+        writes::upsert_subscriber(state, self, input).await
+    }
+
+    async fn upsert_subscribers(
+        &mut self,
+        state: &AppState,
+        items: Vec<(usize, SubscriberInput)>,
+    ) -> Result<BatchOutcome> {
+        writes::upsert_subscribers(state, self, items).await
+    }
+
+    async fn send_message(&mut self, state: &AppState, input: MessageInput) -> Result<Queued> {
+        writes::send_message(state, self, input).await
     }
 }

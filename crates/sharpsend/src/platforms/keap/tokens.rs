@@ -46,6 +46,8 @@ pub use crate::platforms::fields::REFRESH_TOKEN;
 /// A connected Keap integration and the credential its calls use now.
 pub struct Session {
     pub record: IntegrationRecord,
+    /// The integration's config, read once when the session opens.
+    pub settings: super::settings::KeapSettings,
     pub cred: KeapCredential,
     /// The credentials version `cred` came from.
     version: i64,
@@ -190,6 +192,7 @@ pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Session
     let secrets = open_all(state, &record.id, &creds.fields)?;
     let (cred, expires, oauth) = credential_of(&secrets)?;
     let mut session = Session {
+        settings: super::settings::KeapSettings::of(&record),
         record,
         cred,
         version: creds.version,
