@@ -23,6 +23,7 @@
 //!   see as deleted; incremental, partial and failed runs never delete.
 
 use async_trait::async_trait;
+use domain::Platform;
 
 use crate::error::Error;
 
@@ -65,4 +66,31 @@ impl Page {
 pub trait SyncSession: Send {
     /// Reads one page of `kind` (one of `Platform::sync_kinds`), starting at `cursor`.
     async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, Error>;
+}
+
+/// Reads back a cursor a source made (small JSON); anything else is refused.
+pub fn decode_cursor<T: serde::de::DeserializeOwned>(kind: &str, cursor: &str) -> Result<T, Error> {
+    serde_json::from_str(cursor).map_err(|_| {
+        Error::invalid(
+            "cursor",
+            format!("`{cursor}` is not a cursor of the `{kind}` sync kind."),
+        )
+    })
+}
+
+/// Writes a cursor as compact JSON.
+pub fn encode_cursor<T: serde::Serialize>(cursor: &T) -> Result<String, Error> {
+    serde_json::to_string(cursor).map_err(Error::internal)
+}
+
+/// A kind the platform does not sync.
+pub fn unknown_kind(platform: Platform, kind: &str) -> Error {
+    Error::coded(
+        domain::ErrorCode::UnsupportedOperation,
+        format!(
+            "{} has no sync kind `{kind}`; its kinds are {}.",
+            platform.display_name(),
+            platform.sync_kinds().join(", ")
+        ),
+    )
 }

@@ -98,7 +98,8 @@ async fn hostile_bodies_are_400_on_every_json_route_and_change_nothing() {
             .any(|(_, p)| p == "/api/integrations/iterable/connect"),
         "{ops:?}"
     );
-    assert!(ops.len() >= 15, "only {} body routes found", ops.len());
+    // Connect and test-connection for each platform, the generic writes, sync, webhooks.
+    assert!(ops.len() >= 10, "only {} body routes found", ops.len());
 
     let mut checked = 0;
     for (method, path) in &ops {

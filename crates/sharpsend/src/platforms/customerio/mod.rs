@@ -1,6 +1,7 @@
 //! Customer.io: the App API key, the Track pair (site id and tracking key), an optional Data
 //! Pipelines key, in the workspace's region.
 
+mod sync;
 mod writes;
 
 use async_trait::async_trait;
@@ -101,7 +102,7 @@ impl PlatformSession for CustomerioSession {
     }
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
-        crate::sync::sources::customerio::reader(state, *self)
+        sync::reader(state, *self)
     }
 
     /// Track identify (`PUT /api/v1/customers/{id}`; a phone-only person through `/api/v2/batch`),

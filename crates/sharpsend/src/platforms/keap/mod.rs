@@ -5,6 +5,7 @@
 //! are emails queued to a contact; events are not Keap's (the trait's default answers).
 
 pub mod settings;
+pub mod sync;
 pub mod tokens;
 pub mod writes;
 
@@ -36,7 +37,7 @@ impl PlatformSession for KeapSession {
     }
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
-        crate::sync::sources::keap::reader(state, *self)
+        sync::reader(state, *self)
     }
 
     async fn upsert_subscriber(

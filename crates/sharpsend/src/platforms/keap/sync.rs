@@ -36,12 +36,11 @@ use connectors::keap::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{decode_cursor, encode_cursor, unknown_kind};
+use super::tokens;
 use crate::{
     error::Error,
-    platforms::keap::tokens,
     state::AppState,
-    sync::source::{Page, SyncRecord, SyncSession},
+    sync::source::{Page, SyncRecord, SyncSession, decode_cursor, encode_cursor, unknown_kind},
 };
 
 /// Subtracted from a contact listing's start to make the next watermark (clock skew, and

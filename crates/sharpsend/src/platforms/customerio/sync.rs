@@ -10,12 +10,11 @@ use domain::{Platform, shapes::Campaign};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{decode_cursor, encode_cursor, unknown_kind};
+use super::CustomerioSession;
 use crate::{
     error::Error,
-    platforms::customerio::CustomerioSession,
     state::AppState,
-    sync::source::{Page, SyncRecord, SyncSession},
+    sync::source::{Page, SyncRecord, SyncSession, decode_cursor, encode_cursor, unknown_kind},
 };
 
 /// The sync reader of an opened Customer.io session.
@@ -153,7 +152,7 @@ impl SyncSession for CustomerioSync {
             "newsletters" => self.newsletters(cursor).await,
             "segment_members" => self.segment_members(cursor).await,
             "metrics" => {
-                super::metrics::customerio_page(
+                crate::sync::sources::metrics::customerio_page(
                     &self.state,
                     &self.integration_id,
                     &self.creds,
