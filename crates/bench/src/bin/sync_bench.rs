@@ -443,11 +443,8 @@ async fn iterable_main(users: u64, backends: &[(&str, Option<&str>)]) -> anyhow:
         drop(sim);
         let sim = start_iterable(users).await?;
         let db = fresh_db(pg_admin).await?;
-        let service = start_service_with(
-            &db.url,
-            &[(sim_iterable::ENV_US, sim.origin.as_str())],
-        )
-        .await?;
+        let service =
+            start_service_with(&db.url, &[(sim_iterable::ENV_US, sim.origin.as_str())]).await?;
         let connect = json!({
             "publisherId": "bench",
             "apiKey": sim_iterable::US_SERVER_KEY,

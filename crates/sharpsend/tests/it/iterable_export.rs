@@ -31,8 +31,7 @@ async fn env(users: u64) -> Env {
         iterable_users: users,
         ..SandboxOptions::default()
     };
-    let (app, sandbox) =
-        TestApp::spawn_sandboxed_with(&db, &opts, &random_master_key(), &[]).await;
+    let (app, sandbox) = TestApp::spawn_sandboxed_with(&db, &opts, &random_master_key(), &[]).await;
     let origin = sandbox
         .upstream_overrides()
         .into_iter()
@@ -43,8 +42,10 @@ async fn env(users: u64) -> Env {
         Method::POST,
         "/api/integrations/iterable/connect",
         Some(ADMIN_TOKEN),
-        Some(json!({"publisherId": PUBLISHER, "apiKey": sim_iterable::US_SERVER_KEY,
-                    "region": "us", "config": {"fromEmail": "news@example.com"}})),
+        Some(
+            json!({"publisherId": PUBLISHER, "apiKey": sim_iterable::US_SERVER_KEY,
+                    "region": "us", "config": {"fromEmail": "news@example.com"}}),
+        ),
     )
     .await
     .expect_ok(200);
@@ -90,7 +91,10 @@ impl Env {
             if done(&j) {
                 return j;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {j}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {j}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -112,7 +116,12 @@ impl Env {
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
-            let page = self.app.get(&path, ADMIN_TOKEN).await.expect_ok(200).clone();
+            let page = self
+                .app
+                .get(&path, ADMIN_TOKEN)
+                .await
+                .expect_ok(200)
+                .clone();
             for r in page["records"].as_array().unwrap() {
                 let id = r["platformId"].as_str().unwrap().to_owned();
                 assert!(out.insert(id.clone()), "user {id} listed twice");
@@ -215,14 +224,18 @@ async fn a_streamed_export_commits_pages_before_the_download_ends() {
     assert_eq!(j["status"], "succeeded", "{j}");
     assert_eq!(j["counts"]["users"], 5000, "{j}");
     let counters = e.sim.counters().await.unwrap();
-    assert_eq!(counters.get("exports"), Some(&1), "one export: {counters:?}");
+    assert_eq!(
+        counters.get("exports"),
+        Some(&1),
+        "one export: {counters:?}"
+    );
     assert_eq!(counters.get("exports_finished"), Some(&1), "{counters:?}");
     assert_eq!(e.stored_users().await, e.platform_users().await);
 }
 
 #[tokio::test]
 async fn a_cut_export_resumes_with_nothing_lost_or_doubled_and_splits_a_slice_that_keeps_breaking()
- {
+{
     let e = env(5_000).await;
     // Every export response drops after 1,800 rows (and half of the next line).
     e.export_faults(Some(json!({"cutAfterRows": 1800}))).await;
