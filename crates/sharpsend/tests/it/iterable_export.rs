@@ -302,3 +302,83 @@ async fn an_export_line_over_the_limit_fails_the_sync_naming_the_export() {
     // Not retried: trying again would meet the same line.
     assert_eq!(e.sim.counter("exports").await.unwrap(), 1);
 }
+
+/// The session itself, over an event type: two cut responses, every event served exactly once,
+/// and the rows match the simulator's own export.
+#[tokio::test]
+async fn a_cut_event_export_serves_every_event_once_through_the_session() {
+    use sharpsend::sync::{source::Page, sources};
+
+    let e = env(100).await;
+    let mut record = e
+        .app
+        .state
+        .store
+        .get_integration(
+            &domain::PublisherId::parse(PUBLISHER).unwrap(),
+            domain::Platform::Iterable,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    record.config["syncEventTypes"] = json!(["emailSend"]);
+    let mut s = sources::open(&e.app.state, &record).await.unwrap();
+    e.export_faults(Some(json!({"cutAfterRows": 150, "times": 2})))
+        .await;
+
+    let mut served = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let Page {
+            records,
+            next,
+            watermark,
+        } = s.page("events", cursor.as_deref()).await.unwrap();
+        pages += 1;
+        assert!(pages < 50, "the listing ends");
+        served.extend(records.into_iter().map(|r| r.platform_id));
+        match next {
+            Some(n) => cursor = Some(n),
+            None => {
+                assert!(watermark.is_some());
+                break;
+            }
+        }
+    }
+    assert_eq!(e.sim.counter("exports_cut").await.unwrap(), 2);
+    let unique: BTreeSet<String> = served.iter().cloned().collect();
+    assert_eq!(unique.len(), served.len(), "an event served twice");
+
+    let http = reqwest::Client::new();
+    http.delete(format!("{}/_sim/rate-limits", e.sim.origin()))
+        .send()
+        .await
+        .unwrap();
+    let text = http
+        .get(format!(
+            "{}/api/export/data.json?dataTypeName=emailSend&range=All",
+            e.sim.origin()
+        ))
+        .header("Api-Key", sim_iterable::US_SERVER_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let want: BTreeSet<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            connectors::iterable::sync::event_id("emailSend", &v)
+        })
+        .collect();
+    assert!(
+        want.len() > 300,
+        "more events than two cuts: {}",
+        want.len()
+    );
+    assert_eq!(unique, want);
+}
