@@ -9,11 +9,13 @@
 //! `[since, started)`: from the watermark (or the epoch) to the time the listing began.
 //!
 //! The export is read as a stream and served to the engine 1000 rows a page while the download
-//! continues (the connector's [`export_page`](connectors::iterable::IterableConnector::export_page)): this session keeps the open
-//! export between pages, so memory holds one page, not the export. The cursor carries the window,
-//! the event type and the connector's [`ExportPlace`] (the time slice and the rows of it already
-//! served): a resumed run, or a read after Iterable cut the stream off, exports from there
-//! without losing or re-serving rows, and a slice that keeps breaking is split into smaller ones.
+//! continues (the connector's
+//! [`export_page`](connectors::iterable::IterableConnector::export_page)): this session keeps the
+//! open export between pages, so memory holds one page, not the export. The cursor carries the
+//! window, the event type and the connector's [`ExportPlace`] (the time slice and the rows of it
+//! already served): a resumed run, or a read after Iterable cut the stream off, exports from
+//! there without losing or re-serving rows, and a slice that keeps breaking is split into
+//! smaller ones.
 //!
 //! **Watermark**: the newest row time seen (`profileUpdatedAt` for users, `createdAt` for
 //! events) minus [`DEFAULT_LOOKBACK`] (15 minutes), never before the window's start. Iterable's
