@@ -93,6 +93,77 @@ async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, R
     Ok(body.freeze())
 }
 
+/// The longest a streamed answer may take from start to end (its waits are bounded one by one
+/// by the client's timeout; this only stops a body that trickles forever).
+pub const STREAM_MAX_DURATION: Duration = Duration::from_secs(6 * 3600);
+
+/// What a send ended with, before the caller's shape.
+enum Reply {
+    Whole(Answer),
+    Stream(reqwest::Response),
+}
+
+/// Why an attempt got no answer.
+enum Failure {
+    Http(reqwest::Error),
+    /// A streamed request's head did not come within the client's timeout.
+    HeadTimeout,
+}
+
+/// The answer of [`UpstreamClient::send_streamed`]: an error (or other non-2xx) answer read whole,
+/// or a 2xx whose body is still to be read.
+pub enum Streamed {
+    Answer(Answer),
+    Body(StreamedBody),
+}
+
+/// A 2xx answer's body, read a chunk at a time; dropping it closes the connection.
+pub struct StreamedBody {
+    pub status: StatusCode,
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, String>> + Send>>,
+    idle: Duration,
+}
+
+impl std::fmt::Debug for StreamedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamedBody")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a streamed body stopped before its end.
+#[derive(Debug)]
+pub enum BodyBreak {
+    /// No more came within the client's timeout.
+    Idle,
+    /// The connection failed or was cut (a description without the URL).
+    Cut(String),
+}
+
+impl StreamedBody {
+    /// The next piece of the body; `Ok(None)` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyBreak> {
+        use futures::StreamExt as _;
+        match tokio::time::timeout(self.idle, self.body.next()).await {
+            Err(_) => Err(BodyBreak::Idle),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(b))) => Ok(Some(b)),
+            Ok(Some(Err(e))) => Err(BodyBreak::Cut(e)),
+        }
+    }
+
+    /// A 200 body made of `chunks` (an `Err` is a cut connection): for tests of the readers
+    /// built on it.
+    pub fn from_chunks(chunks: Vec<Result<Bytes, String>>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: Box::pin(futures::stream::iter(chunks)),
+            idle: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Who observes upstream calls (the service's metrics).
 pub trait UpstreamObserver: Send + Sync {
     /// One attempt finished: `outcome` is `ok`, `client_error`, `rate_limited`, `server_error`,
@@ -210,6 +281,8 @@ pub struct UpstreamClient {
     limits: Arc<LimitsTracker>,
     /// The largest answer read into memory, in bytes.
     max_body: usize,
+    /// The per-request timeout (for a streamed read: per wait for its head or for more body).
+    timeout: Duration,
 }
 
 /// How long a platform's 429 asks to wait, read from its headers and body.
@@ -254,6 +327,7 @@ impl UpstreamClient {
             class_max_wait: Arc::new([]),
             limits: Arc::new(LimitsTracker::new(budgets)),
             max_body: DEFAULT_MAX_BODY,
+            timeout,
         }
     }
 
@@ -384,6 +458,64 @@ impl UpstreamClient {
         call: Call<'_>,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Answer, ConnectorError> {
+        match self.send_inner(call, build, false).await? {
+            Reply::Whole(a) => Ok(a),
+            // Only a streamed send answers a stream; read it whole, capped, all the same.
+            Reply::Stream(resp) => {
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let body = read_capped(resp, self.max_body).await.map_err(|_| {
+                    self.err(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "{}'s answer could not be read whole.",
+                            self.platform.display_name()
+                        ),
+                    )
+                })?;
+                Ok(Answer {
+                    status,
+                    headers,
+                    body,
+                })
+            }
+        }
+    }
+
+    /// As [`send`](Self::send), but a 2xx answer's body is not read: it comes back as an open
+    /// [`StreamedBody`] for the caller to read a piece at a time (Iterable's exports, whose size
+    /// has no bound). Budgets, retries and error answers (read whole, capped) are as for
+    /// `send`; once the head of a 2xx is in, nothing is retried here: a body cut off later is
+    /// the caller's to resume.
+    ///
+    /// The client's timeout bounds the wait for the answer's head and, in
+    /// [`StreamedBody::chunk`], each wait for more of the body, not the whole read.
+    pub async fn send_streamed(
+        &self,
+        call: Call<'_>,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Streamed, ConnectorError> {
+        match self.send_inner(call, build, true).await? {
+            Reply::Whole(a) => Ok(Streamed::Answer(a)),
+            Reply::Stream(resp) => {
+                use futures::StreamExt as _;
+                let status = resp.status();
+                let body = resp.bytes_stream().map(|r| r.map_err(|e| short(&e)));
+                Ok(Streamed::Body(StreamedBody {
+                    status,
+                    body: Box::pin(body),
+                    idle: self.timeout,
+                }))
+            }
+        }
+    }
+
+    async fn send_inner(
+        &self,
+        call: Call<'_>,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        stream: bool,
+    ) -> Result<Reply, ConnectorError> {
         let name = self.platform.display_name();
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
@@ -391,7 +523,14 @@ impl UpstreamClient {
             // A request that cannot be built (a header value with a control character, a bad
             // URL) would fail the same way every time: refused at once, before any budget turn,
             // and never retried.
-            let request = match build(&self.http).build() {
+            let builder = if stream {
+                // The client's total timeout would cut a long body off; a streamed read is
+                // bounded per wait instead (head below, body in `StreamedBody::chunk`).
+                build(&self.http).timeout(STREAM_MAX_DURATION)
+            } else {
+                build(&self.http)
+            };
+            let request = match builder.build() {
                 Ok(r) => r,
                 Err(e) => return Err(self.unbuildable(call, &e)),
             };
@@ -428,7 +567,14 @@ impl UpstreamClient {
             }
             attempt += 1;
             self.limits.sent(call.class, call.budget_key);
-            let outcome = self.http.execute(request).await;
+            let outcome = if stream {
+                match tokio::time::timeout(self.timeout, self.http.execute(request)).await {
+                    Ok(outcome) => outcome.map_err(Failure::Http),
+                    Err(_) => Err(Failure::HeadTimeout),
+                }
+            } else {
+                self.http.execute(request).await.map_err(Failure::Http)
+            };
             let (failure, processed_maybe, retry_after) = match outcome {
                 Ok(resp) => {
                     let status = resp.status();
@@ -468,6 +614,9 @@ impl UpstreamClient {
                             .with_status(status.as_u16());
                         let after = parse_retry_after(&headers, SystemTime::now());
                         (e, true, after)
+                    } else if stream && status.is_success() {
+                        self.observer.attempt(self.platform, "ok");
+                        return Ok(Reply::Stream(resp));
                     } else {
                         match read_capped(resp, self.max_body).await {
                             Ok(body)
@@ -494,11 +643,11 @@ impl UpstreamClient {
                                     "client_error"
                                 };
                                 self.observer.attempt(self.platform, outcome);
-                                return Ok(Answer {
+                                return Ok(Reply::Whole(Answer {
                                     status,
                                     headers,
                                     body,
-                                });
+                                }));
                             }
                             Err(ReadError::TooLarge) => {
                                 // As large again on a retry: refused at once, never held.
@@ -531,8 +680,10 @@ impl UpstreamClient {
                         }
                     }
                 }
-                Err(e) if e.is_builder() => return Err(self.unbuildable(call, &e)),
-                Err(e) if e.is_timeout() => {
+                Err(Failure::Http(e)) if e.is_builder() => {
+                    return Err(self.unbuildable(call, &e));
+                }
+                Err(Failure::HeadTimeout) => {
                     self.observer.attempt(self.platform, "timeout");
                     (
                         self.err(
@@ -543,7 +694,18 @@ impl UpstreamClient {
                         None,
                     )
                 }
-                Err(e) => {
+                Err(Failure::Http(e)) if e.is_timeout() => {
+                    self.observer.attempt(self.platform, "timeout");
+                    (
+                        self.err(
+                            ErrorKind::Unavailable,
+                            format!("{name} did not answer in time."),
+                        ),
+                        true,
+                        None,
+                    )
+                }
+                Err(Failure::Http(e)) => {
                     self.observer.attempt(self.platform, "transport_error");
                     // A refused connection never reached the platform.
                     let maybe = !e.is_connect();

@@ -46,6 +46,10 @@ pub fn router(p: Shared) -> Router {
         .route("/_sim/webhooks/flush", post(flush))
         .route("/_sim/webhooks/deliveries", get(deliveries))
         .route("/_sim/jwt", post(mint_jwt))
+        .route(
+            "/_sim/export/faults",
+            post(set_export_faults).delete(clear_export_faults),
+        )
         .with_state(p)
 }
 
@@ -127,6 +131,22 @@ async fn clear_rate_limits(State(p): State<Shared>) -> StatusCode {
     lock(&p.overrides).clear();
     *lock(&p.time_scale) = 1.0;
     p.limiter.reset();
+    StatusCode::NO_CONTENT
+}
+
+/// `{"cutAfterRows": n, "times"?: k, "holdAfterRows"?: m}`: export responses are cut off after
+/// `n` rows (the next `k` of them, or all) and/or pause after `m` rows until cleared.
+async fn set_export_faults(
+    State(p): State<Shared>,
+    Json(f): Json<crate::project::ExportFaults>,
+) -> StatusCode {
+    *lock(&p.export_faults) = f;
+    StatusCode::NO_CONTENT
+}
+
+/// Clears the export faults and lets held responses go on.
+async fn clear_export_faults(State(p): State<Shared>) -> StatusCode {
+    *lock(&p.export_faults) = Default::default();
     StatusCode::NO_CONTENT
 }
 

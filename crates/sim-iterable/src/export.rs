@@ -171,6 +171,7 @@ pub async fn data_json(State(p): State<Shared>, RawQuery(raw): RawQuery) -> Resp
     };
     let filter = FieldFilter::from(&q);
     p.control.incr("exports");
+    let p_faults = p.clone();
     let is_user = data_type == "user";
     let range: Range<u64> = if is_user {
         if p.generated_users() == 0 {
@@ -247,9 +248,138 @@ pub async fn data_json(State(p): State<Shared>, RawQuery(raw): RawQuery) -> Resp
             Some((Ok(Bytes::from(out)), None))
         }
     });
+    // This response's cut, counted off the faults' `times`.
+    let cut = {
+        let mut f = lock(&p_faults.export_faults);
+        match (f.cut_after_rows, f.times) {
+            (Some(n), Some(t)) => {
+                if t <= 1 {
+                    f.cut_after_rows = None;
+                    f.times = None;
+                } else {
+                    f.times = Some(t - 1);
+                }
+                (t > 0).then_some(n)
+            }
+            (cut, _) => cut,
+        }
+    };
+    let faulted = Faulted {
+        inner: Box::pin(stream),
+        pending: Bytes::new(),
+        sent: 0,
+        cut,
+        p: p_faults,
+        state: FaultState::Open,
+        held: false,
+    };
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        Body::from_stream(stream),
+        Body::from_stream(futures::stream::unfold(faulted, Faulted::next)),
     )
         .into_response()
+}
+
+#[derive(PartialEq)]
+enum FaultState {
+    Open,
+    /// Half a line went out; the connection drops next.
+    Cutting,
+    Done,
+}
+
+/// An export body with the project's mid-stream faults applied: cut off after `cut` rows, held
+/// after `hold_after_rows` rows. Counts `exports_finished`, `exports_cut` and `exports_held`.
+struct Faulted {
+    inner: std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send>>,
+    pending: Bytes,
+    sent: u64,
+    cut: Option<u64>,
+    p: Shared,
+    state: FaultState,
+    held: bool,
+}
+
+impl Faulted {
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        use futures::StreamExt as _;
+        loop {
+            match self.state {
+                FaultState::Done => return None,
+                FaultState::Cutting => {
+                    self.state = FaultState::Done;
+                    return Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "export cut off (simulated)",
+                        )),
+                        self,
+                    ));
+                }
+                FaultState::Open => {}
+            }
+            if self.pending.is_empty() {
+                match self.inner.next().await {
+                    None => {
+                        self.p.control.incr("exports_finished");
+                        self.state = FaultState::Done;
+                        return None;
+                    }
+                    Some(Err(e)) => return Some((Err(e), self)),
+                    Some(Ok(b)) => self.pending = b,
+                }
+                continue;
+            }
+            let hold = lock(&self.p.export_faults)
+                .hold_after_rows
+                .filter(|h| *h >= self.sent);
+            if hold == Some(self.sent) {
+                if !self.held {
+                    self.held = true;
+                    self.p.control.incr("exports_held");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+            if self.cut == Some(self.sent) {
+                // Half of the next line, then the connection drops.
+                let line = self
+                    .pending
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(self.pending.len());
+                let half = self.pending.slice(..line / 2);
+                self.p.control.incr("exports_cut");
+                self.state = FaultState::Cutting;
+                return Some((Ok(half), self));
+            }
+            let stop = match (self.cut, hold) {
+                (Some(c), Some(h)) => Some(c.min(h)),
+                (c, h) => c.or(h),
+            };
+            let Some(stop) = stop else {
+                let out = std::mem::take(&mut self.pending);
+                return Some((Ok(out), self));
+            };
+            // Up to `stop - sent` whole lines of what is pending.
+            let mut allowed = stop - self.sent;
+            let mut end = 0;
+            for (i, b) in self.pending.iter().enumerate() {
+                if *b == b'\n' {
+                    end = i + 1;
+                    allowed -= 1;
+                    self.sent += 1;
+                    if allowed == 0 {
+                        break;
+                    }
+                }
+            }
+            if end == 0 {
+                // No whole line pending: send it all (the rest of a line counts at its newline).
+                end = self.pending.len();
+            }
+            let out = self.pending.split_to(end);
+            return Some((Ok(out), self));
+        }
+    }
 }

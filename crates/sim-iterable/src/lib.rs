@@ -144,6 +144,7 @@ fn project(region: Region, opts: &Options) -> Arc<project::Project> {
         pending: Mutex::new(Vec::new()),
         retry_delays: Mutex::new(project::DEFAULT_RETRY_DELAYS_MS.to_vec()),
         time_scale: Mutex::new(1.0),
+        export_faults: Mutex::new(Default::default()),
     });
     let weak = Arc::downgrade(&p);
     control.on_reset(move || {

@@ -219,6 +219,26 @@ pub struct Project {
     /// Multiplies every limit's refill period (`/_sim/rate-limits {"scale": 0.01}`): below 1,
     /// windows shrink so a test sees a limit recover quickly.
     pub time_scale: Mutex<f64>,
+    /// Export responses cut off or held mid-stream (`/_sim/export/faults`).
+    pub export_faults: Mutex<ExportFaults>,
+}
+
+/// What happens to export responses mid-stream, set through `POST /_sim/export/faults`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportFaults {
+    /// Each export response sends this many rows and half of the next line, then the connection
+    /// drops (as Iterable drops long-running exports).
+    #[serde(default)]
+    pub cut_after_rows: Option<u64>,
+    /// How many responses are cut; absent: every one until cleared.
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// Each export response pauses after this many rows until the faults are cleared
+    /// (`DELETE /_sim/export/faults`): a test sees what was committed while the download is
+    /// still open.
+    #[serde(default)]
+    pub hold_after_rows: Option<u64>,
 }
 
 pub type Shared = Arc<Project>;
@@ -236,6 +256,7 @@ impl Project {
         self.limiter.reset();
         *lock(&self.retry_delays) = DEFAULT_RETRY_DELAYS_MS.to_vec();
         *lock(&self.time_scale) = 1.0;
+        *lock(&self.export_faults) = ExportFaults::default();
         for h in lock(&self.pending).drain(..) {
             h.abort();
         }

@@ -16,6 +16,13 @@
 //!     target/release/sync-bench                       # SQLite
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres target/release/sync-bench
 //!     target/release/sync-bench --limits keap          # one half only (`lifted` or `keap`)
+//!
+//! `--iterable-users N` (issue 15) runs the Iterable `users` export instead, on each backend:
+//! raw = this process streams `GET /api/export/data.json?dataTypeName=user` and counts its lines;
+//! sync = the service's `users` sync of the same export (one export, so Iterable's 4 exports a
+//! minute are enforced as shipped and never reached), with its RSS sampled the same way.
+//!
+//!     target/release/sync-bench --iterable-users 1000000
 
 use std::{
     path::PathBuf,
@@ -164,6 +171,23 @@ fn free_port() -> anyhow::Result<u16> {
 /// With the simulator's limits lifted, the service's own budgets are lifted too
 /// (`SHARPSEND_RATE_BUDGET_PERCENT`), so the run measures the engine, not Keap's 24/s pace.
 async fn start_service(db_url: &str, sim: &Sim, limits: Limits) -> anyhow::Result<Service> {
+    let percent = if limits == Limits::Lifted {
+        "100000"
+    } else {
+        "100"
+    };
+    start_service_with(
+        db_url,
+        &[
+            ("SHARPSEND_KEAP_API_URL", sim.origin.as_str()),
+            ("SHARPSEND_RATE_BUDGET_PERCENT", percent),
+        ],
+    )
+    .await
+}
+
+/// A release `sharpsend serve` on a fresh port, with `env` (upstream origins, budgets) set.
+async fn start_service_with(db_url: &str, env: &[(&str, &str)]) -> anyhow::Result<Service> {
     let exe: PathBuf = std::env::current_exe()?
         .parent()
         .context("binary folder")?
@@ -181,16 +205,8 @@ async fn start_service(db_url: &str, sim: &Sim, limits: Limits) -> anyhow::Resul
         .env("SHARPSEND_DATABASE_URL", db_url)
         .env("SHARPSEND_MASTER_KEY", MASTER_KEY)
         .env("SHARPSEND_ADMIN_TOKEN", ADMIN)
-        .env("SHARPSEND_KEAP_API_URL", &sim.origin)
         .env("SHARPSEND_SYNC_INTERVAL_MINUTES", "0")
-        .env(
-            "SHARPSEND_RATE_BUDGET_PERCENT",
-            if limits == Limits::Lifted {
-                "100000"
-            } else {
-                "100"
-            },
-        )
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -237,19 +253,31 @@ struct Synced {
 }
 
 async fn sync(http: &reqwest::Client, service: &Service) -> anyhow::Result<Synced> {
+    let connect = json!({
+        "publisherId": "bench",
+        "clientId": sim_keap::CLIENT_ID,
+        "clientSecret": sim_keap::CLIENT_SECRET,
+        "accessToken": sim_keap::ACCESS_TOKEN,
+        "refreshToken": sim_keap::REFRESH_TOKEN,
+        "expiresIn": 86_400,
+    });
+    sync_kind(http, service, "keap", &connect, "contacts").await
+}
+
+/// Connects `platform` with `connect` as publisher `bench`, syncs `kind` and times the job.
+async fn sync_kind(
+    http: &reqwest::Client,
+    service: &Service,
+    platform: &str,
+    connect: &Value,
+    kind: &str,
+) -> anyhow::Result<Synced> {
     let pid = service.child.id();
     let api = |path: &str| format!("{}{path}", service.origin);
     let connect = http
-        .post(api("/api/integrations/keap/connect"))
+        .post(api(&format!("/api/integrations/{platform}/connect")))
         .bearer_auth(ADMIN)
-        .json(&json!({
-            "publisherId": "bench",
-            "clientId": sim_keap::CLIENT_ID,
-            "clientSecret": sim_keap::CLIENT_SECRET,
-            "accessToken": sim_keap::ACCESS_TOKEN,
-            "refreshToken": sim_keap::REFRESH_TOKEN,
-            "expiresIn": 86_400,
-        }))
+        .json(connect)
         .send()
         .await?;
     if !connect.status().is_success() {
@@ -257,9 +285,9 @@ async fn sync(http: &reqwest::Client, service: &Service) -> anyhow::Result<Synce
     }
     let start_rss_kib = rss_kib(pid).0;
     let queued: Value = http
-        .post(api("/api/integrations/bench/keap/sync"))
+        .post(api(&format!("/api/integrations/bench/{platform}/sync")))
         .bearer_auth(ADMIN)
-        .json(&json!({"kinds": ["contacts"]}))
+        .json(&json!({"kinds": [kind]}))
         .send()
         .await?
         .json()
@@ -272,7 +300,9 @@ async fn sync(http: &reqwest::Client, service: &Service) -> anyhow::Result<Synce
     let job = loop {
         peak = peak.max(rss_kib(pid).0);
         let job: Value = http
-            .get(api(&format!("/api/integrations/bench/keap/sync/{job_id}")))
+            .get(api(&format!(
+                "/api/integrations/bench/{platform}/sync/{job_id}"
+            )))
             .bearer_auth(ADMIN)
             .send()
             .await?
@@ -294,7 +324,7 @@ async fn sync(http: &reqwest::Client, service: &Service) -> anyhow::Result<Synce
         (t("finishedAt") - t("startedAt")) as f64 / 1e6
     };
     Ok(Synced {
-        records: job["counts"]["contacts"].as_u64().unwrap_or(0),
+        records: job["counts"][kind].as_u64().unwrap_or(0),
         pages: job["pages"].as_u64().unwrap_or(0),
         secs,
         peak_rss_kib: peak,
@@ -354,6 +384,106 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+struct IterableSim {
+    _running: sim_core::Running,
+    origin: String,
+}
+
+async fn start_iterable(users: u64) -> anyhow::Result<IterableSim> {
+    let running = sim_iterable::start(
+        &mut sim_core::Binder::ephemeral(),
+        sim_iterable::Options {
+            users,
+            ..sim_iterable::Options::default()
+        },
+    )
+    .await?;
+    let origin = running
+        .origin(sim_iterable::ENV_US)
+        .context("iterable origin")?
+        .trim_end_matches('/')
+        .to_owned();
+    Ok(IterableSim {
+        _running: running,
+        origin,
+    })
+}
+
+/// Streams the whole `user` export and counts its rows, keeping nothing.
+async fn iterable_raw(http: &reqwest::Client, sim: &IterableSim) -> anyhow::Result<Raw> {
+    let started = Instant::now();
+    let mut resp = http
+        .get(format!("{}/api/export/data.json", sim.origin))
+        .header("Api-Key", sim_iterable::US_SERVER_KEY)
+        .query(&[("dataTypeName", "user"), ("range", "All")])
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut records = 0u64;
+    while let Some(chunk) = resp.chunk().await? {
+        records += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok(Raw {
+        records,
+        pages: records.div_ceil(1000),
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `--iterable-users N`: the `users` export, raw and synced, on each backend.
+async fn iterable_main(users: u64, backends: &[(&str, Option<&str>)]) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    println!(
+        "| backend | users | raw export rows/s | sync rows/s | sync / raw | pages/s | service RSS start → peak | exports | 429s |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for &(backend, pg_admin) in backends {
+        let sim = start_iterable(users).await?;
+        let raw = iterable_raw(&http, &sim).await?;
+        drop(sim);
+        let sim = start_iterable(users).await?;
+        let db = fresh_db(pg_admin).await?;
+        let service =
+            start_service_with(&db.url, &[(sim_iterable::ENV_US, sim.origin.as_str())]).await?;
+        let connect = json!({
+            "publisherId": "bench",
+            "apiKey": sim_iterable::US_SERVER_KEY,
+            "region": "us",
+            "config": {"fromEmail": "bench@example.com"},
+        });
+        let synced = sync_kind(&http, &service, "iterable", &connect, "users").await?;
+        let counters: Value = http
+            .get(format!("{}/_sim/counters", sim.origin))
+            .send()
+            .await?
+            .json()
+            .await?;
+        drop(service);
+        drop_db(db).await?;
+        if synced.records != users || raw.records != users {
+            bail!(
+                "counts differ: raw {} sync {} of {users}",
+                raw.records,
+                synced.records
+            );
+        }
+        let raw_rate = raw.records as f64 / raw.secs;
+        let sync_rate = synced.records as f64 / synced.secs;
+        println!(
+            "| {backend} | {users} | {raw_rate:.0} ({:.1} s) | {sync_rate:.0} ({:.1} s) | {:.2} | {:.1} | {:.1} → {:.1} MiB | {} | {} |",
+            raw.secs,
+            synced.secs,
+            sync_rate / raw_rate,
+            synced.pages as f64 / synced.secs,
+            synced.start_rss_kib as f64 / 1024.0,
+            synced.peak_rss_kib as f64 / 1024.0,
+            counters["exports"].as_u64().unwrap_or(0),
+            counters["429"].as_u64().unwrap_or(0),
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let sizes = [arg("--small", 100_000), arg("--contacts", 1_000_000)];
@@ -361,6 +491,10 @@ async fn main() -> anyhow::Result<()> {
     let mut backends: Vec<(&str, Option<&str>)> = vec![("SQLite", None)];
     if let Some(url) = pg.as_deref() {
         backends.push(("PostgreSQL", Some(url)));
+    }
+    let iterable_users = arg("--iterable-users", 0);
+    if iterable_users > 0 {
+        return iterable_main(iterable_users, &backends).await;
     }
     let http = reqwest::Client::new();
     println!(

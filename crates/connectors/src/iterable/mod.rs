@@ -21,7 +21,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use export::{DEFAULT_LOOKBACK, EVENT_TYPES, ExportBatch};
+pub use export::{
+    DEFAULT_LOOKBACK, EVENT_TYPES, ExportBatch, ExportLines, ExportPage, ExportPlace, LineError,
+    MAX_EXPORT_LINE, MAX_EXPORT_PAGE_BYTES, OpenExport, SPLIT_AFTER_CUTS, time_key,
+};
 pub use metrics::{METRICS_BATCH, MetricsRow, parse_metrics_csv, totals as metric_totals};
 pub use models::{
     Account, CAMPAIGN_STATES, CampaignPage, Channel, List, Template, campaign_state, channel_name,

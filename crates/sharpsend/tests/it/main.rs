@@ -15,6 +15,7 @@ mod dashboard_campaign;
 mod edges;
 mod helpers;
 mod iterable;
+mod iterable_export;
 mod keap;
 mod keap_reporting;
 mod logs;

@@ -8,12 +8,14 @@
 //! budget enforces (a page waits for its token rather than draw a 429). An export's window is
 //! `[since, started)`: from the watermark (or the epoch) to the time the listing began.
 //!
-//! The export is served to the engine 1000 rows a page. The connector's HTTP client buffers a
-//! response body, so one export (one event type or the users of the window) is held at a time,
-//! in this session, and handed out in pages; the cursor carries the window and the rows already
-//! served, so a resumed run re-exports the same window and skips them (rows are upserted, so a
-//! boundary re-read costs one write). Holding less would need a streaming read in the shared
-//! HTTP client.
+//! The export is read as a stream and served to the engine 1000 rows a page while the download
+//! continues (the connector's
+//! [`export_page`](connectors::iterable::IterableConnector::export_page)): this session keeps the
+//! open export between pages, so memory holds one page, not the export. The cursor carries the
+//! window, the event type and the connector's [`ExportPlace`] (the time slice and the rows of it
+//! already served): a resumed run, or a read after Iterable cut the stream off, exports from
+//! there without losing or re-serving rows, and a slice that keeps breaking is split into
+//! smaller ones.
 //!
 //! **Watermark**: the newest row time seen (`profileUpdatedAt` for users, `createdAt` for
 //! events) minus [`DEFAULT_LOOKBACK`] (15 minutes), never before the window's start. Iterable's
@@ -28,8 +30,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use connectors::iterable::{
-    Credentials, DEFAULT_LOOKBACK, EVENT_TYPES,
+    Credentials, DEFAULT_LOOKBACK, EVENT_TYPES, ExportPlace, OpenExport,
     sync::{SYNC_PAGE, event_id, row_time, user_key},
+    time_key,
 };
 use domain::Platform;
 use serde::{Deserialize, Serialize};
@@ -65,15 +68,8 @@ struct IterableSync {
     integration_id: String,
     creds: Credentials,
     event_types: Vec<String>,
-    /// The export being served: which one, and its rows.
-    export: Option<(ExportKey, Vec<Value>)>,
-}
-
-#[derive(Clone, PartialEq)]
-struct ExportKey {
-    data_type: String,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    /// The export being read, open between pages.
+    export: Option<OpenExport>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,9 +91,9 @@ struct ExportCursor {
     /// Which event type (index into the session's types); 0 for users.
     #[serde(default)]
     types: usize,
-    /// Rows of the current export already served.
-    #[serde(default)]
-    skip: usize,
+    /// Where the current export stands: its time slice and the rows of it served.
+    #[serde(flatten)]
+    place: ExportPlace,
     /// The newest row time seen so far in this listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     newest: Option<DateTime<Utc>>,
@@ -189,34 +185,23 @@ impl IterableSync {
                 )
             })?
         };
-        let key = ExportKey {
-            data_type: data_type.clone(),
-            start,
-            end,
-        };
-        if self.export.as_ref().is_none_or(|(k, _)| *k != key) {
-            self.export = None;
-            let rows = self
-                .state
-                .connectors
-                .iterable
-                .export(&self.creds, &data_type, start, end)
-                .await?;
-            self.export = Some((key, rows));
-        }
-        let rows = self
-            .export
-            .as_ref()
-            .map(|(_, r)| r.as_slice())
-            .unwrap_or(&[]);
-        let chunk_end = (c.skip + SYNC_PAGE as usize).min(rows.len());
-        let time_key = if users {
-            "profileUpdatedAt"
-        } else {
-            "createdAt"
-        };
-        let mut records = Vec::with_capacity(chunk_end.saturating_sub(c.skip));
-        for raw in rows.get(c.skip..chunk_end).unwrap_or(&[]) {
+        let page = self
+            .state
+            .connectors
+            .iterable
+            .export_page(
+                &self.creds,
+                &mut self.export,
+                &data_type,
+                start,
+                end,
+                &c.place,
+                SYNC_PAGE as usize,
+            )
+            .await?;
+        let time_key = time_key(&data_type);
+        let mut records = Vec::with_capacity(page.rows.len());
+        for raw in &page.rows {
             if let Some(t) = row_time(raw, time_key) {
                 c.newest = Some(c.newest.map_or(t, |n| n.max(t)));
             }
@@ -231,15 +216,15 @@ impl IterableSync {
                 SyncRecord::from_values(platform_id, &normalized, raw).map_err(Error::internal)?,
             );
         }
-        let more_rows = chunk_end < rows.len();
         let more_types = !users && c.types + 1 < self.event_types.len();
-        if more_rows || more_types {
-            if more_rows {
-                c.skip = chunk_end;
-            } else {
-                c.types += 1;
-                c.skip = 0;
-                self.export = None;
+        if page.next.is_some() || more_types {
+            match page.next {
+                Some(place) => c.place = place,
+                None => {
+                    c.types += 1;
+                    c.place = ExportPlace::default();
+                    self.export = None;
+                }
             }
             c.start = Some(start);
             c.end = Some(end);
