@@ -1,5 +1,6 @@
 //! Iterable: one project's API key in its region.
 
+mod sync;
 mod writes;
 
 use async_trait::async_trait;
@@ -67,7 +68,7 @@ impl PlatformSession for IterableSession {
     }
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
-        crate::sync::sources::iterable::reader(state, *self)
+        sync::reader(state, *self)
     }
 
     /// `users/update`, keyed by the email (else the userId).

@@ -29,7 +29,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{decode_cursor, encode_cursor};
+use crate::sync::source::{decode_cursor, encode_cursor};
 use crate::{
     analytics::history::{day_id, metrics_key},
     error::Error,

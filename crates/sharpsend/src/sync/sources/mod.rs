@@ -1,15 +1,12 @@
 //! The sync readers behind [`open`]: each platform's lives with its session
 //! (`platforms::<platform>::sync`); the opt-in `metrics` kind, shared by two platforms, is here.
 
-pub mod iterable;
 pub mod metrics;
 
 use store::IntegrationRecord;
 
 use super::source::SyncSession;
 use crate::{error::Error, state::AppState};
-
-pub(crate) use super::source::{decode_cursor, encode_cursor, unknown_kind};
 
 /// Opens the sync session of a connected integration: its credentials are read from the vault
 /// (and, for Keap, refreshed first when close to expiry).

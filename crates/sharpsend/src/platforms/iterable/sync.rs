@@ -1,6 +1,6 @@
 //! Iterable's sync kinds: `campaigns`, `lists`, `templates` (full listings), and `users` and
 //! `events` through the export API (`GET /api/export/data.json`); the opt-in `metrics` is in
-//! [`super::metrics`].
+//! [`crate::sync::sources::metrics`].
 //!
 //! **Exports.** `users` is one export of `dataTypeName=user`; `events` one export per message
 //! event type (the connector's [`EVENT_TYPES`], or the integration's `config.syncEventTypes`),
@@ -38,12 +38,11 @@ use domain::Platform;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{decode_cursor, encode_cursor, unknown_kind};
+use super::IterableSession;
 use crate::{
     error::Error,
-    platforms::iterable::IterableSession,
     state::AppState,
-    sync::source::{Page, SyncRecord, SyncSession},
+    sync::source::{Page, SyncRecord, SyncSession, decode_cursor, encode_cursor, unknown_kind},
 };
 
 /// The sync reader of an opened Iterable session.
@@ -325,7 +324,7 @@ impl SyncSession for IterableSync {
             "templates" => self.templates(cursor).await,
             "users" | "events" => self.exported(kind, cursor).await,
             "metrics" => {
-                super::metrics::iterable_page(
+                crate::sync::sources::metrics::iterable_page(
                     &self.state,
                     &self.integration_id,
                     &self.creds,
