@@ -8,6 +8,24 @@
 //! that we do not know yet keeps its subject and passes its own verb through in snake case, so it
 //! is stored rather than lost.
 
+/// A received event in our terms, as a platform's receiver normalises it, before it gets our
+/// id and receipt time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingEvent {
+    /// Our vocabulary: `email.sent`, `email.opened`, `contact.updated`, …
+    pub kind: String,
+    /// What de-duplicates the platform's redeliveries (its event id, or one derived from the
+    /// body where it has none).
+    pub platform_event_id: String,
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    /// The campaign (broadcast, newsletter, transactional message) it belongs to.
+    pub campaign_id: Option<String>,
+    /// The platform's own event data.
+    pub data: serde_json::Value,
+}
+
 /// Message channels an event may be about.
 pub const CHANNELS: &[&str] = &[
     "email", "sms", "push", "in_app", "web_push", "whatsapp", "embedded", "webhook", "slack",

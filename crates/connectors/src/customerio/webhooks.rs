@@ -2,26 +2,11 @@
 //! contract's Event (CONTRACT §6, §8). Pure functions; the service's public receiver
 //! (`POST /webhooks/customerio/{webhookId}`) checks the signature and calls them.
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use domain::events::{event_type, snake};
 use serde_json::Value;
 
-/// A received event in our terms (the caller assigns our id and the receipt time).
-#[derive(Clone, Debug, PartialEq)]
-pub struct IncomingEvent {
-    /// Our vocabulary (`domain::events`): `email.sent`, `email.opened`, `sms.delivered`,
-    /// `customer.subscribed`, …
-    pub kind: String,
-    /// Customer.io's `event_id`, which de-duplicates redeliveries.
-    pub platform_event_id: String,
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub email: Option<String>,
-    pub user_id: Option<String>,
-    /// The campaign, broadcast, newsletter or transactional message the event belongs to.
-    pub campaign_id: Option<String>,
-    /// Customer.io's `data`, with `metric` and `objectType` added.
-    pub data: Value,
-}
+pub use domain::events::IncomingEvent;
 
 /// Our action for Customer.io's `metric`.
 fn action(metric: &str) -> String {

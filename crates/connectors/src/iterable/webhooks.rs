@@ -9,7 +9,6 @@
 //! the integration's generated webhook secret; it is compared in constant time.
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use domain::events::{event_type as typed, snake};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -66,22 +65,7 @@ pub fn authorized(authorization: Option<&str>, custom: Option<&str>, secret: &st
         .fold(false, |ok, c| same_secret(c, secret) | ok)
 }
 
-/// A received event in our terms (the caller assigns our id and the receipt time).
-#[derive(Clone, Debug, PartialEq)]
-pub struct IncomingEvent {
-    /// Our vocabulary (`domain::events`): `email.sent`, `email.opened`, `email.clicked`,
-    /// `email.bounced`, `email.unsubscribed`, `sms.sent`, `push.opened`, `in_app.opened`, …
-    pub kind: String,
-    /// What de-duplicates redeliveries: the event name, Iterable's `messageId` and the event's
-    /// `createdAt` (epoch ms), or a digest of the body when there is no message id.
-    pub platform_event_id: String,
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub email: Option<String>,
-    pub user_id: Option<String>,
-    pub campaign_id: Option<String>,
-    /// Iterable's `dataFields`.
-    pub data: Value,
-}
+pub use domain::events::IncomingEvent;
 
 /// Iterable's channel prefixes of `eventName`, longest first, and our subject for each.
 const CHANNELS: &[(&str, &str)] = &[

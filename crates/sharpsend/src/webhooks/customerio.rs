@@ -16,7 +16,7 @@ use sha2::Sha256;
 use store::IntegrationRecord;
 use subtle::ConstantTimeEq;
 
-use super::{Incoming, Reply, header, rejected, store_all};
+use super::{Reply, header, rejected, store_all};
 use crate::{
     error::{Error, Result},
     integrations,
@@ -105,15 +105,6 @@ pub async fn receive(
     let event = wh::normalize(body).map_err(|e| {
         Error::invalid("body", format!("Not a Customer.io reporting webhook: {e}."))
     })?;
-    let incoming = Incoming {
-        kind: event.kind,
-        platform_event_id: event.platform_event_id,
-        occurred_at: event.occurred_at,
-        email: event.email,
-        user_id: event.user_id,
-        campaign_id: event.campaign_id,
-        data: event.data,
-    };
-    let receipt = store_all(state, record, vec![incoming]).await?;
+    let receipt = store_all(state, record, vec![event]).await?;
     Ok(Reply::Stored(receipt))
 }

@@ -12,7 +12,7 @@ use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
 use store::IntegrationRecord;
 
-use super::{Incoming, Reply, header, rejected, store_all};
+use super::{Reply, header, rejected, store_all};
 use crate::{
     error::{Error, Result},
     integrations,
@@ -56,15 +56,6 @@ pub async fn receive(
     }
     let event = wh::normalize(body)
         .map_err(|e| Error::invalid("body", format!("Not an Iterable system webhook: {e}.")))?;
-    let incoming = Incoming {
-        kind: event.kind,
-        platform_event_id: event.platform_event_id,
-        occurred_at: event.occurred_at,
-        email: event.email,
-        user_id: event.user_id,
-        campaign_id: event.campaign_id,
-        data: event.data,
-    };
-    let receipt = store_all(state, record, vec![incoming]).await?;
+    let receipt = store_all(state, record, vec![event]).await?;
     Ok(Reply::Stored(receipt))
 }

@@ -23,10 +23,9 @@ pub mod work;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use domain::{ErrorCode, Platform};
 use serde::Serialize;
-use serde_json::Value;
 use store::{IntegrationRecord, NewEvent};
 
 use crate::{
@@ -35,17 +34,7 @@ use crate::{
 };
 
 /// An event in our terms, before it gets our id and receipt time.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Incoming {
-    /// `domain::events` vocabulary.
-    pub kind: String,
-    pub platform_event_id: String,
-    pub occurred_at: Option<DateTime<Utc>>,
-    pub email: Option<String>,
-    pub user_id: Option<String>,
-    pub campaign_id: Option<String>,
-    pub data: Value,
-}
+pub use domain::events::IncomingEvent as Incoming;
 
 /// What a delivery did: how many events were new and how many were redeliveries.
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]

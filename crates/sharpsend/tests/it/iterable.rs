@@ -340,6 +340,10 @@ async fn connect_validates_emails_and_fields_before_calling_iterable() {
             with(json!({"config": {"fromEmail": 7}})),
             "config.fromEmail",
         ),
+        (
+            with(json!({"config": {"syncEventTypes": ["emailOpen", "emailTeleport"]}})),
+            "config.syncEventTypes",
+        ),
         (with(json!({"region": "mars"})), "region"),
         (json!({"publisherId": "pub-a"}), "apiKey"),
         (json!({"apiKey": US_SERVER_KEY}), "publisherId"),
@@ -353,6 +357,18 @@ async fn connect_validates_emails_and_fields_before_calling_iterable() {
     assert!(e.us.requests(Some("/api/")).await.unwrap().is_empty());
     let list = e.get("/api/integrations/pub-a").await;
     assert_eq!(list.expect_ok(200)["integrations"], json!([]));
+
+    // The event types the events sync exports are kept (once each), not dropped.
+    let ok = e
+        .post(
+            CONNECT,
+            with(json!({"config": {"syncEventTypes": ["emailOpen", "emailClick", "emailOpen"]}})),
+        )
+        .await;
+    assert_eq!(
+        ok.expect_ok(200)["config"]["syncEventTypes"],
+        json!(["emailOpen", "emailClick"])
+    );
 }
 
 // ---------------------------------------------------------------- campaigns

@@ -75,6 +75,33 @@ pub struct IterableConfig {
     /// daily metrics (see docs/analytics.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_history: Option<bool>,
+    /// The message event types the `events` sync exports (each export costs one of the key's 4
+    /// a minute); absent or empty: all of them (`emailSend`, `emailOpen`, … `inAppOpen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_event_types: Option<Vec<String>>,
+}
+
+/// `config.syncEventTypes`: each one of Iterable's message event types, once.
+fn event_types(types: Option<Vec<String>>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(types) = types.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let mut seen = Vec::new();
+    for t in types {
+        if !connectors::iterable::EVENT_TYPES.contains(&t.as_str()) {
+            return Err(ApiError::validation(
+                "config.syncEventTypes",
+                format!(
+                    "'{t}' is not an Iterable message event type; use any of {}.",
+                    connectors::iterable::EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
+        if !seen.contains(&t) {
+            seen.push(t);
+        }
+    }
+    Ok(Some(seen))
 }
 
 /// `POST /api/integrations/iterable/connect`.
@@ -251,6 +278,7 @@ pub async fn connect(
         from_email: check_email("config.fromEmail", &config.from_email)?,
         reply_to: check_email("config.replyTo", &config.reply_to)?,
         metrics_history: config.metrics_history,
+        sync_event_types: event_types(config.sync_event_types)?,
     };
     let region = body.region.unwrap_or_default();
     let creds = Credentials::new(key, region);
