@@ -544,6 +544,17 @@ impl KeapConnector {
         }
     }
 
+    /// A campaign's contact counts in our terms (`activeContacts`, `completedContacts`: how many
+    /// contacts are in it now and how many finished it), those Keap reports; `None` when Keap
+    /// has no campaign with this id.
+    pub async fn campaign_counts(
+        &self,
+        cred: &KeapCredential,
+        id: &str,
+    ) -> Result<Option<std::collections::BTreeMap<&'static str, u64>>, KeapError> {
+        Ok(self.campaign(cred, id).await?.map(|c| campaign_counts(&c)))
+    }
+
     /// Whether a campaign exists (REST v2 `GET /campaigns/{id}`).
     pub async fn campaign_exists(
         &self,
@@ -823,6 +834,20 @@ pub fn expires_at(expires_in: Option<i64>) -> DateTime<Utc> {
 pub fn needs_refresh(at: DateTime<Utc>) -> bool {
     let margin = chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_default();
     at - Utc::now() <= margin
+}
+
+/// Our keys for Keap's per-campaign counts, in answer order, and Keap's fields for them.
+pub const CAMPAIGN_COUNTS: [(&str, &str); 2] = [
+    ("activeContacts", "active_contact_count"),
+    ("completedContacts", "completed_contact_count"),
+];
+
+/// The counts a REST v2 campaign object carries, under our keys.
+pub fn campaign_counts(campaign: &Value) -> std::collections::BTreeMap<&'static str, u64> {
+    CAMPAIGN_COUNTS
+        .iter()
+        .filter_map(|(ours, theirs)| Some((*ours, campaign.get(*theirs)?.as_u64()?)))
+        .collect()
 }
 
 #[async_trait::async_trait]

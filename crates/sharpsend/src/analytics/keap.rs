@@ -45,9 +45,10 @@ pub const OPEN_LOOKBACK: Duration = Duration::days(7);
 pub const EMAIL_METRICS: [&str; 5] = ["sent", "opens", "uniqueOpens", "clicks", "uniqueClicks"];
 
 /// Keap's per-campaign figures from its campaign object (our keys, in answer order).
-pub const CAMPAIGN_KEYS: [&str; 2] = ["activeContacts", "completedContacts"];
-/// Keap's fields for [`CAMPAIGN_KEYS`].
-const CAMPAIGN_FIELDS: [&str; 2] = ["active_contact_count", "completed_contact_count"];
+pub const CAMPAIGN_KEYS: [&str; 2] = [
+    connectors::keap::CAMPAIGN_COUNTS[0].0,
+    connectors::keap::CAMPAIGN_COUNTS[1].0,
+];
 
 /// A campaign's `activeContacts` and `completedContacts` (those Keap gives), or `NOT_FOUND`.
 pub async fn campaign_totals(
@@ -57,10 +58,10 @@ pub async fn campaign_totals(
 ) -> Result<BTreeMap<&'static str, u64>> {
     let mut session = tokens::session(state, publisher).await?;
     let keap = state.connectors.keap.clone();
-    let campaign = tokens::call(state, &mut session, |cred| {
+    let counts = tokens::call(state, &mut session, |cred| {
         let keap = keap.clone();
         let id = campaign_id.to_owned();
-        async move { keap.campaign(&cred, &id).await }
+        async move { keap.campaign_counts(&cred, &id).await }
     })
     .await?
     .ok_or_else(|| {
@@ -70,11 +71,7 @@ pub async fn campaign_totals(
         )
         .detail("campaignId", campaign_id.to_owned())
     })?;
-    Ok(CAMPAIGN_KEYS
-        .into_iter()
-        .zip(CAMPAIGN_FIELDS)
-        .filter_map(|(ours, theirs)| Some((ours, campaign.get(theirs)?.as_u64()?)))
-        .collect())
+    Ok(counts)
 }
 
 /// Counts sent-email records into the window's buckets (see the module doc); a record listed
