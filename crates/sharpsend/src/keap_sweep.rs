@@ -67,9 +67,8 @@ pub async fn sweep_once(
         let Ok(publisher) = PublisherId::parse(&record.publisher_id) else {
             continue;
         };
-        // `session` refreshes by itself when the token is near expiry; otherwise refresh here.
-        // Either way the refresh is the single-flight one: a replica that got there first is
-        // seen through the credentials version, and Keap is not called twice.
+        // The refresh is the single-flight one: a replica that got there first is seen through
+        // the credentials version, and Keap is not called twice.
         let outcome = match tokens::session(state, &publisher).await {
             Ok(mut session) if session.version() == version => {
                 tokens::refresh(state, &mut session).await

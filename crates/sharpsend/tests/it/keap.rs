@@ -452,6 +452,40 @@ async fn proactive_refresh_is_single_flight_and_rotates() {
     db.cleanup().await;
 }
 
+/// A write refused for its own input never rotates the tokens: the proactive refresh of a token
+/// near expiry happens at the first Keap call, not when the session opens.
+#[tokio::test]
+async fn a_refused_write_does_not_refresh_a_token_near_expiry() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed(&db).await;
+    let sim = keap_sim(&sandbox);
+    let (access, refresh) = token_pair(&sim).await;
+    connect(&app, oauth_body(&access, &refresh, Some(60))).await;
+    let subscribers = "/api/integrations/pub-k/keap/subscribers";
+    let bad = app
+        .call(
+            Method::POST,
+            subscribers,
+            Some(ADMIN_TOKEN),
+            Some(json!({"email": "not-an-email"})),
+        )
+        .await;
+    bad.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(sim.counter("token_refresh").await.unwrap(), 0);
+    // The next call that reaches Keap refreshes first, once.
+    app.call(
+        Method::POST,
+        subscribers,
+        Some(ADMIN_TOKEN),
+        Some(json!({"email": "fresh@example.com"})),
+    )
+    .await
+    .expect_ok(200);
+    assert_eq!(sim.counter("token_refresh").await.unwrap(), 1);
+    app.stop().await;
+    db.cleanup().await;
+}
+
 /// 50 concurrent reads meet a token Keap says has expired (401): one refresh, every call
 /// retried once and answered.
 #[tokio::test]

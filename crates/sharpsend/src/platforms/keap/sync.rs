@@ -1,8 +1,8 @@
 //! Keap's sync kinds: `contacts` (incremental on `last_updated`), and full listings of `tags`,
 //! `campaigns`, `opportunities` (with their pipeline stage) and `orders`.
 //!
-//! Credentials come from [`tokens::session`] (proactive refresh near expiry) and every call goes
-//! through [`tokens::call`] (a 401 refreshes once, single-flight, and retries once), so a long
+//! Credentials come from the session and every call goes through [`tokens::call`] (a token near
+//! expiry is refreshed first; a 401 refreshes once, single-flight, and retries once), so a long
 //! sync outlives its access token without racing the API routes' refreshes.
 //!
 //! **Contacts** are read through REST v2 `GET /contacts` in id order, 1000 a page, walking

@@ -53,6 +53,8 @@ pub struct Session {
     version: i64,
     /// Whether a refresh is possible (OAuth with a refresh token).
     oauth: bool,
+    /// When `cred` expires (OAuth); the first call within the safety margin refreshes first.
+    expires: Option<DateTime<Utc>>,
 }
 
 impl Session {
@@ -174,14 +176,15 @@ fn credential_of(
     ))
 }
 
-/// Loads the publisher's Keap integration with a usable credential, refreshing first when the
-/// access token expires within the safety margin.
+/// Loads the publisher's Keap integration (see [`open`]).
 pub async fn session(state: &AppState, publisher: &PublisherId) -> Result<Session> {
     let record = crate::platforms::integration(state, publisher, Platform::Keap).await?;
     open(state, record).await
 }
 
-/// Opens a stored Keap integration with a usable credential (see [`session`]).
+/// Opens a stored Keap integration without calling Keap: the proactive refresh of a token close
+/// to expiry happens in the first [`call`], so a request refused for its own input (checked after
+/// the session opens) never rotates the tokens.
 pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Session> {
     crate::platforms::ensure_usable(&record)?;
     let creds = state
@@ -191,25 +194,26 @@ pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Session
         .ok_or_else(|| Error::internal(format!("integration {} has no credentials", record.id)))?;
     let secrets = open_all(state, &record.id, &creds.fields)?;
     let (cred, expires, oauth) = credential_of(&secrets)?;
-    let mut session = Session {
+    Ok(Session {
         settings: super::settings::KeapSettings::of(&record),
         record,
         cred,
         version: creds.version,
         oauth,
-    };
-    if oauth && expires.is_some_and(connectors::keap::needs_refresh) {
-        refresh(state, &mut session).await?;
-    }
-    Ok(session)
+        expires,
+    })
 }
 
-/// Runs one Keap call; on a 401 refreshes the token once (single-flight) and retries once.
+/// Runs one Keap call: refreshes first when the token expires within the safety margin, and on
+/// a 401 refreshes the token once (single-flight) and retries once.
 pub async fn call<T, F, Fut>(state: &AppState, session: &mut Session, op: F) -> Result<T>
 where
     F: Fn(KeapCredential) -> Fut,
     Fut: std::future::Future<Output = Result<T, KeapError>>,
 {
+    if session.oauth && session.expires.is_some_and(connectors::keap::needs_refresh) {
+        refresh(state, session).await?;
+    }
     match op(session.cred.clone()).await {
         Ok(v) => Ok(v),
         Err(KeapError::Unauthorized(e)) if session.oauth => {
@@ -245,10 +249,11 @@ pub async fn refresh(state: &AppState, session: &mut Session) -> Result<()> {
     if current.version != session.version {
         // Someone else refreshed (or reconnected) while we waited: use theirs.
         lock.release().await?;
-        let (cred, _, oauth) = credential_of(&secrets)?;
+        let (cred, expires, oauth) = credential_of(&secrets)?;
         session.cred = cred;
         session.version = current.version;
         session.oauth = oauth;
+        session.expires = expires;
         return Ok(());
     }
     let (Some(client_id), Some(client_secret), Some(refresh_token)) = (
@@ -277,6 +282,7 @@ pub async fn refresh(state: &AppState, session: &mut Session) -> Result<()> {
             session.cred =
                 KeapCredential::oauth(tokens.access_token, Some(client_id.expose_secret()));
             session.version = version;
+            session.expires = Some(tokens.expires_at);
             Ok(())
         }
         Err(e) if e.kind == connectors::ErrorKind::InvalidCredentials => {
