@@ -30,6 +30,30 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Seals one secret under the integration's identity and the field's name.
+pub fn seal_field(
+    state: &AppState,
+    integration_id: &str,
+    field: &str,
+    value: &SecretString,
+) -> Result<SealedField, Error> {
+    let sealed = state
+        .vault
+        .seal(
+            Aad {
+                integration_id,
+                field,
+            },
+            value,
+        )
+        .map_err(Error::internal)?;
+    Ok(SealedField {
+        field: field.to_owned(),
+        key_id: sealed.key_id.0,
+        ciphertext: sealed.bytes,
+    })
+}
+
 fn seal_all(
     state: &AppState,
     integration_id: &str,
@@ -37,22 +61,30 @@ fn seal_all(
 ) -> Result<Vec<SealedField>, Error> {
     secrets
         .iter()
-        .map(|(field, value)| {
-            let sealed = state
-                .vault
-                .seal(
-                    Aad {
-                        integration_id,
-                        field,
-                    },
-                    value,
-                )
-                .map_err(Error::internal)?;
-            Ok(SealedField {
-                field: (*field).to_owned(),
-                key_id: sealed.key_id.0,
-                ciphertext: sealed.bytes,
-            })
+        .map(|(field, value)| seal_field(state, integration_id, field, value))
+        .collect()
+}
+
+/// Opens sealed fields of an integration, by name.
+pub fn open_fields(
+    state: &AppState,
+    integration_id: &str,
+    fields: &[SealedField],
+) -> Result<BTreeMap<String, SecretString>, Error> {
+    fields
+        .iter()
+        .map(|f| {
+            let aad = Aad {
+                integration_id,
+                field: &f.field,
+            };
+            let secret = state.vault.open(aad, &f.ciphertext).map_err(|e| {
+                Error::internal(format!(
+                    "cannot open {} of integration {integration_id}: {e}",
+                    f.field
+                ))
+            })?;
+            Ok((f.field.clone(), secret))
         })
         .collect()
 }
@@ -109,23 +141,7 @@ pub async fn open_secrets(
         .ok_or_else(|| {
             Error::internal(format!("integration {} has no credentials row", record.id))
         })?;
-    creds
-        .fields
-        .iter()
-        .map(|f| {
-            let aad = Aad {
-                integration_id: &record.id,
-                field: &f.field,
-            };
-            let secret = state.vault.open(aad, &f.ciphertext).map_err(|e| {
-                Error::internal(format!(
-                    "cannot open {} of integration {}: {e}",
-                    f.field, record.id
-                ))
-            })?;
-            Ok((f.field.clone(), secret))
-        })
-        .collect()
+    open_fields(state, &record.id, &creds.fields)
 }
 
 /// The contract's Integration shape: secrets masked, capabilities from the matrix, last sync.

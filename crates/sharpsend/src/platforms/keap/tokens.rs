@@ -29,10 +29,10 @@ use connectors::keap::{KeapCredential, KeapError, TokenSet};
 use domain::{Platform, PublisherId, shapes::IntegrationStatus};
 use secrecy::{ExposeSecret, SecretString};
 use store::{IntegrationRecord, SealedField};
-use vault::Aad;
 
 use crate::{
     error::{Error, Result},
+    integrations::{open_fields, seal_field},
     state::AppState,
 };
 
@@ -73,7 +73,7 @@ pub async fn oauth_expiry(
     let Some(creds) = state.store.get_credentials(integration_id).await? else {
         return Ok(None);
     };
-    let secrets = open_all(state, integration_id, &creds.fields)?;
+    let secrets = open_fields(state, integration_id, &creds.fields)?;
     let (_, expires, oauth) = credential_of(&secrets)?;
     Ok(expires.filter(|_| oauth).map(|e| (e, creds.version)))
 }
@@ -91,59 +91,8 @@ pub fn seal_tokens(
         (EXPIRES_AT, &expires),
     ]
     .into_iter()
-    .map(|(field, value)| seal(state, integration_id, field, value))
+    .map(|(field, value)| seal_field(state, integration_id, field, value))
     .collect()
-}
-
-fn seal(
-    state: &AppState,
-    integration_id: &str,
-    field: &str,
-    value: &SecretString,
-) -> Result<SealedField> {
-    let sealed = state
-        .vault
-        .seal(
-            Aad {
-                integration_id,
-                field,
-            },
-            value,
-        )
-        .map_err(Error::internal)?;
-    Ok(SealedField {
-        field: field.to_owned(),
-        key_id: sealed.key_id.0,
-        ciphertext: sealed.bytes,
-    })
-}
-
-fn open_all(
-    state: &AppState,
-    integration_id: &str,
-    fields: &[SealedField],
-) -> Result<BTreeMap<String, SecretString>> {
-    fields
-        .iter()
-        .map(|f| {
-            let secret = state
-                .vault
-                .open(
-                    Aad {
-                        integration_id,
-                        field: &f.field,
-                    },
-                    &f.ciphertext,
-                )
-                .map_err(|e| {
-                    Error::internal(format!(
-                        "cannot open {} of integration {integration_id}: {e}",
-                        f.field
-                    ))
-                })?;
-            Ok((f.field.clone(), secret))
-        })
-        .collect()
 }
 
 fn reconnect_error(publisher: &str, reason: &str) -> Error {
@@ -192,7 +141,7 @@ pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Session
         .get_credentials(&record.id)
         .await?
         .ok_or_else(|| Error::internal(format!("integration {} has no credentials", record.id)))?;
-    let secrets = open_all(state, &record.id, &creds.fields)?;
+    let secrets = open_fields(state, &record.id, &creds.fields)?;
     let (cred, expires, oauth) = credential_of(&secrets)?;
     Ok(Session {
         settings: super::settings::KeapSettings::of(&record),
@@ -239,7 +188,7 @@ pub async fn refresh(state: &AppState, session: &mut Session) -> Result<()> {
         )
     })?;
     let current = lock.credentials().clone();
-    let secrets = match open_all(state, &id, &current.fields) {
+    let secrets = match open_fields(state, &id, &current.fields) {
         Ok(s) => s,
         Err(e) => {
             lock.release().await?;
