@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod operations;
 pub mod platform;
 pub mod publisher;
+pub mod reads;
 pub mod shapes;
 
 pub use capabilities::{Capability, Support};

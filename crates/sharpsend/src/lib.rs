@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod integrations;
 pub mod keap_sweep;
+pub mod paging;
 pub mod platforms;
 pub mod principal;
 pub mod sandbox;

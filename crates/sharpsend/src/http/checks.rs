@@ -7,64 +7,24 @@ use secrecy::SecretString;
 
 use super::error::{ApiError, ApiResult};
 
-/// The largest `limit` any list route takes (a route may document a smaller one, such as the
-/// sync jobs' 100). Mirrored as `maximum` in the OpenAPI parameters.
-pub const MAX_LIMIT: u32 = 1000;
-
-/// The largest `offset` any list route takes: deeper than any account's campaigns, contacts or
-/// tags, small enough that no platform is asked for a page number near an integer's end.
-pub const MAX_OFFSET: u64 = 10_000_000;
-
 /// Longest id accepted in a path and passed on to a platform.
 pub const MAX_PATH_ID_BYTES: usize = 128;
 
-/// `limit`: `default` when absent, else 1–`max` (at most [`MAX_LIMIT`]).
-pub fn limit<N: Into<i128>>(value: Option<N>, default: u32, max: u32) -> ApiResult<u32> {
-    let max = max.min(MAX_LIMIT);
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    let value: i128 = value.into();
-    u32::try_from(value)
-        .ok()
-        .filter(|l| (1..=max).contains(l))
-        .ok_or_else(|| {
-            ApiError::validation("limit", format!("`limit` must be between 1 and {max}."))
-                .detail("minimum", 1)
-                .detail("maximum", max)
-        })
-}
+pub use crate::paging::{MAX_LIMIT, MAX_OFFSET};
 
-/// `offset`: 0 when absent, else 0–[`MAX_OFFSET`].
-pub fn offset<N: Into<i128>>(value: Option<N>) -> ApiResult<u64> {
-    let Some(value) = value else {
-        return Ok(0);
-    };
-    let value: i128 = value.into();
-    u64::try_from(value)
-        .ok()
-        .filter(|o| *o <= MAX_OFFSET)
-        .ok_or_else(|| {
-            ApiError::validation(
-                "offset",
-                format!("`offset` must be between 0 and {MAX_OFFSET}."),
-            )
-            .detail("minimum", 0)
-            .detail("maximum", MAX_OFFSET)
-        })
-}
-
-/// `limit` and `offset` together (see [`limit`] and [`offset`]).
+/// `limit` and `offset` together ([`crate::paging::window`]).
 pub fn paging<L: Into<i128>, O: Into<i128>>(
     limit_value: Option<L>,
     offset_value: Option<O>,
     default_limit: u32,
     max_limit: u32,
 ) -> ApiResult<(u32, u64)> {
-    Ok((
-        limit(limit_value, default_limit, max_limit)?,
-        offset(offset_value)?,
-    ))
+    Ok(crate::paging::window(
+        limit_value,
+        offset_value,
+        default_limit,
+        max_limit,
+    )?)
 }
 
 /// Whether every byte of `value` may stand in an HTTP header as a token: visible ASCII, no
@@ -122,32 +82,6 @@ mod tests {
 
     fn field(e: &ApiError) -> &str {
         e.details["field"].as_str().unwrap_or_default()
-    }
-
-    #[test]
-    fn limit_and_offset_bounds() {
-        assert_eq!(limit::<u32>(None, 100, 1000).unwrap(), 100);
-        assert_eq!(limit(Some(1u32), 100, 1000).unwrap(), 1);
-        assert_eq!(limit(Some(1000i64), 100, 1000).unwrap(), 1000);
-        assert_eq!(limit(Some(100u32), 20, 100).unwrap(), 100);
-        for bad in [0i64, -1, 1001, i64::MAX, i64::MIN] {
-            let e = limit(Some(bad), 100, 1000).unwrap_err();
-            assert_eq!(field(&e), "limit", "{bad}");
-        }
-        assert!(limit(Some(101u32), 20, 100).is_err());
-        // A route cannot document more than the one maximum.
-        assert!(limit(Some(5000u32), 100, 10_000).is_err());
-        assert_eq!(offset::<u64>(None).unwrap(), 0);
-        assert_eq!(offset(Some(MAX_OFFSET)).unwrap(), MAX_OFFSET);
-        for bad in [
-            i128::from(MAX_OFFSET) + 1,
-            i128::from(i64::MAX),
-            i128::from(u64::MAX),
-            -1,
-        ] {
-            let e = offset(Some(bad)).unwrap_err();
-            assert_eq!(field(&e), "offset", "{bad}");
-        }
     }
 
     #[test]

@@ -51,6 +51,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(routes::sync::list_records))
         .merge(routes::analytics::routes())
         .merge(routes::operations::routes())
+        .merge(routes::reads::routes())
         .routes(routes!(
             routes::operations::read_operation,
             routes::operations::write_operation

@@ -6,9 +6,10 @@
 //! — routes, the sync engine, the limits view, analytics, webhook work — opens a session through
 //! [`open`] or [`open_for`], so credential loading exists once.
 //!
-//! [`open`] is the registry: the one place that maps a [`Platform`] to its implementation. The
-//! capability matrix (CONTRACT §9) answers through [`require`], so `UNSUPPORTED_OPERATION` comes
-//! from one place, before any upstream call.
+//! [`driver`] is the registry: the one place that maps a [`Platform`] to its implementation, a
+//! [`Driver`] (what a platform does before a session exists: open one, check a read's query,
+//! verify a webhook delivery). The capability matrix (CONTRACT §9) answers through [`require`],
+//! so `UNSUPPORTED_OPERATION` comes from one place, before any upstream call.
 
 pub mod customerio;
 pub mod iterable;
@@ -16,11 +17,13 @@ pub mod keap;
 pub mod operations;
 
 use async_trait::async_trait;
+use axum::http::HeaderMap;
 use domain::{
     Capability, Platform, PublisherId,
     operations::{
         Accepted, BatchOutcome, EventInput, MessageInput, Queued, SubscriberInput, Upserted,
     },
+    reads::{Listing, Read, ReadQuery},
     shapes::IntegrationStatus,
 };
 use store::IntegrationRecord;
@@ -29,7 +32,44 @@ use crate::{
     error::{Error, Result},
     state::AppState,
     sync::source::SyncSession,
+    webhooks::Reply,
 };
+
+/// What a platform does before (or without) a session: the registry's entry for it.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    fn platform(&self) -> Platform;
+
+    /// Opens the session of a stored integration of this platform.
+    async fn open(
+        &self,
+        state: &AppState,
+        record: IntegrationRecord,
+    ) -> Result<Box<dyn PlatformSession>>;
+
+    /// Checks a read's query before the integration is opened: `VALIDATION_ERROR` naming a bad
+    /// filter, `NOT_FOUND` for a read the matrix allows but this platform does not serve.
+    fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()>;
+
+    /// Runs the platform's authenticity check on one webhook delivery for `record` and stores
+    /// its events (CONTRACT §8); a delivery that fails the check is `UNAUTHORIZED`.
+    async fn receive_webhook(
+        &self,
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply>;
+}
+
+/// The registry: each platform's driver.
+pub fn driver(platform: Platform) -> &'static dyn Driver {
+    match platform {
+        Platform::Iterable => &iterable::Iterable,
+        Platform::Customerio => &customerio::Customerio,
+        Platform::Keap => &keap::Keap,
+    }
+}
 
 /// The names of the sealed credential fields, in one place (the vault binds each ciphertext to
 /// its integration and field name, so these names are part of what is stored).
@@ -73,6 +113,12 @@ pub trait PlatformSession: Send + Sync {
 
     /// This integration's sync reader: pages of each of `Platform::sync_kinds`.
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession>;
+
+    /// One page of a common read (CONTRACT §7), its query checked as [`Driver::check_read`]
+    /// does. A platform keeps the default for the reads it has none of.
+    async fn read(&mut self, _state: &AppState, read: Read, _query: &ReadQuery) -> Result<Listing> {
+        Err(not_served(self.platform(), read))
+    }
 
     // The common writes (CONTRACT §7). A platform without the capability keeps the default,
     // which answers `UNSUPPORTED_OPERATION`; the service checks the matrix before opening a
@@ -125,6 +171,22 @@ fn unsupported(platform: Platform, capability: Capability) -> Error {
     }
 }
 
+/// `NOT_FOUND` for a read the matrix allows (or refuses: then `UNSUPPORTED_OPERATION`) that
+/// this platform's session does not serve.
+pub fn not_served(platform: Platform, read: Read) -> Error {
+    let capability = read.capability();
+    if !platform.support(capability).supported {
+        return unsupported(platform, capability);
+    }
+    Error::not_found(format!(
+        "{} supports {} but SharpSend does not serve …/{}/{} for it yet; see GET /api/platforms.",
+        platform.display_name(),
+        capability.as_str(),
+        platform.as_str(),
+        read.as_str()
+    ))
+}
+
 /// `UNSUPPORTED_OPERATION` where the capability matrix says no.
 pub fn require(platform: Platform, capability: Capability) -> Result<()> {
     if platform.support(capability).supported {
@@ -134,13 +196,9 @@ pub fn require(platform: Platform, capability: Capability) -> Result<()> {
     }
 }
 
-/// The registry: opens the session of a stored integration.
+/// Opens the session of a stored integration (through its platform's driver).
 pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Box<dyn PlatformSession>> {
-    Ok(match record.platform {
-        Platform::Iterable => Box::new(iterable::IterableSession::open(state, record).await?),
-        Platform::Customerio => Box::new(customerio::CustomerioSession::open(state, record).await?),
-        Platform::Keap => Box::new(keap::KeapSession::open(state, record).await?),
-    })
+    driver(record.platform).open(state, record).await
 }
 
 /// Opens the publisher's integration of `platform`.

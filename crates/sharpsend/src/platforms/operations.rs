@@ -8,6 +8,7 @@ use domain::{
         Accepted, BatchOutcome, EventInput, ItemFailure, MessageInput, Queued, SubscriberInput,
         Upserted,
     },
+    reads::{Listing, Read, ReadQuery},
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -143,4 +144,22 @@ pub async fn send_message(
     require(platform, input.channel.capability())?;
     let mut session = open_for(state, publisher, platform).await?;
     session.send_message(state, input).await
+}
+
+/// One page of a common read: the matrix first (`UNSUPPORTED_OPERATION`), then the query
+/// (`VALIDATION_ERROR`, or `NOT_FOUND` for a read the platform does not serve), all before the
+/// integration is looked up, then the session.
+pub async fn read(
+    state: &AppState,
+    publisher: &PublisherId,
+    platform: Platform,
+    read: Read,
+    query: ReadQuery,
+) -> Result<Listing> {
+    require(platform, read.capability())?;
+    // The bounds every read shares, whatever the platform's default.
+    crate::paging::window(query.limit, query.offset, 1, crate::paging::MAX_LIMIT)?;
+    super::driver(platform).check_read(read, &query)?;
+    let mut session = open_for(state, publisher, platform).await?;
+    session.read(state, read, &query).await
 }

@@ -19,12 +19,14 @@ pub mod customerio;
 pub mod iterable;
 pub mod keap;
 pub mod queue;
+mod receive;
 pub mod work;
 
+pub use receive::{receive, unknown_webhook};
+
 use axum::http::HeaderMap;
-use bytes::Bytes;
 use chrono::Utc;
-use domain::{ErrorCode, Platform};
+use domain::ErrorCode;
 use serde::Serialize;
 use store::{IntegrationRecord, NewEvent};
 
@@ -56,40 +58,6 @@ pub enum Reply {
 /// The 401 of a failed authenticity check (nothing is stored).
 pub fn rejected(message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
     Error::coded(ErrorCode::Unauthorized, message)
-}
-
-/// Receives one delivery for `platform`/`webhook_id`; `Ok` is the response to send.
-pub async fn receive(
-    state: &AppState,
-    platform: Platform,
-    webhook_id: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Reply> {
-    let record = state
-        .store
-        .get_integration_by_webhook(platform, webhook_id)
-        .await?
-        .ok_or_else(|| unknown_webhook(platform))?;
-    let span = tracing::Span::current();
-    span.record("publisher", record.publisher_id.as_str());
-    span.record("platform", platform.as_str());
-    match platform {
-        Platform::Iterable => iterable::receive(state, &record, headers, &body).await,
-        Platform::Customerio => customerio::receive(state, &record, headers, &body).await,
-        Platform::Keap => keap::receive(state, &record, headers, &body).await,
-    }
-}
-
-/// The 404 for a webhook id no integration has (never says whether the platform is wrong).
-pub fn unknown_webhook(platform: Platform) -> Error {
-    Error::coded(
-        ErrorCode::NotFound,
-        format!(
-            "No {} integration has this webhook URL; copy webhookUrl from GET /api/integrations/{{publisherId}}.",
-            platform.display_name()
-        ),
-    )
 }
 
 /// Stores events once each (one transaction, however many a delivery carries); answers the

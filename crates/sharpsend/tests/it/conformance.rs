@@ -1,13 +1,14 @@
 //! The platform conformance suite: every platform's session, against its simulator, through the
 //! same checks — connect (which tests the credentials), the session opened from the store, a
-//! first page of every sync kind, the common writes on the generic routes (one, a batch with a
-//! bad item, the capability matrix's refusals), the limits view, the webhook receiver's
+//! first page of every sync kind, the common reads and writes on the generic routes (a page of
+//! each read served, the refusals of the others, one write, a batch with a bad item, the
+//! capability matrix's refusals), the limits view, the webhook receiver's
 //! authenticity check, and the errors a caller meets (no integration, an unknown kind).
 //!
 //! A fourth platform adds one arm to [`case`] and one `#[tokio::test]`; everything else here
 //! runs unchanged.
 
-use domain::{ErrorCode, Platform, PublisherId};
+use domain::{ErrorCode, Platform, PublisherId, reads::Read};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sharpsend::platforms;
@@ -23,6 +24,9 @@ struct Case {
     /// A valid message on a channel the platform has (`None`: its messages need data the
     /// sandbox campaigns decide, checked in the platform's own tests).
     unsupported_channel: Option<&'static str>,
+    /// The common reads the platform serves, each with a query it takes; every other read
+    /// answers `NOT_FOUND` (matrix yes) or `UNSUPPORTED_OPERATION` (matrix no).
+    reads: &'static [(Read, &'static str)],
 }
 
 /// The sandbox set-up of each platform; a new `Platform` variant does not compile until it has
@@ -36,6 +40,11 @@ fn case(platform: Platform, publisher: &str) -> Case {
                 "region": "us", "config": {"fromEmail": "news@example.com"}}),
             subscriber: json!({"email": "conformance@example.com", "firstName": "Ada"}),
             unsupported_channel: None,
+            reads: &[
+                (Read::Campaigns, "limit=2&state=Running,Finished"),
+                (Read::Lists, ""),
+                (Read::Templates, "limit=2&type=base&channel=email"),
+            ],
         },
         Platform::Customerio => Case {
             platform,
@@ -44,6 +53,11 @@ fn case(platform: Platform, publisher: &str) -> Case {
                 "region": "us", "config": {"segmentIds": ["1"], "journeyIds": []}}),
             subscriber: json!({"email": "conformance@example.com", "userId": "conf-1", "firstName": "Ada"}),
             unsupported_channel: None,
+            reads: &[
+                (Read::Campaigns, "limit=2&state=running"),
+                (Read::Segments, "limit=2"),
+                (Read::Contacts, "email=conformance@example.com"),
+            ],
         },
         Platform::Keap => Case {
             platform,
@@ -52,6 +66,11 @@ fn case(platform: Platform, publisher: &str) -> Case {
                 "refreshToken": sim_keap::REFRESH_TOKEN, "config": {"campaignIds": []}}),
             subscriber: json!({"email": "conformance@example.com", "firstName": "Ada"}),
             unsupported_channel: Some("sms"),
+            reads: &[
+                (Read::Campaigns, "limit=2"),
+                (Read::Segments, "limit=2"),
+                (Read::Contacts, "limit=2&since=2020-01-01T00:00:00Z"),
+            ],
         },
     }
 }
@@ -234,6 +253,59 @@ async fn conform(app: &TestApp, publisher: &str, case: &Case) {
         )
         .await;
     stranger.expect_error(404, "INTEGRATION_NOT_FOUND");
+
+    // The common reads, on the generic routes: what the platform serves answers a page keyed by
+    // the read; the rest is refused before any upstream call; a bad bound is refused first.
+    for read in Read::ALL {
+        let r = read.as_str();
+        let path = format!("{base}/{r}");
+        let answer = match case.reads.iter().find(|(served, _)| *served == read) {
+            Some((_, query)) => {
+                let a = app.get(&format!("{path}?{query}"), ADMIN_TOKEN).await;
+                let page = a.expect_ok(200).clone();
+                let items = page[r]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{}: {page}", ctx(r)));
+                for item in items {
+                    assert_eq!(
+                        item["platform"],
+                        p,
+                        "{}",
+                        ctx(&format!("{r} item platform"))
+                    );
+                }
+                if let Some(limit) = page["limit"].as_u64() {
+                    assert!(
+                        items.len() as u64 <= limit,
+                        "{}",
+                        ctx(&format!("{r} limit"))
+                    );
+                }
+                continue;
+            }
+            None => app.get(&path, ADMIN_TOKEN).await,
+        };
+        if case.platform.support(read.capability()).supported {
+            answer.expect_error(404, "NOT_FOUND");
+        } else {
+            let refused = answer.expect_error(422, "UNSUPPORTED_OPERATION");
+            assert_eq!(refused["details"]["platform"], p);
+        }
+    }
+    for (read, query) in case.reads {
+        let bad = app
+            .get(&format!("{base}/{}?limit=0", read.as_str()), ADMIN_TOKEN)
+            .await;
+        bad.expect_error(400, "VALIDATION_ERROR");
+        assert_eq!(bad.field(), "limit", "{}", ctx("read limit"));
+        let stranger = app
+            .get(
+                &format!("/api/integrations/pub-none/{p}/{}?{query}", read.as_str()),
+                ADMIN_TOKEN,
+            )
+            .await;
+        stranger.expect_error(404, "INTEGRATION_NOT_FOUND");
+    }
 
     // The limits view reads the session's budget keys.
     let limits = app.get(&format!("{base}/limits"), ADMIN_TOKEN).await;

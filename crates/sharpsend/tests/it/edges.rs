@@ -340,7 +340,8 @@ async fn limit_and_offset_have_one_documented_bound_on_every_route() {
     .await;
     let doc = app.get("/api/openapi.json", ADMIN_TOKEN).await.body;
     let ops = paged_operations(&doc);
-    assert!(ops.len() >= 14, "the paged routes: {ops:?}");
+    // The common reads are one path per read (`{platform}` filled in as iterable).
+    assert!(ops.len() >= 13, "the paged routes: {ops:?}");
     let mut offsets = 0;
     for (path, params) in ops {
         for (name, schema) in params {
@@ -386,7 +387,7 @@ async fn limit_and_offset_have_one_documented_bound_on_every_route() {
             }
         }
     }
-    assert!(offsets >= 11, "every offset route was tried ({offsets})");
+    assert!(offsets >= 10, "every offset route was tried ({offsets})");
 }
 
 #[track_caller]

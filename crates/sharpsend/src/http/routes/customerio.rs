@@ -7,9 +7,7 @@ use std::{collections::BTreeSet, time::Instant};
 
 use axum::extract::State;
 use connectors::customerio::{CampaignFilter, ConnectionReport, Credentials};
-use domain::{
-    Platform, Region, shapes::Campaign, shapes::Contact, shapes::Integration, shapes::SegmentView,
-};
+use domain::{Platform, Region, shapes::Campaign, shapes::Integration};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -32,11 +30,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(test_connection))
         .routes(routes!(connect))
-        .routes(routes!(list_campaigns))
-        .routes(routes!(list_segments))
         .routes(routes!(list_broadcasts))
         .routes(routes!(list_newsletters))
-        .routes(routes!(list_contacts))
 }
 
 const PLATFORM: Platform = Platform::Customerio;
@@ -377,123 +372,6 @@ fn page<T>(
     ))
 }
 
-/// Query of the campaigns list.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct CampaignQuery {
-    /// 1–1000, default 100.
-    #[serde(default)]
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// Default 0, at most 10,000,000.
-    #[serde(default)]
-    #[param(minimum = 0, maximum = 10000000)]
-    pub offset: Option<u64>,
-    /// `running`, `draft` or `stopped`.
-    #[serde(default)]
-    pub state: Option<String>,
-    /// Only active (`true`) or inactive (`false`) campaigns.
-    #[serde(default)]
-    pub active: Option<bool>,
-    /// The trigger type: `segment`, `event`, `date`, `form`, …
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CampaignList {
-    pub campaigns: Vec<Campaign>,
-    pub total: usize,
-    pub limit: u32,
-    pub offset: u64,
-}
-
-/// A publisher's Customer.io campaigns (journeys), filtered by `state`, `active` and `type`,
-/// with times in RFC 3339.
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/customerio/campaigns", tag = "customerio",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), CampaignQuery),
-    responses(
-        (status = 200, body = Envelope<CampaignList>),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
-        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
-pub async fn list_campaigns(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(q): ApiQuery<CampaignQuery>,
-) -> ApiResult<Envelope<CampaignList>> {
-    if let Some(s) = &q.state
-        && !matches!(s.as_str(), "running" | "draft" | "stopped")
-    {
-        return Err(ApiError::validation(
-            "state",
-            format!("Unknown campaign state '{s}': use running, draft or stopped."),
-        ));
-    }
-    // Validate paging before any upstream call.
-    page(Vec::<()>::new(), q.limit, q.offset)?;
-    let creds = stored_credentials(&state, &scope).await?;
-    let filter = CampaignFilter {
-        state: q.state,
-        active: q.active,
-        kind: q.kind,
-    };
-    let all = state
-        .connectors
-        .customerio
-        .list_campaigns(&creds, &filter)
-        .await?;
-    let (campaigns, total, limit, offset) = page(all, q.limit, q.offset)?;
-    Ok(Envelope::ok(CampaignList {
-        campaigns,
-        total,
-        limit,
-        offset,
-    }))
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SegmentList {
-    pub segments: Vec<SegmentView>,
-    pub total: usize,
-    pub limit: u32,
-    pub offset: u64,
-}
-
-/// A publisher's Customer.io segments.
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/customerio/segments", tag = "customerio",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), Page),
-    responses(
-        (status = 200, body = Envelope<SegmentList>),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
-        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
-pub async fn list_segments(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(q): ApiQuery<Page>,
-) -> ApiResult<Envelope<SegmentList>> {
-    page(Vec::<()>::new(), q.limit, q.offset)?;
-    let creds = stored_credentials(&state, &scope).await?;
-    let all = state.connectors.customerio.list_segments(&creds).await?;
-    let (segments, total, limit, offset) = page(all, q.limit, q.offset)?;
-    Ok(Envelope::ok(SegmentList {
-        segments: segments.into_iter().map(SegmentView::from).collect(),
-        total,
-        limit,
-        offset,
-    }))
-}
-
 /// A page of broadcasts or newsletters, in the Campaign shape.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BroadcastList {
@@ -569,77 +447,5 @@ pub async fn list_newsletters(
         total,
         limit,
         offset,
-    }))
-}
-
-/// Query of the people search.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ContactQuery {
-    /// The email address to look up (required: Customer.io lists people only by search).
-    pub email: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ContactList {
-    pub contacts: Vec<Contact>,
-    pub count: usize,
-}
-
-/// People of a publisher's Customer.io workspace with this email (`?email=`, required), in the
-/// Contact shape: `id` is the person's id, or `cio_{cio_id}` when they have none.
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/customerio/contacts", tag = "customerio",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), ContactQuery),
-    responses(
-        (status = 200, body = Envelope<ContactList>),
-        (status = 400, description = "VALIDATION_ERROR (`email` missing or malformed)", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED (Retry-After)", body = ErrorBody),
-        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
-pub async fn list_contacts(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(q): ApiQuery<ContactQuery>,
-) -> ApiResult<Envelope<ContactList>> {
-    let email = q.email.as_deref().map(str::trim).unwrap_or_default();
-    if email.is_empty() {
-        return Err(ApiError::validation(
-            "email",
-            "Customer.io people are looked up by email: add ?email=person@example.com.",
-        ));
-    }
-    if !email.contains('@') || email.len() > 254 {
-        return Err(ApiError::validation(
-            "email",
-            format!("`{email}` is not an email address."),
-        ));
-    }
-    let creds = stored_credentials(&state, &scope).await?;
-    let people = state
-        .connectors
-        .customerio
-        .find_people_by_email(&creds, email)
-        .await?;
-    let contacts: Vec<Contact> = people
-        .into_iter()
-        .map(|p| Contact {
-            id: p.id,
-            email: p.email,
-            first_name: None,
-            last_name: None,
-            phone: None,
-            tag_ids: Vec::new(),
-            lead_score: None,
-            created_at: None,
-            updated_at: None,
-            platform: PLATFORM,
-        })
-        .collect();
-    Ok(Envelope::ok(ContactList {
-        count: contacts.len(),
-        contacts,
     }))
 }

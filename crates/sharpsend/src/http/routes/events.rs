@@ -77,7 +77,7 @@ pub async fn list_events(
             ));
         }
     };
-    let limit = crate::http::checks::limit(q.limit, 100, crate::http::checks::MAX_LIMIT)?;
+    let limit = crate::paging::limit(q.limit, 100, crate::paging::MAX_LIMIT)?;
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(EventCursor::parse(c).ok_or_else(|| {

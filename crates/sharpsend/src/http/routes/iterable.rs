@@ -4,11 +4,8 @@
 //! `authorize` middleware with every other `/api/` route.
 
 use axum::extract::State;
-use connectors::iterable::{
-    Account, CAMPAIGN_STATES, CampaignQuery, Channel, Credentials, List, Template, TemplateQuery,
-    campaign_state,
-};
-use domain::{Platform, PublisherId, Region, shapes::Campaign, shapes::Integration};
+use connectors::iterable::{Account, Channel, Credentials};
+use domain::{Platform, Region, shapes::Integration};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -17,7 +14,7 @@ use crate::{
     http::{
         checks,
         error::{ApiError, ApiResult},
-        extract::{ApiJson, ApiQuery, Scope},
+        extract::{ApiJson, Scope},
         openapi::{Envelope, ErrorBody},
     },
     integrations::{self, NewConnection},
@@ -30,10 +27,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(test_connection))
         .routes(routes!(connect))
-        .routes(routes!(list_campaigns))
-        .routes(routes!(list_campaigns_by_publisher))
-        .routes(routes!(list_lists))
-        .routes(routes!(list_templates))
         .routes(routes!(list_channels))
 }
 
@@ -125,68 +118,11 @@ pub struct ConnectRequest {
     pub rotate_webhook_secret: bool,
 }
 
-/// `?limit&offset&state` of the campaigns read.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CampaignParams {
-    /// 1–1000, default 100.
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// Campaigns to skip (default 0, at most 10,000,000), in id order.
-    #[param(minimum = 0, maximum = 10000000)]
-    pub offset: Option<u64>,
-    /// Iterable campaign states, comma-separated, any case: `Draft`, `Ready`, `Scheduled`,
-    /// `Running`, `Finished`, `Starting`, `Aborted`, `Recurring`, `Archived`.
-    pub state: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CampaignList {
-    pub campaigns: Vec<Campaign>,
-    /// Campaigns matching the filter in the whole project.
-    pub total: u64,
-    pub limit: u32,
-    pub offset: u64,
-}
-
-/// `?limit&offset&type&channel` of the templates read.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TemplateParams {
-    /// 1–1000, default 100.
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// Templates to skip (default 0, at most 10,000,000).
-    #[param(minimum = 0, maximum = 10000000)]
-    pub offset: Option<u64>,
-    /// `base`, `blast`, `triggered` or `workflow`.
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    /// `email`, `sms`, `push` or `in_app`.
-    pub channel: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TemplateList {
-    pub templates: Vec<Template>,
-    pub total: u64,
-    pub limit: u32,
-    pub offset: u64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ListList {
-    pub lists: Vec<List>,
-    pub total: usize,
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ChannelList {
     pub channels: Vec<Channel>,
     pub total: usize,
 }
-
-const DEFAULT_LIMIT: u32 = 100;
 
 fn api_key(raw: SecretString) -> Result<SecretString, ApiError> {
     use secrecy::ExposeSecret as _;
@@ -208,15 +144,6 @@ fn check_email(field: &str, value: &Option<String>) -> Result<Option<String>, Ap
             format!("`{field}` must be an email address like news@example.com, not '{v}'."),
         )),
     }
-}
-
-fn window(limit: Option<u32>, offset: Option<u64>) -> Result<(u32, u64), ApiError> {
-    checks::paging(limit, offset, DEFAULT_LIMIT, checks::MAX_LIMIT)
-}
-
-/// The publisher's stored Iterable credentials, or `INTEGRATION_NOT_FOUND`.
-async fn credentials(state: &AppState, publisher: &PublisherId) -> ApiResult<Credentials> {
-    Ok(IterableSession::open_for(state, publisher).await?.creds)
 }
 
 /// Tests an Iterable API key with one cheap call (`GET /api/channels`) without storing it.
@@ -324,185 +251,6 @@ pub async fn connect(
     Ok(Envelope::ok(integration))
 }
 
-fn campaign_states(raw: Option<&str>) -> Result<Vec<&'static str>, ApiError> {
-    let mut states = Vec::new();
-    for part in raw.unwrap_or("").split(',').map(str::trim) {
-        if part.is_empty() {
-            continue;
-        }
-        let s = campaign_state(part).ok_or_else(|| {
-            ApiError::validation(
-                "state",
-                format!(
-                    "Unknown campaign state '{part}': use one or more of {} (comma-separated).",
-                    CAMPAIGN_STATES.join(", ")
-                ),
-            )
-        })?;
-        if !states.contains(&s) {
-            states.push(s);
-        }
-    }
-    Ok(states)
-}
-
-async fn campaigns(
-    state: &AppState,
-    scope: &Scope,
-    params: CampaignParams,
-) -> ApiResult<Envelope<CampaignList>> {
-    let publisher = scope.publisher()?;
-    let (limit, offset) = window(params.limit, params.offset)?;
-    let states = campaign_states(params.state.as_deref())?;
-    let creds = credentials(state, publisher).await?;
-    let page = state
-        .connectors
-        .iterable
-        .list_campaigns(
-            &creds,
-            &CampaignQuery {
-                limit,
-                offset,
-                states,
-            },
-        )
-        .await?;
-    Ok(Envelope::ok(CampaignList {
-        campaigns: page.campaigns,
-        total: page.total,
-        limit,
-        offset,
-    }))
-}
-
-/// A publisher's Iterable campaigns, in id order: `limit`/`offset`/`state` are mapped onto
-/// Iterable's `page`/`pageSize`/`campaignState` and read across as many pages as needed.
-#[utoipa::path(get, path = "/api/integrations/iterable/{publisherId}/campaigns", tag = "iterable",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), CampaignParams),
-    responses(
-        (status = 200, body = Envelope<CampaignList>),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
-pub async fn list_campaigns(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(params): ApiQuery<CampaignParams>,
-) -> ApiResult<Envelope<CampaignList>> {
-    campaigns(&state, &scope, params).await
-}
-
-/// The same campaigns under CONTRACT §7's `/api/integrations/{publisherId}/{platform}/campaigns`.
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/iterable/campaigns", tag = "iterable",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), CampaignParams),
-    responses(
-        (status = 200, body = Envelope<CampaignList>),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
-pub async fn list_campaigns_by_publisher(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(params): ApiQuery<CampaignParams>,
-) -> ApiResult<Envelope<CampaignList>> {
-    campaigns(&state, &scope, params).await
-}
-
-/// A publisher's Iterable lists (`GET /api/lists`; Iterable does not page them).
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/iterable/lists", tag = "iterable",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path)),
-    responses(
-        (status = 200, body = Envelope<ListList>),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
-pub async fn list_lists(
-    State(state): State<AppState>,
-    scope: Scope,
-) -> ApiResult<Envelope<ListList>> {
-    let creds = credentials(&state, scope.publisher()?).await?;
-    let lists = state.connectors.iterable.list_lists(&creds).await?;
-    Ok(Envelope::ok(ListList {
-        total: lists.len(),
-        lists,
-    }))
-}
-
-/// A publisher's Iterable templates in id order, optionally of one type and channel.
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/iterable/templates", tag = "iterable",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), TemplateParams),
-    responses(
-        (status = 200, body = Envelope<TemplateList>),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
-pub async fn list_templates(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(params): ApiQuery<TemplateParams>,
-) -> ApiResult<Envelope<TemplateList>> {
-    let publisher = scope.publisher()?;
-    let (limit, offset) = window(params.limit, params.offset)?;
-    let template_type = match params.kind.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(t) => Some(
-            ["Base", "Blast", "Triggered", "Workflow"]
-                .into_iter()
-                .find(|k| k.eq_ignore_ascii_case(t))
-                .ok_or_else(|| {
-                    ApiError::validation(
-                        "type",
-                        format!(
-                            "Unknown template type '{t}': use base, blast, triggered or workflow."
-                        ),
-                    )
-                })?,
-        ),
-    };
-    let message_medium = match params.channel.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(c) => Some(
-            match c.to_ascii_lowercase().as_str() {
-                "email" => Some("Email"),
-                "sms" => Some("SMS"),
-                "push" => Some("Push"),
-                "in_app" | "inapp" => Some("InApp"),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                ApiError::validation(
-                    "channel",
-                    format!("Unknown channel '{c}': use email, sms, push or in_app."),
-                )
-            })?,
-        ),
-    };
-    let creds = credentials(&state, publisher).await?;
-    let page = state
-        .connectors
-        .iterable
-        .list_templates(
-            &creds,
-            &TemplateQuery {
-                limit,
-                offset,
-                template_type,
-                message_medium,
-            },
-        )
-        .await?;
-    Ok(Envelope::ok(TemplateList {
-        templates: page.templates,
-        total: page.total,
-        limit,
-        offset,
-    }))
-}
-
 /// A publisher's Iterable message channels (`GET /api/channels`).
 #[utoipa::path(get, path = "/api/integrations/{publisherId}/iterable/channels", tag = "iterable",
     security(("bearer" = [])),
@@ -516,7 +264,9 @@ pub async fn list_channels(
     State(state): State<AppState>,
     scope: Scope,
 ) -> ApiResult<Envelope<ChannelList>> {
-    let creds = credentials(&state, scope.publisher()?).await?;
+    let creds = IterableSession::open_for(&state, scope.publisher()?)
+        .await?
+        .creds;
     let channels = state.connectors.iterable.list_channels(&creds).await?;
     Ok(Envelope::ok(ChannelList {
         total: channels.len(),

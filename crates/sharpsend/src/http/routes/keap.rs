@@ -7,9 +7,8 @@ pub mod crm;
 pub mod oauth;
 
 use axum::extract::State;
-use chrono::{DateTime, Utc};
-use connectors::keap::{ContactQuery, KeapCredential, KeapError, TokenSet};
-use domain::{Platform, Region, shapes::Contact, shapes::Integration};
+use connectors::keap::{KeapCredential, KeapError, TokenSet};
+use domain::{Platform, Region, shapes::Integration};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -19,7 +18,7 @@ use crate::{
     http::{
         checks,
         error::{ApiError, ApiResult},
-        extract::{ApiJson, ApiQuery, Scope},
+        extract::{ApiJson, Scope},
         openapi::{Envelope, ErrorBody},
     },
     integrations::{self, NewConnection},
@@ -32,10 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(test_connection))
         .routes(routes!(connect))
-        .routes(routes!(list_contacts))
         .routes(routes!(oauth::authorize_url))
-        .routes(routes!(list_campaigns))
-        .routes(routes!(list_segments))
         .merge(crm::routes())
 }
 
@@ -381,100 +377,6 @@ pub async fn connect(
     Ok(Envelope::ok(integration))
 }
 
-/// `GET …/keap/{publisherId}/contacts` query.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ContactsQuery {
-    /// 1–1000, default 50.
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<i64>,
-    /// Default 0, at most 10,000,000.
-    #[param(minimum = 0, maximum = 10000000)]
-    pub offset: Option<i64>,
-    /// Exact email.
-    pub email: Option<String>,
-    /// RFC 3339: contacts updated at or after this time.
-    pub since: Option<String>,
-}
-
-/// A page of Keap contacts.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ContactList {
-    pub contacts: Vec<Contact>,
-    /// Keap's total of contacts matching the query (not only this page).
-    pub count: u64,
-    pub limit: u32,
-    pub offset: u64,
-}
-
-/// Lists the publisher's Keap CRM contacts (REST v1), newest query each call: primary email,
-/// names, phone, tag ids, dates (Keap's `+0000` offsets as RFC 3339 UTC), ids as strings.
-#[utoipa::path(get, path = "/api/integrations/keap/{publisherId}/contacts", tag = "keap",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), ContactsQuery),
-    responses(
-        (status = 200, body = Envelope<ContactList>),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, description = "INVALID_CREDENTIALS (reconnect needed)", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
-        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
-pub async fn list_contacts(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(q): ApiQuery<ContactsQuery>,
-) -> ApiResult<Envelope<ContactList>> {
-    let publisher = scope.publisher()?;
-    let (limit, offset) = paging(q.limit, q.offset, 50)?;
-    let since = match q.since.as_deref() {
-        None => None,
-        Some(s) => Some(
-            DateTime::parse_from_rfc3339(s)
-                .map_err(|_| {
-                    ApiError::validation(
-                        "since",
-                        "`since` must be an RFC 3339 time, e.g. 2026-01-31T00:00:00Z.",
-                    )
-                })?
-                .with_timezone(&Utc),
-        ),
-    };
-    let query = ContactQuery {
-        limit,
-        offset,
-        email: q.email.filter(|e| !e.trim().is_empty()),
-        since,
-    };
-    let mut session = tokens::session(&state, publisher).await?;
-    let keap = state.connectors.keap.clone();
-    let page = tokens::call(&state, &mut session, |cred| {
-        let keap = keap.clone();
-        let query = query.clone();
-        async move { keap.list_contacts(&cred, &query).await }
-    })
-    .await?;
-    Ok(Envelope::ok(ContactList {
-        contacts: page.contacts,
-        count: page.count,
-        limit: query.limit,
-        offset: query.offset,
-    }))
-}
-
-/// `GET …/{publisherId}/keap/campaigns` query.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CampaignsQuery {
-    /// 1–1000, default 100.
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<i64>,
-    /// Default 0, at most 10,000,000.
-    #[param(minimum = 0, maximum = 10000000)]
-    pub offset: Option<i64>,
-}
-
 /// Validates `limit` (1–1000, `default_limit` when absent) and `offset` (0–10,000,000), the
 /// paging every Keap list route takes ([`checks::paging`]).
 pub(crate) fn paging(
@@ -483,94 +385,4 @@ pub(crate) fn paging(
     default_limit: u32,
 ) -> ApiResult<(u32, u64)> {
     checks::paging(limit, offset, default_limit, checks::MAX_LIMIT)
-}
-
-/// A page of Keap campaigns.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CampaignList {
-    pub campaigns: Vec<domain::shapes::Campaign>,
-    /// Keap's total of campaigns.
-    pub total: u64,
-    pub limit: u32,
-    pub offset: u64,
-}
-
-/// Lists the publisher's Keap campaigns (Campaign Builder; REST v1): `published` or `draft`.
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/keap/campaigns", tag = "keap",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), CampaignsQuery),
-    responses(
-        (status = 200, body = Envelope<CampaignList>),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
-        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
-pub async fn list_campaigns(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(q): ApiQuery<CampaignsQuery>,
-) -> ApiResult<Envelope<CampaignList>> {
-    let publisher = scope.publisher()?;
-    let (limit, offset) = paging(q.limit, q.offset, 100)?;
-    let mut session = tokens::session(&state, publisher).await?;
-    let keap = state.connectors.keap.clone();
-    let (campaigns, total) = tokens::call(&state, &mut session, |cred| {
-        let keap = keap.clone();
-        async move { keap.list_campaigns(&cred, limit, offset).await }
-    })
-    .await?;
-    Ok(Envelope::ok(CampaignList {
-        campaigns,
-        total,
-        limit,
-        offset,
-    }))
-}
-
-/// A page of Keap tags (Keap's segments).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SegmentList {
-    /// `{id, name, description, category, platform}`.
-    #[schema(value_type = Vec<Object>)]
-    pub segments: Vec<Value>,
-    /// Keap's total of tags.
-    pub total: u64,
-    pub limit: u32,
-    pub offset: u64,
-}
-
-/// Lists the publisher's Keap tags, Keap's way of segmenting contacts (REST v1 `/tags`).
-#[utoipa::path(get, path = "/api/integrations/{publisherId}/keap/segments", tag = "keap",
-    security(("bearer" = [])),
-    params(("publisherId" = String, Path), CampaignsQuery),
-    responses(
-        (status = 200, body = Envelope<SegmentList>),
-        (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
-        (status = 422, description = "INVALID_CREDENTIALS", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED", body = ErrorBody),
-        (status = 502, description = "CONNECTION_FAILED", body = ErrorBody)))]
-pub async fn list_segments(
-    State(state): State<AppState>,
-    scope: Scope,
-    ApiQuery(q): ApiQuery<CampaignsQuery>,
-) -> ApiResult<Envelope<SegmentList>> {
-    let publisher = scope.publisher()?;
-    let (limit, offset) = paging(q.limit, q.offset, 100)?;
-    let mut session = tokens::session(&state, publisher).await?;
-    let keap = state.connectors.keap.clone();
-    let (segments, total) = tokens::call(&state, &mut session, |cred| {
-        let keap = keap.clone();
-        async move { keap.list_tags(&cred, limit, offset).await }
-    })
-    .await?;
-    Ok(Envelope::ok(SegmentList {
-        segments,
-        total,
-        limit,
-        offset,
-    }))
 }

@@ -10,5 +10,6 @@ pub mod iterable;
 pub mod keap;
 pub mod operations;
 pub mod platforms;
+pub mod reads;
 pub mod sync;
 pub mod webhooks;

@@ -104,7 +104,7 @@ pub async fn list_sync_jobs(
     scope: Scope,
     ApiQuery(q): ApiQuery<JobsQuery>,
 ) -> ApiResult<Envelope<SyncJobList>> {
-    let limit = crate::http::checks::limit(q.limit, 20, 100)?;
+    let limit = crate::paging::limit(q.limit, 20, 100)?;
     let record = jobs::integration(&state, scope.publisher()?, scope.platform()?).await?;
     let jobs = state.store.list_sync_jobs(&record.id, limit).await?;
     Ok(Envelope::ok(SyncJobList {
@@ -197,7 +197,7 @@ pub async fn list_records(
     let kind = path.2;
     let platform = scope.platform()?;
     let kind = jobs::kinds(platform, Some(vec![kind]))?.remove(0);
-    let limit = crate::http::checks::limit(q.limit, 100, crate::http::checks::MAX_LIMIT)?;
+    let limit = crate::paging::limit(q.limit, 100, crate::paging::MAX_LIMIT)?;
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let record = jobs::integration(&state, scope.publisher()?, platform).await?;
     let mut rows = state

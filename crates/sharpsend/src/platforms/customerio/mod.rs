@@ -1,11 +1,14 @@
 //! Customer.io: the App API key, the Track pair (site id and tracking key), an optional Data
 //! Pipelines key, in the workspace's region.
 
+mod reads;
 mod sync;
 mod writes;
 
 use async_trait::async_trait;
+use axum::http::HeaderMap;
 use connectors::customerio::{self, Credentials};
+use domain::reads::{Listing, Read, ReadQuery};
 use domain::{
     ErrorCode, Platform,
     operations::{
@@ -17,12 +20,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use store::IntegrationRecord;
 
-use super::{PlatformSession, fields, missing};
+use super::{Driver, PlatformSession, fields, missing};
 use crate::{
     error::{Error, Result},
     integrations,
     state::AppState,
     sync::source::SyncSession,
+    webhooks::Reply,
 };
 
 /// What the sessions read of a stored Customer.io integration's config.
@@ -103,6 +107,10 @@ impl PlatformSession for CustomerioSession {
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
         sync::reader(state, *self)
+    }
+
+    async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {
+        reads::read(state, self, read, query).await
     }
 
     /// Track identify (`PUT /api/v1/customers/{id}`; a phone-only person through `/api/v2/batch`),
@@ -275,4 +283,36 @@ impl PlatformSession for CustomerioSession {
 /// Whether an upstream refusal is about the item alone (so the batch goes on).
 fn item_specific(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::ValidationError | ErrorCode::NotFound)
+}
+
+/// Customerio's entry in the registry.
+pub struct Customerio;
+
+#[async_trait]
+impl Driver for Customerio {
+    fn platform(&self) -> Platform {
+        Platform::Customerio
+    }
+
+    async fn open(
+        &self,
+        state: &AppState,
+        record: IntegrationRecord,
+    ) -> Result<Box<dyn PlatformSession>> {
+        Ok(Box::new(CustomerioSession::open(state, record).await?))
+    }
+
+    fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()> {
+        reads::plan(read, query).map(drop)
+    }
+
+    async fn receive_webhook(
+        &self,
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply> {
+        crate::webhooks::customerio::receive(state, record, headers, body).await
+    }
 }

@@ -1,10 +1,13 @@
 //! Iterable: one project's API key in its region.
 
+mod reads;
 mod sync;
 mod writes;
 
 use async_trait::async_trait;
+use axum::http::HeaderMap;
 use connectors::iterable::{BulkOutcome as WireOutcome, Credentials};
+use domain::reads::{Listing, Read, ReadQuery};
 use domain::{
     Platform,
     operations::{
@@ -16,8 +19,10 @@ use store::IntegrationRecord;
 
 pub use writes::is_email;
 
-use super::{PlatformSession, fields, missing};
-use crate::{error::Result, integrations, state::AppState, sync::source::SyncSession};
+use super::{Driver, PlatformSession, fields, missing};
+use crate::{
+    error::Result, integrations, state::AppState, sync::source::SyncSession, webhooks::Reply,
+};
 
 /// What the sessions read of a stored Iterable integration's config (other keys are shown to
 /// the publisher but not used here).
@@ -69,6 +74,10 @@ impl PlatformSession for IterableSession {
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
         sync::reader(state, *self)
+    }
+
+    async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {
+        reads::read(state, self, read, query).await
     }
 
     /// `users/update`, keyed by the email (else the userId).
@@ -156,5 +165,37 @@ impl PlatformSession for IterableSession {
             message_id,
             status: "queued",
         })
+    }
+}
+
+/// Iterable's entry in the registry.
+pub struct Iterable;
+
+#[async_trait]
+impl Driver for Iterable {
+    fn platform(&self) -> Platform {
+        Platform::Iterable
+    }
+
+    async fn open(
+        &self,
+        state: &AppState,
+        record: IntegrationRecord,
+    ) -> Result<Box<dyn PlatformSession>> {
+        Ok(Box::new(IterableSession::open(state, record).await?))
+    }
+
+    fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()> {
+        reads::plan(read, query).map(drop)
+    }
+
+    async fn receive_webhook(
+        &self,
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply> {
+        crate::webhooks::iterable::receive(state, record, headers, body).await
     }
 }

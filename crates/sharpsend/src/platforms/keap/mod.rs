@@ -4,20 +4,26 @@
 //! The common writes ([`writes`]): subscribers become CRM contacts upserted by email, messages
 //! are emails queued to a contact; events are not Keap's (the trait's default answers).
 
+pub mod reads;
 pub mod settings;
 pub mod sync;
 pub mod tokens;
 pub mod writes;
 
 use async_trait::async_trait;
-use domain::operations::{BatchOutcome, MessageInput, Queued, SubscriberInput, Upserted};
+use axum::http::HeaderMap;
+use domain::reads::{Listing, Read, ReadQuery};
+use domain::{
+    Platform,
+    operations::{BatchOutcome, MessageInput, Queued, SubscriberInput, Upserted},
+};
 use store::IntegrationRecord;
 
 pub use settings::KeapSettings;
 pub use tokens::Session as KeapSession;
 
-use super::PlatformSession;
-use crate::{error::Result, state::AppState, sync::source::SyncSession};
+use super::{Driver, PlatformSession};
+use crate::{error::Result, state::AppState, sync::source::SyncSession, webhooks::Reply};
 
 impl KeapSession {
     /// Opens a stored Keap integration, refreshing its token first when close to expiry.
@@ -40,6 +46,10 @@ impl PlatformSession for KeapSession {
         sync::reader(state, *self)
     }
 
+    async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {
+        reads::read(state, self, read, query).await
+    }
+
     async fn upsert_subscriber(
         &mut self,
         state: &AppState,
@@ -58,5 +68,37 @@ impl PlatformSession for KeapSession {
 
     async fn send_message(&mut self, state: &AppState, input: MessageInput) -> Result<Queued> {
         writes::send_message(state, self, input).await
+    }
+}
+
+/// Keap's entry in the registry.
+pub struct Keap;
+
+#[async_trait]
+impl Driver for Keap {
+    fn platform(&self) -> Platform {
+        Platform::Keap
+    }
+
+    async fn open(
+        &self,
+        state: &AppState,
+        record: IntegrationRecord,
+    ) -> Result<Box<dyn PlatformSession>> {
+        Ok(Box::new(KeapSession::open(state, record).await?))
+    }
+
+    fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()> {
+        reads::plan(read, query).map(drop)
+    }
+
+    async fn receive_webhook(
+        &self,
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply> {
+        crate::webhooks::keap::receive(state, record, headers, body).await
     }
 }
