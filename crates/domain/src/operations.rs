@@ -163,3 +163,36 @@ pub struct BatchOutcome {
     pub accepted: usize,
     pub failed: Vec<ItemFailure>,
 }
+
+/// A test of an integration's stored credentials: the platform's cheapest authenticated call.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tested {
+    pub platform: Platform,
+    /// Always `true` (a refusal is an error: `INVALID_CREDENTIALS`, …).
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<crate::Region>,
+    /// What the platform told us of the account, in its own terms (as test-connection shows).
+    #[schema(value_type = Object)]
+    pub account: serde_json::Value,
+    /// Time the platform took to answer.
+    pub latency_ms: u64,
+}
+
+impl Tested {
+    pub fn new(
+        platform: Platform,
+        region: Option<crate::Region>,
+        account: serde_json::Value,
+        latency: std::time::Duration,
+    ) -> Tested {
+        Tested {
+            platform,
+            ok: true,
+            region,
+            account,
+            latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}

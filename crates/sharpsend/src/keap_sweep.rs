@@ -69,7 +69,11 @@ pub async fn sweep_once(
         };
         // The refresh is the single-flight one: a replica that got there first is seen through
         // the credentials version, and Keap is not called twice.
-        let outcome = match tokens::session(state, &publisher).await {
+        let outcome = match crate::platforms::open_own::<crate::platforms::keap::KeapSession>(
+            state, &publisher,
+        )
+        .await
+        {
             Ok(mut session) if session.version() == version => {
                 tokens::refresh(state, &mut session).await
             }

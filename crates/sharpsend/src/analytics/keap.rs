@@ -56,7 +56,8 @@ pub async fn campaign_totals(
     publisher: &PublisherId,
     campaign_id: &str,
 ) -> Result<BTreeMap<&'static str, u64>> {
-    let mut session = tokens::session(state, publisher).await?;
+    let mut session =
+        crate::platforms::open_own::<crate::platforms::keap::KeapSession>(state, publisher).await?;
     let keap = state.connectors.keap.clone();
     let counts = tokens::call(state, &mut session, |cred| {
         let keap = keap.clone();
@@ -170,7 +171,8 @@ pub async fn email_metrics(
     publisher: &PublisherId,
     window: Window,
 ) -> Result<KeapEmailMetrics> {
-    let mut session = tokens::session(state, publisher).await?;
+    let mut session =
+        crate::platforms::open_own::<crate::platforms::keap::KeapSession>(state, publisher).await?;
     let keap = state.connectors.keap.clone();
     let since = window.from - OPEN_LOOKBACK;
     let (mut emails, mut offset, mut pages, mut truncated) = (Vec::new(), 0u64, 0u64, false);

@@ -48,7 +48,7 @@ use store::EventRecord;
 use super::buckets::{EventCounts, Interval, Window};
 use crate::{
     error::{Error, Result},
-    platforms::{customerio::CustomerioSession, iterable::IterableSession},
+    platforms::{OwnSession as _, customerio::CustomerioSession, iterable::IterableSession},
     state::AppState,
     sync::jobs,
 };

@@ -21,7 +21,7 @@ use axum::http::HeaderMap;
 use domain::{
     Capability, Platform, PublisherId,
     operations::{
-        Accepted, BatchOutcome, EventInput, MessageInput, Queued, SubscriberInput, Upserted,
+        Accepted, BatchOutcome, EventInput, MessageInput, Queued, SubscriberInput, Tested, Upserted,
     },
     reads::{Listing, Read, ReadQuery},
     shapes::IntegrationStatus,
@@ -114,6 +114,10 @@ pub trait PlatformSession: Send + Sync {
     /// This integration's sync reader: pages of each of `Platform::sync_kinds`.
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession>;
 
+    /// Tests the stored credentials with the platform's cheapest authenticated call (the one a
+    /// connect makes first).
+    async fn test(&mut self, state: &AppState) -> Result<Tested>;
+
     /// One page of a common read (CONTRACT §7), its query checked as [`Driver::check_read`]
     /// does. A platform keeps the default for the reads it has none of.
     async fn read(&mut self, _state: &AppState, read: Read, _query: &ReadQuery) -> Result<Listing> {
@@ -199,6 +203,20 @@ pub fn require(platform: Platform, capability: Capability) -> Result<()> {
 /// Opens the session of a stored integration (through its platform's driver).
 pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Box<dyn PlatformSession>> {
     driver(record.platform).open(state, record).await
+}
+
+/// A platform's own session type, for what only that platform does (Keap's CRM, Customer.io's
+/// broadcasts, Iterable's channels): [`open_own`] opens it without a downcast.
+#[async_trait]
+pub trait OwnSession: PlatformSession + Sized {
+    const PLATFORM: Platform;
+
+    async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self>;
+}
+
+/// Opens the publisher's integration of `S`'s platform as `S`, or `INTEGRATION_NOT_FOUND`.
+pub async fn open_own<S: OwnSession>(state: &AppState, publisher: &PublisherId) -> Result<S> {
+    S::open(state, integration(state, publisher, S::PLATFORM).await?).await
 }
 
 /// Opens the publisher's integration of `platform`.

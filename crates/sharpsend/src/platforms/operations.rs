@@ -6,7 +6,7 @@ use domain::{
     Capability, Platform, PublisherId,
     operations::{
         Accepted, BatchOutcome, EventInput, ItemFailure, MessageInput, Queued, SubscriberInput,
-        Upserted,
+        Tested, Upserted,
     },
     reads::{Listing, Read, ReadQuery},
 };
@@ -162,4 +162,11 @@ pub async fn read(
     super::driver(platform).check_read(read, &query)?;
     let mut session = open_for(state, publisher, platform).await?;
     session.read(state, read, &query).await
+}
+
+/// Tests the publisher's stored credentials (the integration's status is left as it is: a
+/// refusal is answered, and a reconnect is what changes it).
+pub async fn test(state: &AppState, publisher: &PublisherId, platform: Platform) -> Result<Tested> {
+    let mut session = open_for(state, publisher, platform).await?;
+    session.test(state).await
 }

@@ -183,7 +183,9 @@ async fn try_register(
             (record, Access::Direct(c))
         }
         None => {
-            let s = tokens::session(state, publisher).await?;
+            let s =
+                crate::platforms::open_own::<crate::platforms::keap::KeapSession>(state, publisher)
+                    .await?;
             (s.record.clone(), Access::Session(Box::new(s)))
         }
     };
@@ -254,7 +256,11 @@ pub async fn unregister(state: &AppState, publisher: &PublisherId, record: &Inte
     if keys.is_empty() {
         return;
     }
-    let mut session = match tokens::session(state, publisher).await {
+    let mut session = match crate::platforms::open_own::<crate::platforms::keap::KeapSession>(
+        state, publisher,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(publisher = %publisher, error = %e, "Keap REST hooks not deleted: no usable token");

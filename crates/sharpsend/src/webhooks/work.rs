@@ -129,7 +129,10 @@ async fn reread(
 ) -> Result<bool> {
     let s = match session {
         Some(s) => s,
-        None => session.insert(tokens::session(state, publisher).await?),
+        None => session.insert(
+            crate::platforms::open_own::<crate::platforms::keap::KeapSession>(state, publisher)
+                .await?,
+        ),
     };
     let keap = &state.connectors.keap;
     let found = tokens::call(

@@ -254,6 +254,32 @@ async fn conform(app: &TestApp, publisher: &str, case: &Case) {
         .await;
     stranger.expect_error(404, "INTEGRATION_NOT_FOUND");
 
+    // The stored credentials test as connect tested them.
+    let tested = app
+        .call(
+            Method::POST,
+            &format!("{base}/test"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    let tested = tested.expect_ok(200);
+    assert_eq!(tested["platform"], p, "{}", ctx("test"));
+    assert_eq!(tested["ok"], true);
+    assert!(
+        tested["account"].is_object(),
+        "{}: {tested}",
+        ctx("test account")
+    );
+    app.call(
+        Method::POST,
+        &format!("/api/integrations/pub-none/{p}/test"),
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await
+    .expect_error(404, "INTEGRATION_NOT_FOUND");
+
     // The common reads, on the generic routes: what the platform serves answers a page keyed by
     // the read; the rest is refused before any upstream call; a bad bound is refused first.
     for read in Read::ALL {

@@ -598,6 +598,10 @@ async fn error_table_rate_limits_5xx_malformed_and_resets() {
         .await
         .unwrap();
     e.get(path).await.expect_error(422, "INVALID_CREDENTIALS");
+    // And the stored-credentials test says so, changing nothing.
+    e.post("/api/integrations/pub-a/iterable/test", json!({}))
+        .await
+        .expect_error(422, "INVALID_CREDENTIALS");
 }
 
 #[tokio::test]

@@ -335,9 +335,11 @@ pub async fn connect(
 
 /// The stored credentials of a publisher's Customer.io integration.
 async fn stored_credentials(state: &AppState, scope: &Scope) -> Result<Credentials, ApiError> {
-    Ok(CustomerioSession::open_for(state, scope.publisher()?)
-        .await?
-        .creds)
+    Ok(
+        crate::platforms::open_own::<CustomerioSession>(state, scope.publisher()?)
+            .await?
+            .creds,
+    )
 }
 
 /// Paging of a list we hold whole.

@@ -264,7 +264,7 @@ pub async fn list_channels(
     State(state): State<AppState>,
     scope: Scope,
 ) -> ApiResult<Envelope<ChannelList>> {
-    let creds = IterableSession::open_for(&state, scope.publisher()?)
+    let creds = crate::platforms::open_own::<IterableSession>(&state, scope.publisher()?)
         .await?
         .creds;
     let channels = state.connectors.iterable.list_channels(&creds).await?;

@@ -10,7 +10,7 @@ use axum::{
 };
 use domain::{
     Platform,
-    operations::{Accepted, MessageInput, Queued, Upserted},
+    operations::{Accepted, MessageInput, Queued, Tested, Upserted},
 };
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upsert_subscribers))
         .routes(routes!(track_events))
         .routes(routes!(send_message))
+        .routes(routes!(test_integration))
 }
 
 /// Creates or updates one person, or many as `{"subscribers": [...]}` (failures per item).
@@ -113,6 +114,27 @@ pub async fn send_message(
     ApiJson(body): ApiJson<MessageInput>,
 ) -> ApiResult<Envelope<Queued>> {
     let answer = ops::send_message(&state, scope.publisher()?, scope.platform()?, body).await?;
+    Ok(Envelope::ok(answer))
+}
+
+/// Tests the publisher's stored credentials with the platform's cheapest authenticated call —
+/// the same one `…/{platform}/test-connection` makes with credentials given in the body — and
+/// answers what the platform said of the account. Nothing is stored or changed. Keap: through
+/// the stored token, refreshed first when near expiry.
+#[utoipa::path(post, path = "/api/integrations/{publisherId}/{platform}/test", tag = "integrations",
+    security(("bearer" = [])),
+    params(("publisherId" = String, Path), ("platform" = Platform, Path)),
+    responses(
+        (status = 200, body = Envelope<Tested>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "INTEGRATION_NOT_FOUND", body = ErrorBody),
+        (status = 422, description = "INVALID_CREDENTIALS: the platform no longer accepts them", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn test_integration(
+    State(state): State<AppState>,
+    scope: Scope,
+) -> ApiResult<Envelope<Tested>> {
+    let answer = ops::test(&state, scope.publisher()?, scope.platform()?).await?;
     Ok(Envelope::ok(answer))
 }
 

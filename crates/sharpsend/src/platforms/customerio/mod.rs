@@ -13,14 +13,14 @@ use domain::{
     ErrorCode, Platform,
     operations::{
         Accepted, BatchOutcome, EventInput, ItemFailure, MessageInput, Queued, SubscriberInput,
-        Upserted,
+        Tested, Upserted,
     },
 };
 use serde::Deserialize;
 use serde_json::Value;
 use store::IntegrationRecord;
 
-use super::{Driver, PlatformSession, fields, missing};
+use super::{Driver, OwnSession, PlatformSession, fields, missing};
 use crate::{
     error::{Error, Result},
     integrations,
@@ -59,8 +59,11 @@ pub struct CustomerioSession {
     pub settings: CustomerioSettings,
 }
 
-impl CustomerioSession {
-    pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self> {
+#[async_trait]
+impl OwnSession for CustomerioSession {
+    const PLATFORM: Platform = Platform::Customerio;
+
+    async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self> {
         let mut secrets = integrations::open_secrets(state, &record).await?;
         let api_key = secrets
             .remove(fields::API_KEY)
@@ -78,12 +81,6 @@ impl CustomerioSession {
             settings,
             record,
         })
-    }
-
-    /// The publisher's Customer.io workspace, or `INTEGRATION_NOT_FOUND`.
-    pub async fn open_for(state: &AppState, publisher: &domain::PublisherId) -> Result<Self> {
-        let record = super::integration(state, publisher, domain::Platform::Customerio).await?;
-        Self::open(state, record).await
     }
 }
 
@@ -107,6 +104,24 @@ impl PlatformSession for CustomerioSession {
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
         sync::reader(state, *self)
+    }
+
+    /// Each API the stored keys are for, as test-connection.
+    async fn test(&mut self, state: &AppState) -> Result<Tested> {
+        let started = std::time::Instant::now();
+        let report = state
+            .connectors
+            .customerio
+            .test_connection(&self.creds)
+            .await?;
+        let account = serde_json::to_value(report)
+            .map_err(|e| Error::internal_from("rendering the account", e))?;
+        Ok(Tested::new(
+            Platform::Customerio,
+            Some(self.creds.region),
+            account,
+            started.elapsed(),
+        ))
     }
 
     async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {

@@ -11,7 +11,7 @@ use domain::reads::{Listing, Read, ReadQuery};
 use domain::{
     Platform,
     operations::{
-        Accepted, BatchOutcome, EventInput, MessageInput, Queued, SubscriberInput, Upserted,
+        Accepted, BatchOutcome, EventInput, MessageInput, Queued, SubscriberInput, Tested, Upserted,
     },
 };
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use store::IntegrationRecord;
 
 pub use writes::is_email;
 
-use super::{Driver, PlatformSession, fields, missing};
+use super::{Driver, OwnSession, PlatformSession, fields, missing};
 use crate::{
     error::Result, integrations, state::AppState, sync::source::SyncSession, webhooks::Reply,
 };
@@ -40,8 +40,11 @@ pub struct IterableSession {
     pub settings: IterableSettings,
 }
 
-impl IterableSession {
-    pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self> {
+#[async_trait]
+impl OwnSession for IterableSession {
+    const PLATFORM: Platform = Platform::Iterable;
+
+    async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self> {
         let mut secrets = integrations::open_secrets(state, &record).await?;
         let key = secrets
             .remove(fields::API_KEY)
@@ -53,12 +56,6 @@ impl IterableSession {
             settings,
             record,
         })
-    }
-
-    /// The publisher's Iterable project, or `INTEGRATION_NOT_FOUND`.
-    pub async fn open_for(state: &AppState, publisher: &domain::PublisherId) -> Result<Self> {
-        let record = super::integration(state, publisher, domain::Platform::Iterable).await?;
-        Self::open(state, record).await
     }
 }
 
@@ -74,6 +71,23 @@ impl PlatformSession for IterableSession {
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
         sync::reader(state, *self)
+    }
+
+    /// `GET /api/channels`, as test-connection.
+    async fn test(&mut self, state: &AppState) -> Result<Tested> {
+        let (account, latency) = state
+            .connectors
+            .iterable
+            .test_connection(&self.creds)
+            .await?;
+        let account = serde_json::to_value(account)
+            .map_err(|e| crate::error::Error::internal_from("rendering the account", e))?;
+        Ok(Tested::new(
+            Platform::Iterable,
+            Some(self.creds.region()),
+            account,
+            latency,
+        ))
     }
 
     async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {

@@ -15,19 +15,22 @@ use axum::http::HeaderMap;
 use domain::reads::{Listing, Read, ReadQuery};
 use domain::{
     Platform,
-    operations::{BatchOutcome, MessageInput, Queued, SubscriberInput, Upserted},
+    operations::{BatchOutcome, MessageInput, Queued, SubscriberInput, Tested, Upserted},
 };
 use store::IntegrationRecord;
 
 pub use settings::KeapSettings;
 pub use tokens::Session as KeapSession;
 
-use super::{Driver, PlatformSession};
+use super::{Driver, OwnSession, PlatformSession};
 use crate::{error::Result, state::AppState, sync::source::SyncSession, webhooks::Reply};
 
-impl KeapSession {
-    /// Opens a stored Keap integration, refreshing its token first when close to expiry.
-    pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self> {
+#[async_trait]
+impl OwnSession for KeapSession {
+    const PLATFORM: Platform = Platform::Keap;
+
+    /// Opens a stored Keap integration (the first call refreshes a token close to expiry).
+    async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self> {
         tokens::open(state, record).await
     }
 }
@@ -44,6 +47,22 @@ impl PlatformSession for KeapSession {
 
     fn into_sync(self: Box<Self>, state: &AppState) -> Box<dyn SyncSession> {
         sync::reader(state, *self)
+    }
+
+    /// Keap's account profile, through the token the session keeps fresh.
+    async fn test(&mut self, state: &AppState) -> Result<Tested> {
+        let keap = state.connectors.keap.clone();
+        let info = tokens::call(state, self, |cred| {
+            let keap = keap.clone();
+            async move { keap.test_connection(&cred).await }
+        })
+        .await?;
+        Ok(Tested::new(
+            Platform::Keap,
+            None,
+            info.account,
+            info.latency,
+        ))
     }
 
     async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {

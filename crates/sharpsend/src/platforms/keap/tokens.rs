@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use connectors::keap::{KeapCredential, KeapError, TokenSet};
-use domain::{Platform, PublisherId, shapes::IntegrationStatus};
+use domain::{Platform, shapes::IntegrationStatus};
 use secrecy::{ExposeSecret, SecretString};
 use store::{IntegrationRecord, SealedField};
 
@@ -123,12 +123,6 @@ fn credential_of(
         expires,
         secrets.contains_key(REFRESH_TOKEN),
     ))
-}
-
-/// Loads the publisher's Keap integration (see [`open`]).
-pub async fn session(state: &AppState, publisher: &PublisherId) -> Result<Session> {
-    let record = crate::platforms::integration(state, publisher, Platform::Keap).await?;
-    open(state, record).await
 }
 
 /// Opens a stored Keap integration without calling Keap: the proactive refresh of a token close

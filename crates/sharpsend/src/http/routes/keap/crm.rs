@@ -77,7 +77,8 @@ async fn page(
 ) -> ApiResult<(Vec<Value>, u64, u32, u64)> {
     let publisher = scope.publisher()?;
     let (limit, offset) = paging(q)?;
-    let mut session = tokens::session(state, publisher).await?;
+    let mut session =
+        crate::platforms::open_own::<crate::platforms::keap::KeapSession>(state, publisher).await?;
     let keap = state.connectors.keap.clone();
     let page = tokens::call(state, &mut session, |cred| {
         let keap = keap.clone();
@@ -198,7 +199,9 @@ pub async fn list_custom_fields(
             }
         },
     };
-    let mut session = tokens::session(&state, publisher).await?;
+    let mut session =
+        crate::platforms::open_own::<crate::platforms::keap::KeapSession>(&state, publisher)
+            .await?;
     let keap = state.connectors.keap.clone();
     let mut custom_fields = Vec::new();
     for record_type in types {
