@@ -228,4 +228,21 @@ mod tests {
         assert!(parse_metrics_csv("").is_err());
         assert_eq!(parse_metrics_csv("id,a\n").unwrap().len(), 0);
     }
+
+    #[test]
+    fn iterable_columns_map_and_blanks_stay_absent() {
+        let row: MetricsRow = [
+            ("Total Email Sends".to_owned(), 100.0),
+            ("Unique Email Opens".to_owned(), 30.0),
+            ("Total Unsubscribes".to_owned(), 1.0),
+        ]
+        .into_iter()
+        .collect();
+        let m = totals(&row);
+        assert_eq!(m["sent"], 100);
+        assert_eq!(m["uniqueOpens"], 30);
+        assert_eq!(m["unsubscribes"], 1);
+        assert!(!m.contains_key("delivered"));
+        assert!(!m.contains_key("opens"));
+    }
 }

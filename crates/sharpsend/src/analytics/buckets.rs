@@ -6,6 +6,9 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 
 use crate::error::{Error, Result};
 
+/// Metric values per bucket start.
+pub type Series = BTreeMap<DateTime<Utc>, BTreeMap<&'static str, u64>>;
+
 /// Series granularity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interval {

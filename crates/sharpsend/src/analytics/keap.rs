@@ -23,16 +23,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use connectors::keap::crm::{MAX_PAGE, SentEmail};
-use domain::{ErrorCode, Platform, PublisherId};
+use domain::{Platform, PublisherId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::buckets::{EventCounts, Window};
-use crate::{
-    error::{Error, Result},
-    platforms::keap::tokens,
-    state::AppState,
-};
+use crate::{error::Result, platforms::keap::tokens, state::AppState};
 
 /// Records per `GET /emails` page (Keap's largest).
 pub const EMAIL_PAGE: u32 = MAX_PAGE;
@@ -49,31 +45,6 @@ pub const CAMPAIGN_KEYS: [&str; 2] = [
     connectors::keap::CAMPAIGN_COUNTS[0].0,
     connectors::keap::CAMPAIGN_COUNTS[1].0,
 ];
-
-/// A campaign's `activeContacts` and `completedContacts` (those Keap gives), or `NOT_FOUND`.
-pub async fn campaign_totals(
-    state: &AppState,
-    publisher: &PublisherId,
-    campaign_id: &str,
-) -> Result<BTreeMap<&'static str, u64>> {
-    let mut session =
-        crate::platforms::open_own::<crate::platforms::keap::KeapSession>(state, publisher).await?;
-    let keap = state.connectors.keap.clone();
-    let counts = tokens::call(state, &mut session, |cred| {
-        let keap = keap.clone();
-        let id = campaign_id.to_owned();
-        async move { keap.campaign_counts(&cred, &id).await }
-    })
-    .await?
-    .ok_or_else(|| {
-        Error::coded(
-            ErrorCode::NotFound,
-            format!("Keap has no campaign {campaign_id} in this account."),
-        )
-        .detail("campaignId", campaign_id.to_owned())
-    })?;
-    Ok(counts)
-}
 
 /// Counts sent-email records into the window's buckets (see the module doc); a record listed
 /// twice (paging over a changing list) counts once.

@@ -36,19 +36,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use connectors::{
-    customerio::metrics::{MetricsObject, Period},
-    iterable,
+use connectors::customerio::metrics::MetricsObject;
+use domain::{
+    Platform, PublisherId,
+    metrics::{METRICS, webhook_metrics},
 };
-use domain::{ErrorCode, Platform, PublisherId, metrics::METRICS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::EventRecord;
 
-use super::buckets::{EventCounts, Interval, Window};
+use super::buckets::{EventCounts, Interval, Series, Window};
 use crate::{
     error::{Error, Result},
-    platforms::{OwnSession as _, customerio::CustomerioSession, iterable::IterableSession},
     state::AppState,
     sync::jobs,
 };
@@ -69,28 +68,6 @@ fn metric_of(action: &str) -> Option<&'static str> {
         "converted" => "conversions",
         _ => return None,
     })
-}
-
-/// The metrics a platform's webhooks can report (so a zero there is a real zero).
-pub fn webhook_metrics(platform: Platform) -> &'static [&'static str] {
-    match platform {
-        // emailSend, emailOpen, emailClick, emailBounce, emailUnSubscribe, emailComplaint
-        // (and their SMS/push counterparts); no delivered or conversion event.
-        Platform::Iterable => &[
-            "sent",
-            "opens",
-            "uniqueOpens",
-            "clicks",
-            "uniqueClicks",
-            "bounces",
-            "unsubscribes",
-            "complaints",
-        ],
-        // Reporting webhooks carry every delivery metric.
-        Platform::Customerio => &METRICS,
-        // Keap's REST hooks are about contacts, opportunities and orders: no email events.
-        Platform::Keap => &[],
-    }
 }
 
 /// Counts `events` (one campaign's, in the window) into the window's buckets, de-duplicated.
@@ -179,73 +156,6 @@ pub struct MetricsQuery {
 }
 
 /// Platform figures per bucket.
-type Series = BTreeMap<DateTime<Utc>, BTreeMap<&'static str, u64>>;
-
-/// Customer.io's series for the window, when its retention covers the whole window (`None`
-/// otherwise: the window starts before the oldest period it serves); `NOT_FOUND` for an object
-/// it does not know.
-async fn customerio_series(
-    state: &AppState,
-    record: &store::IntegrationRecord,
-    object: MetricsObject,
-    campaign_id: &str,
-    window: &Window,
-    now: DateTime<Utc>,
-) -> Result<Option<Series>> {
-    let creds = CustomerioSession::open(state, record.clone()).await?.creds;
-    let period = match window.interval {
-        Interval::Hour => Period::Hours,
-        Interval::Day => Period::Days,
-        Interval::Week => Period::Weeks,
-    };
-    let step = window.interval.step();
-    let current = window.interval.floor(now);
-    let first = window.interval.floor(window.from);
-    let needed = (current - first).num_seconds() / step.num_seconds() + 1;
-    let steps = u32::try_from(needed.clamp(1, i64::from(period.max_steps()))).unwrap_or(1);
-    let raw = state
-        .connectors
-        .customerio
-        .period_metrics(&creds, object, campaign_id, period, steps)
-        .await?
-        .ok_or_else(|| {
-            Error::coded(
-                ErrorCode::NotFound,
-                format!(
-                    "Customer.io has no {} {campaign_id} in this workspace.",
-                    match object {
-                        MetricsObject::Campaign => "campaign",
-                        MetricsObject::Broadcast => "broadcast",
-                        MetricsObject::Newsletter => "newsletter",
-                    }
-                ),
-            )
-            .detail("campaignId", campaign_id.to_owned())
-        })?;
-    if needed > i64::from(period.max_steps()) {
-        return Ok(None);
-    }
-    let len = steps as usize;
-    let mut series = Series::new();
-    for at in window.buckets() {
-        let mut values = BTreeMap::new();
-        // Index of this bucket in Customer.io's arrays (the last one is the current period);
-        // buckets after now have nothing yet.
-        let back = (current - at).num_seconds() / step.num_seconds();
-        for (ours, theirs) in connectors::customerio::metrics::KEYS {
-            let Some(arr) = raw.get(theirs) else { continue };
-            let v = usize::try_from(back)
-                .ok()
-                .and_then(|b| len.checked_sub(b + 1))
-                .and_then(|i| arr.get(i).copied())
-                .unwrap_or(0);
-            values.insert(ours, v);
-        }
-        series.insert(at, values);
-    }
-    Ok(Some(series))
-}
-
 /// The daily records the `metrics` sync kind stored for `key` (see
 /// [`crate::sync::sources::metrics`]) within the window, summed per bucket; `None` for hourly
 /// windows (a day cannot be split) or when no day is stored. Only buckets with a stored day
@@ -342,9 +252,6 @@ pub async fn campaign_metrics(
     )?;
     let record = jobs::integration(state, publisher, platform).await?;
 
-    // The platform's own totals (and series), where its API reports them.
-    let mut platform_totals: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut platform_series: Option<Series> = None;
     let object = match q.object.as_deref() {
         None | Some("") => MetricsObject::Campaign,
         Some(o) => MetricsObject::parse(o).ok_or_else(|| {
@@ -354,40 +261,25 @@ pub async fn campaign_metrics(
             )
         })?,
     };
-    // Keap-only totals (its campaign's contact counts); NOT_FOUND for an unknown campaign.
-    let mut keap_totals = BTreeMap::new();
-    if platform == Platform::Keap {
-        keap_totals = super::keap::campaign_totals(state, publisher, &campaign_id).await?;
-    }
-    if platform == Platform::Customerio {
-        platform_series =
-            customerio_series(state, &record, object, &campaign_id, &window, Utc::now()).await?;
-        for values in platform_series.iter().flat_map(BTreeMap::values) {
-            for (k, v) in values {
-                *platform_totals.entry(k).or_default() += v;
-            }
+    // The platform's own figures, where its API reports them (NOT_FOUND for an unknown
+    // campaign); Keap adds its contact counts.
+    let mut session = crate::platforms::open(state, record.clone()).await?;
+    let reported = session
+        .campaign_metrics(state, object, &campaign_id, &window)
+        .await?;
+    let platform_series = reported.series;
+    let mut platform_totals = reported.totals;
+    for values in platform_series.iter().flat_map(BTreeMap::values) {
+        for (k, v) in values {
+            *platform_totals.entry(k).or_default() += v;
         }
     }
-    if platform == Platform::Iterable {
-        let creds = IterableSession::open(state, record.clone()).await?.creds;
-        let row = state
-            .connectors
-            .iterable
-            .campaign_metrics(&creds, &campaign_id, window.from, window.to)
-            .await?
-            .ok_or_else(|| {
-                Error::coded(
-                    ErrorCode::NotFound,
-                    format!("Iterable has no campaign {campaign_id} in this project."),
-                )
-                .detail("campaignId", campaign_id.clone())
-            })?;
-        platform_totals = iterable::metric_totals(&row);
-    }
+    let keap_totals = reported.extra;
 
     // Days the platform cannot report (outside its retention) or does not break down
     // (Iterable): what the `metrics` sync kind stored.
-    let stored = if platform_series.is_none() && platform != Platform::Keap {
+    let stored = if platform_series.is_none() && platform.optional_sync_kinds().contains(&"metrics")
+    {
         let key = super::history::metrics_key(
             match object {
                 MetricsObject::Campaign => "campaign",
@@ -581,22 +473,5 @@ mod tests {
         // Metrics a platform cannot report stay absent.
         let k = count_events(&events, &w, webhook_metrics(Platform::Keap));
         assert!(k.totals.is_empty());
-    }
-
-    #[test]
-    fn iterable_columns_map_and_blanks_stay_absent() {
-        let row: iterable::MetricsRow = [
-            ("Total Email Sends".to_owned(), 100.0),
-            ("Unique Email Opens".to_owned(), 30.0),
-            ("Total Unsubscribes".to_owned(), 1.0),
-        ]
-        .into_iter()
-        .collect();
-        let m = iterable::metric_totals(&row);
-        assert_eq!(m["sent"], 100);
-        assert_eq!(m["uniqueOpens"], 30);
-        assert_eq!(m["unsubscribes"], 1);
-        assert!(!m.contains_key("delivered"));
-        assert!(!m.contains_key("opens"));
     }
 }

@@ -16,8 +16,11 @@ pub mod iterable;
 pub mod keap;
 pub mod operations;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use axum::http::HeaderMap;
+use connectors::customerio::metrics::MetricsObject;
 use domain::{
     Capability, Platform, PublisherId,
     operations::{
@@ -29,6 +32,7 @@ use domain::{
 use store::IntegrationRecord;
 
 use crate::{
+    analytics::buckets::{Series, Window},
     error::{Error, Result},
     state::AppState,
     sync::source::SyncSession,
@@ -50,6 +54,10 @@ pub trait Driver: Send + Sync {
     /// Checks a read's query before the integration is opened: `VALIDATION_ERROR` naming a bad
     /// filter, `NOT_FOUND` for a read the matrix allows but this platform does not serve.
     fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()>;
+
+    /// Undoes, best effort, what connecting registered on the platform, before the integration
+    /// is deleted (Keap: its REST hooks). Failures are logged, never fatal.
+    async fn disconnecting(&self, _state: &AppState, _record: &IntegrationRecord) {}
 
     /// Runs the platform's authenticity check on one webhook delivery for `record` and stores
     /// its events (CONTRACT §8); a delivery that fails the check is `UNAUTHORIZED`.
@@ -92,6 +100,18 @@ pub mod fields {
     pub const EXPIRES_AT: &str = "accessTokenExpiresAt";
 }
 
+/// What a platform reports of a campaign over a window.
+#[derive(Debug, Default)]
+pub struct Reported {
+    /// Totals of the ten metrics (`domain::metrics::METRICS`) the platform gives as totals.
+    pub totals: BTreeMap<&'static str, u64>,
+    /// One value per bucket, where the platform breaks its figures down over the whole window
+    /// (their sums become the totals).
+    pub series: Option<Series>,
+    /// Figures outside the ten metrics (Keap: `activeContacts`, `completedContacts`).
+    pub extra: BTreeMap<&'static str, u64>,
+}
+
 /// One connected integration, ready to call its platform.
 #[async_trait]
 pub trait PlatformSession: Send + Sync {
@@ -117,6 +137,19 @@ pub trait PlatformSession: Send + Sync {
     /// Tests the stored credentials with the platform's cheapest authenticated call (the one a
     /// connect makes first).
     async fn test(&mut self, state: &AppState) -> Result<Tested>;
+
+    /// What the platform's own API reports of one campaign (or Customer.io broadcast or
+    /// newsletter) over `window`, for the metrics route; `NOT_FOUND` for one it does not know.
+    /// The default reports nothing: the figures then come from webhooks and stored history.
+    async fn campaign_metrics(
+        &mut self,
+        _state: &AppState,
+        _object: MetricsObject,
+        _campaign_id: &str,
+        _window: &Window,
+    ) -> Result<Reported> {
+        Ok(Reported::default())
+    }
 
     /// One page of a common read (CONTRACT §7), its query checked as [`Driver::check_read`]
     /// does. A platform keeps the default for the reads it has none of.

@@ -80,10 +80,10 @@ pub async fn disconnect(
     let publisher = scope.publisher()?;
     let platform = scope.platform()?;
     // Unregister what we registered on the platform (Keap REST hooks), best effort.
-    if platform == Platform::Keap
-        && let Some(record) = state.store.get_integration(publisher, platform).await?
-    {
-        crate::webhooks::keap::unregister(&state, publisher, &record).await;
+    if let Some(record) = state.store.get_integration(publisher, platform).await? {
+        crate::platforms::driver(platform)
+            .disconnecting(&state, &record)
+            .await;
     }
     match state.store.delete_integration(publisher, platform).await? {
         Some(_) => Ok(Envelope::ok(Disconnected {

@@ -1,13 +1,15 @@
 //! Customer.io: the App API key, the Track pair (site id and tracking key), an optional Data
 //! Pipelines key, in the workspace's region.
 
+mod metrics;
 mod reads;
 mod sync;
 mod writes;
 
 use async_trait::async_trait;
 use axum::http::HeaderMap;
-use connectors::customerio::{self, Credentials};
+use chrono::Utc;
+use connectors::customerio::{self, Credentials, metrics::MetricsObject};
 use domain::reads::{Listing, Read, ReadQuery};
 use domain::{
     ErrorCode, Platform,
@@ -20,8 +22,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use store::IntegrationRecord;
 
-use super::{Driver, OwnSession, PlatformSession, fields, missing};
+use super::{Driver, OwnSession, PlatformSession, Reported, fields, missing};
 use crate::{
+    analytics::buckets::Window,
     error::{Error, Result},
     integrations,
     state::AppState,
@@ -122,6 +125,22 @@ impl PlatformSession for CustomerioSession {
             account,
             started.elapsed(),
         ))
+    }
+
+    /// Customer.io's series for the window, when its retention covers the whole of it.
+    async fn campaign_metrics(
+        &mut self,
+        state: &AppState,
+        object: MetricsObject,
+        campaign_id: &str,
+        window: &Window,
+    ) -> Result<Reported> {
+        let series =
+            metrics::series(state, &self.creds, object, campaign_id, window, Utc::now()).await?;
+        Ok(Reported {
+            series,
+            ..Reported::default()
+        })
     }
 
     async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {

@@ -6,7 +6,10 @@ mod writes;
 
 use async_trait::async_trait;
 use axum::http::HeaderMap;
-use connectors::iterable::{BulkOutcome as WireOutcome, Credentials};
+use connectors::{
+    customerio::metrics::MetricsObject,
+    iterable::{BulkOutcome as WireOutcome, Credentials},
+};
 use domain::reads::{Listing, Read, ReadQuery};
 use domain::{
     Platform,
@@ -19,9 +22,10 @@ use store::IntegrationRecord;
 
 pub use writes::is_email;
 
-use super::{Driver, OwnSession, PlatformSession, fields, missing};
+use super::{Driver, OwnSession, PlatformSession, Reported, fields, missing};
 use crate::{
-    error::Result, integrations, state::AppState, sync::source::SyncSession, webhooks::Reply,
+    analytics::buckets::Window, error::Result, integrations, state::AppState,
+    sync::source::SyncSession, webhooks::Reply,
 };
 
 /// What the sessions read of a stored Iterable integration's config (other keys are shown to
@@ -88,6 +92,32 @@ impl PlatformSession for IterableSession {
             account,
             latency,
         ))
+    }
+
+    /// The campaign's totals over the window (`GET /api/campaigns/metrics`, one row); Iterable
+    /// gives no breakdown, so the series comes from stored history or webhooks.
+    async fn campaign_metrics(
+        &mut self,
+        state: &AppState,
+        _object: MetricsObject,
+        campaign_id: &str,
+        window: &Window,
+    ) -> Result<Reported> {
+        let row = state
+            .connectors
+            .iterable
+            .campaign_metrics(&self.creds, campaign_id, window.from, window.to)
+            .await?
+            .ok_or_else(|| {
+                crate::error::Error::not_found(format!(
+                    "Iterable has no campaign {campaign_id} in this project."
+                ))
+                .detail("campaignId", campaign_id.to_owned())
+            })?;
+        Ok(Reported {
+            totals: connectors::iterable::metric_totals(&row),
+            ..Reported::default()
+        })
     }
 
     async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {

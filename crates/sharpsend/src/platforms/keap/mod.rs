@@ -12,6 +12,7 @@ pub mod writes;
 
 use async_trait::async_trait;
 use axum::http::HeaderMap;
+use connectors::customerio::metrics::MetricsObject;
 use domain::reads::{Listing, Read, ReadQuery};
 use domain::{
     Platform,
@@ -22,8 +23,11 @@ use store::IntegrationRecord;
 pub use settings::KeapSettings;
 pub use tokens::Session as KeapSession;
 
-use super::{Driver, OwnSession, PlatformSession};
-use crate::{error::Result, state::AppState, sync::source::SyncSession, webhooks::Reply};
+use super::{Driver, OwnSession, PlatformSession, Reported};
+use crate::{
+    analytics::buckets::Window, error::Result, state::AppState, sync::source::SyncSession,
+    webhooks::Reply,
+};
 
 #[async_trait]
 impl OwnSession for KeapSession {
@@ -63,6 +67,34 @@ impl PlatformSession for KeapSession {
             info.account,
             info.latency,
         ))
+    }
+
+    /// The campaign's `activeContacts` and `completedContacts` as of now (Keap reports no email
+    /// figures per campaign).
+    async fn campaign_metrics(
+        &mut self,
+        state: &AppState,
+        _object: MetricsObject,
+        campaign_id: &str,
+        _window: &Window,
+    ) -> Result<Reported> {
+        let keap = state.connectors.keap.clone();
+        let extra = tokens::call(state, self, |cred| {
+            let keap = keap.clone();
+            let id = campaign_id.to_owned();
+            async move { keap.campaign_counts(&cred, &id).await }
+        })
+        .await?
+        .ok_or_else(|| {
+            crate::error::Error::not_found(format!(
+                "Keap has no campaign {campaign_id} in this account."
+            ))
+            .detail("campaignId", campaign_id.to_owned())
+        })?;
+        Ok(Reported {
+            extra,
+            ..Reported::default()
+        })
     }
 
     async fn read(&mut self, state: &AppState, read: Read, query: &ReadQuery) -> Result<Listing> {
@@ -109,6 +141,15 @@ impl Driver for Keap {
 
     fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()> {
         reads::plan(read, query).map(drop)
+    }
+
+    /// Unregisters the REST hooks connect registered.
+    async fn disconnecting(&self, state: &AppState, record: &IntegrationRecord) {
+        let publisher = record.publisher_id.clone();
+        match domain::PublisherId::parse(&publisher) {
+            Ok(publisher) => crate::webhooks::keap::unregister(state, &publisher, record).await,
+            Err(e) => tracing::warn!(error = %e, "stored publisher id does not parse"),
+        }
     }
 
     async fn receive_webhook(
