@@ -1,23 +1,24 @@
 //! Webhooks we receive (CONTRACT §8): `POST /webhooks/{platform}/{webhookId}`.
 //!
-//! The webhook id (random, unguessable, one per integration) finds the integration; then each
-//! platform's own authenticity check runs on the raw bytes before anything is parsed or stored:
+//! The webhook id (random, unguessable, one per integration) finds the integration; then its
+//! platform's driver (`platforms::Driver::receive_webhook`) runs the platform's own
+//! authenticity check on the raw bytes before anything is parsed or stored, in
+//! `platforms/<platform>/webhooks.rs`:
 //!
-//! - Iterable ([`iterable`]): the integration's generated webhook secret, sent by Iterable as its
-//!   configured auth token (`Authorization`) or in the `X-SharpSend-Webhook-Secret` header;
-//! - Customer.io ([`customerio`]): `X-CIO-Signature`, the hex HMAC-SHA256 of
-//!   `v0:{X-CIO-Timestamp}:{body}` under the stored `webhookSigningKey`, within
-//!   [`customerio::TOLERANCE`] of now;
-//! - Keap ([`keap`]): the `X-Hook-Secret` handshake is echoed; deliveries (which Keap does not
-//!   sign) are only hints whose records are re-read from Keap.
+//! - Iterable: the integration's generated webhook secret, sent by Iterable as its configured
+//!   auth token (`Authorization`) or in the `X-SharpSend-Webhook-Secret` header;
+//! - Customer.io: `X-CIO-Signature`, the hex HMAC-SHA256 of `v0:{X-CIO-Timestamp}:{body}` under
+//!   the stored `webhookSigningKey`, within five minutes of now;
+//! - Keap: the `X-Hook-Secret` handshake is echoed; deliveries (which Keap does not sign) are
+//!   only hints whose records are re-read from Keap ([`work`]).
+//!
+//! This module holds what they share: the entry ([`receive`]), storing events once each, the
+//! reply, and Keap's hook-work queue.
 //!
 //! A request that fails the check answers 401 and stores nothing. Valid events are normalised to
 //! the contract's Event (types from `domain::events`) and stored once per (integration, platform
 //! event id); a redelivery answers 200 again, so the platform stops retrying.
 
-pub mod customerio;
-pub mod iterable;
-pub mod keap;
 pub mod queue;
 mod receive;
 pub mod work;

@@ -211,7 +211,7 @@ async fn customerio_signed_reporting_webhooks() {
     let sig = v["x_cio_signature_hex"].as_str().unwrap();
     assert_eq!(sim_customerio::sign_webhook(key, ts, raw), sig);
     let at = chrono::DateTime::from_timestamp(ts.parse().unwrap(), 0).unwrap();
-    use sharpsend::webhooks::customerio::verify;
+    use sharpsend::platforms::customerio::webhooks::verify;
     assert!(verify(key, Some(ts), Some(sig), raw, at).is_ok());
     assert!(
         verify(

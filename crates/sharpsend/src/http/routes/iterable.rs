@@ -220,13 +220,13 @@ pub async fn connect(
         Some(existing) if !body.rotate_webhook_secret => {
             integrations::open_secrets(&state, &existing)
                 .await?
-                .remove(crate::webhooks::iterable::SECRET_FIELD)
+                .remove(crate::platforms::iterable::webhooks::SECRET_FIELD)
         }
         _ => None,
     };
     let (webhook_secret, reveal) = match kept {
         Some(s) => (s, false),
-        None => (crate::webhooks::iterable::new_secret(), true),
+        None => (crate::platforms::iterable::webhooks::new_secret(), true),
     };
     let shown = reveal.then(|| secrecy::ExposeSecret::expose_secret(&webhook_secret).to_owned());
     let mut integration = integrations::connect(
@@ -238,7 +238,10 @@ pub async fn connect(
             config,
             secrets: vec![
                 ("apiKey", creds.into_key()),
-                (crate::webhooks::iterable::SECRET_FIELD, webhook_secret),
+                (
+                    crate::platforms::iterable::webhooks::SECRET_FIELD,
+                    webhook_secret,
+                ),
             ],
         },
     )

@@ -342,7 +342,7 @@ pub async fn connect(
         .store
         .get_integration(&publisher, Platform::Keap)
         .await?
-        .map(|r| crate::webhooks::keap::hook_keys(&r.config))
+        .map(|r| crate::platforms::keap::webhooks::hook_keys(&r.config))
         .unwrap_or_default();
     let hooks_publisher = publisher.clone();
     let integration = integrations::connect(
@@ -362,7 +362,13 @@ pub async fn connect(
     )
     .await?;
     // REST hooks at the webhook URL; failures are recorded in config.hooks, never fatal.
-    crate::webhooks::keap::register(&state, &hooks_publisher, &previous_hooks, Some(cred)).await;
+    crate::platforms::keap::webhooks::register(
+        &state,
+        &hooks_publisher,
+        &previous_hooks,
+        Some(cred),
+    )
+    .await;
     let integration = match state
         .store
         .get_integration(&hooks_publisher, Platform::Keap)

@@ -4,6 +4,7 @@
 mod metrics;
 mod reads;
 mod sync;
+pub mod webhooks;
 mod writes;
 
 use async_trait::async_trait;
@@ -347,6 +348,6 @@ impl Driver for Customerio {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Reply> {
-        crate::webhooks::customerio::receive(state, record, headers, body).await
+        webhooks::receive(state, record, headers, body).await
     }
 }

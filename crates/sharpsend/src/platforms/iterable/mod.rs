@@ -2,6 +2,7 @@
 
 mod reads;
 mod sync;
+pub mod webhooks;
 mod writes;
 
 use async_trait::async_trait;
@@ -240,6 +241,6 @@ impl Driver for Iterable {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Reply> {
-        crate::webhooks::iterable::receive(state, record, headers, body).await
+        webhooks::receive(state, record, headers, body).await
     }
 }

@@ -8,6 +8,7 @@ pub mod reads;
 pub mod settings;
 pub mod sync;
 pub mod tokens;
+pub mod webhooks;
 pub mod writes;
 
 use async_trait::async_trait;
@@ -147,7 +148,7 @@ impl Driver for Keap {
     async fn disconnecting(&self, state: &AppState, record: &IntegrationRecord) {
         let publisher = record.publisher_id.clone();
         match domain::PublisherId::parse(&publisher) {
-            Ok(publisher) => crate::webhooks::keap::unregister(state, &publisher, record).await,
+            Ok(publisher) => webhooks::unregister(state, &publisher, record).await,
             Err(e) => tracing::warn!(error = %e, "stored publisher id does not parse"),
         }
     }
@@ -159,6 +160,6 @@ impl Driver for Keap {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Reply> {
-        crate::webhooks::keap::receive(state, record, headers, body).await
+        webhooks::receive(state, record, headers, body).await
     }
 }

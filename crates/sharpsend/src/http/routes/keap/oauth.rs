@@ -390,7 +390,7 @@ async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Outcome> 
         .await?;
     let previous_hooks = existing
         .as_ref()
-        .map(|r| crate::webhooks::keap::hook_keys(&r.config))
+        .map(|r| crate::platforms::keap::webhooks::hook_keys(&r.config))
         .unwrap_or_default();
     let mut config = existing
         .map(|r| r.config)
@@ -420,7 +420,8 @@ async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Outcome> 
     )
     .await?;
     // REST hooks at the webhook URL; failures are recorded in config.hooks, never fatal.
-    crate::webhooks::keap::register(state, &publisher, &previous_hooks, Some(cred)).await;
+    crate::platforms::keap::webhooks::register(state, &publisher, &previous_hooks, Some(cred))
+        .await;
     let tenant = info
         .account
         .get("tenantId")

@@ -13,7 +13,7 @@
 //!   timestamp) and, for contacts, after the 200 has been sent, the contact is re-read from
 //!   Keap: a 200 upserts it into the synced records (kind `contacts`), a 404 marks it deleted
 //!   (a `contact.delete` alone never does). The re-reads are bounded per integration and large
-//!   or overlapping deliveries coalesce into one contacts sync ([`super::work`]).
+//!   or overlapping deliveries coalesce into one contacts sync ([`crate::webhooks::work`]).
 //! - **Disconnect** ([`unregister`]) deletes the subscriptions on Keap, best effort.
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -26,7 +26,7 @@ use domain::{Platform, PublisherId, events::event_type};
 use serde_json::{Value, json};
 use store::IntegrationRecord;
 
-use super::{Incoming, Reply, header, rejected, store_all, work};
+use crate::webhooks::{Incoming, Reply, header, rejected, store_all, work};
 use crate::{
     error::{Error, Result},
     integrations,

@@ -12,7 +12,7 @@ use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
 use store::IntegrationRecord;
 
-use super::{Reply, header, rejected, store_all};
+use crate::webhooks::{Reply, header, rejected, store_all};
 use crate::{
     error::{Error, Result},
     integrations,

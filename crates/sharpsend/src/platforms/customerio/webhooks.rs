@@ -16,7 +16,7 @@ use sha2::Sha256;
 use store::IntegrationRecord;
 use subtle::ConstantTimeEq;
 
-use super::{Reply, header, rejected, store_all};
+use crate::webhooks::{Reply, header, rejected, store_all};
 use crate::{
     error::{Error, Result},
     integrations,
