@@ -44,6 +44,8 @@ error_codes! {
     /// The request (its body, or the answer to it) took longer than
     /// `SHARPSEND_REQUEST_TIMEOUT_SECONDS`; the connection is closed.
     RequestTimeout = "REQUEST_TIMEOUT", 408;
+    /// A request with this `Idempotency-Key` is still running (`Retry-After` is set).
+    Conflict = "CONFLICT", 409;
     /// Request body over 1 MiB.
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", 413;
     /// The platform rejected the credentials.

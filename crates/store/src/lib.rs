@@ -7,6 +7,7 @@
 //! suite in `tests/` runs against both.
 #![forbid(unsafe_code)]
 
+mod idempotency;
 mod models;
 mod postgres;
 mod sessions;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::{Platform, PublisherId};
 
+pub use idempotency::{Claim, IdempotencyKey, IdempotencyRecord, IdempotencyStore};
 pub use models::*;
 pub use postgres::PgStore;
 pub use sessions::{SessionRecord, SessionStore};
@@ -67,7 +69,7 @@ impl From<sqlx::Error> for StoreError {
 
 /// Everything SharpSend keeps. Implementations: [`SqliteStore`], [`PgStore`].
 #[async_trait]
-pub trait Store: SyncStore + SessionStore + Send + Sync + 'static {
+pub trait Store: SyncStore + SessionStore + IdempotencyStore + Send + Sync + 'static {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

@@ -8,8 +8,8 @@ use sqlx::{
 };
 
 use crate::{
-    StoreError, StoreResult, sessions::impl_session_store, sql::impl_common_store,
-    sync::impl_sync_store,
+    StoreError, StoreResult, idempotency::impl_idempotency_store, sessions::impl_session_store,
+    sql::impl_common_store, sync::impl_sync_store,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -119,3 +119,4 @@ impl_sync_store!(
     crate::sync::upsert_records_sqlite
 );
 impl_session_store!(SqliteStore);
+impl_idempotency_store!(SqliteStore);

@@ -3,6 +3,7 @@
 pub mod checks;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod json;
 pub mod limits;
 pub mod metrics;
@@ -56,6 +57,8 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
             routes::operations::read_operation,
             routes::operations::write_operation
         ))
+        // Inner to the gate: it needs the scope and the parsed body.
+        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent))
         .route_layer(from_fn_with_state(state.clone(), middleware::authorize))
         .route_layer(from_fn_with_state(state.clone(), ratelimit::authenticate))
 }
@@ -78,6 +81,7 @@ pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
         .split_for_parts()
         .1;
     openapi::add_rate_limits(&mut doc);
+    idempotency::document(&mut doc);
     doc
 }
 

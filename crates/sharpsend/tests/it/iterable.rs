@@ -1091,3 +1091,126 @@ async fn the_iterable_key_never_reaches_the_logs_even_at_trace() {
         assert!(!text.contains(secret), "key {secret} appeared in the logs");
     }
 }
+
+// ---------------------------------------------------------------- Idempotency-Key
+
+impl Env {
+    async fn post_keyed(&self, path: &str, key: &str, body: &Value) -> crate::helpers::Answer {
+        let resp = self
+            .app
+            .http
+            .post(self.app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        TestApp::answer(resp).await
+    }
+}
+
+#[tokio::test]
+async fn a_retried_message_with_its_idempotency_key_is_sent_once() {
+    let e = env().await;
+    e.connect_us("pub-a").await;
+    let a = e
+        .get("/api/integrations/iterable/pub-a/campaigns?state=running&limit=1000")
+        .await;
+    let campaigns = a.expect_ok(200)["campaigns"].as_array().unwrap().clone();
+    let campaign = campaigns
+        .iter()
+        .find(|c| c["type"] == "triggered" && c["channel"] == "email")
+        .unwrap()["id"]
+        .clone();
+    let path = "/api/integrations/pub-a/iterable/messages";
+    let body =
+        json!({"channel": "email", "campaignId": campaign, "to": {"email": "reader@example.com"}});
+    let sent = || async {
+        e.us.requests(Some("/api/email/target"))
+            .await
+            .unwrap()
+            .len()
+    };
+
+    // The first answer, then the same answer replayed: Iterable is called once.
+    let first = e.post_keyed(path, "order-1", &body).await;
+    let data = first.expect_ok(200).clone();
+    assert!(first.headers.get("idempotency-replayed").is_none());
+    let again = e.post_keyed(path, "order-1", &body).await;
+    assert_eq!(again.expect_ok(200), &data);
+    assert_eq!(again.headers["idempotency-replayed"], "true");
+    assert_eq!(sent().await, 1, "a replay reaches Iterable");
+
+    // The same key with another body is refused, naming the header; nothing is sent.
+    let other =
+        json!({"channel": "email", "campaignId": campaign, "to": {"email": "other@example.com"}});
+    let refused = e.post_keyed(path, "order-1", &other).await;
+    refused.expect_error(422, "VALIDATION_ERROR");
+    assert_eq!(refused.field(), "Idempotency-Key");
+    assert_eq!(sent().await, 1);
+
+    // Another publisher key's same key is its own; a new key sends again.
+    let (_, token) = e.app.create_key("pub-a").await;
+    let resp = e
+        .app
+        .http
+        .post(e.app.url(path))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "order-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let theirs = TestApp::answer(resp).await;
+    theirs.expect_ok(200);
+    assert!(theirs.headers.get("idempotency-replayed").is_none());
+    assert_eq!(sent().await, 2);
+
+    // A failure of the platform is not kept: the retry runs again and succeeds.
+    e.us.inject(&Fault::status("/api/email/target", 500))
+        .await
+        .unwrap();
+    e.post_keyed(path, "order-2", &body)
+        .await
+        .expect_error(502, "CONNECTION_FAILED");
+    e.us.clear_faults().await.unwrap();
+    let retried = e.post_keyed(path, "order-2", &body).await;
+    retried.expect_ok(200);
+    assert!(retried.headers.get("idempotency-replayed").is_none());
+
+    // A malformed key is refused before anything runs.
+    let long = "k".repeat(256);
+    let bad = e.post_keyed(path, &long, &body).await;
+    bad.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(bad.field(), "Idempotency-Key");
+}
+
+#[tokio::test]
+async fn a_repeat_while_the_first_runs_is_a_conflict() {
+    let e = env().await;
+    e.connect_us("pub-a").await;
+    let path = "/api/integrations/pub-a/iterable/subscribers";
+    let body = json!({"email": "slow@example.com", "firstName": "Ada"});
+    e.us.inject(&Fault::latency("/api/users/update", 1500))
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(e.post_keyed(path, "same", &body), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        e.post_keyed(path, "same", &body).await
+    });
+    first.expect_ok(200);
+    second.expect_error(409, "CONFLICT");
+    assert!(second.headers.contains_key("retry-after"));
+    assert_eq!(
+        e.us.requests(Some("/api/users/update"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Once it finished, the repeat is the stored answer.
+    let replay = e.post_keyed(path, "same", &body).await;
+    replay.expect_ok(200);
+    assert_eq!(replay.headers["idempotency-replayed"], "true");
+}
