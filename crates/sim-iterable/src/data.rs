@@ -118,6 +118,8 @@ pub struct Gen {
     pub lists: u64,
     pub users: u64,
     pub events: u64,
+    /// Every generated campaign event is of this export type (`Options::event_type`).
+    pub event_type: Option<&'static str>,
 }
 
 fn h(seed: u64, kind: u64, i: u64) -> u64 {
@@ -571,7 +573,7 @@ impl Gen {
             row.insert("userId".into(), json!(self.user_id(u)));
         }
         let r = (x >> 40) % 100;
-        if self.campaigns == 0 || r >= 92 {
+        if self.campaigns == 0 || (r >= 92 && self.event_type.is_none()) {
             row.insert("eventName".into(), json!("articleRead"));
             row.insert(
                 "dataFields".into(),
@@ -581,7 +583,7 @@ impl Gen {
         }
         let ci = (x >> 16) % self.campaigns;
         let m = self.campaign_meta(ci);
-        let kind: &'static str = match (m.medium, r) {
+        let kind: &'static str = self.event_type.unwrap_or(match (m.medium, r) {
             ("Email", 0..=39) => "emailSend",
             ("Email", 40..=69) => "emailOpen",
             ("Email", 70..=84) => "emailClick",
@@ -594,7 +596,7 @@ impl Gen {
             (_, 0..=49) => "inAppSend",
             (_, 50..=79) => "inAppOpen",
             _ => "inAppClick",
-        };
+        });
         let channel = match m.medium {
             "Push" => 41003,
             "SMS" => 41004,
@@ -679,6 +681,27 @@ mod tests {
             lists: 6,
             users,
             events: 1000,
+            event_type: None,
+        }
+    }
+
+    #[test]
+    fn one_event_type_makes_every_event_that_type() {
+        let mixed = gen_(10);
+        let kinds: std::collections::BTreeSet<_> = (0..1000).map(|j| mixed.event(j).0).collect();
+        assert!(
+            kinds.len() > 3 && kinds.contains("customEvent"),
+            "{kinds:?}"
+        );
+        let one = Gen {
+            event_type: Some("emailSend"),
+            ..mixed.clone()
+        };
+        for j in 0..1000 {
+            let (kind, row) = one.event(j);
+            assert_eq!(kind, "emailSend", "event {j}");
+            assert!(row.contains_key("messageId"), "event {j}: a campaign event");
+            assert_eq!(row["createdAt"], mixed.event(j).1["createdAt"], "event {j}");
         }
     }
 

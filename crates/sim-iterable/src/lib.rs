@@ -75,6 +75,10 @@ pub struct Options {
     pub users: u64,
     /// Generated message and custom events over the year before `anchor_ms`.
     pub events: u64,
+    /// Every generated event is a campaign event of this export `dataTypeName` (a benchmark's
+    /// single-type stream: `events` rows in one export); `None`: the usual mix of message types
+    /// and custom events. The row keeps its campaign's fields whatever the type.
+    pub event_type: Option<&'static str>,
     /// Generated data ends here (epoch ms); `None` is the start time. Fix it for goldens.
     pub anchor_ms: Option<i64>,
     /// Whether `GET /api/campaigns` / `templates` without paging parameters return everything
@@ -95,6 +99,7 @@ impl Default for Options {
             lists: 8,
             users: 500,
             events: 5000,
+            event_type: None,
             anchor_ms: None,
             unpaginated_allowed: false,
             rate_limits: true,
@@ -129,6 +134,7 @@ fn project(region: Region, opts: &Options) -> Arc<project::Project> {
             lists: opts.lists,
             users: opts.users,
             events: opts.events,
+            event_type: opts.event_type,
         },
         settings: project::Settings {
             unpaginated_allowed: opts.unpaginated_allowed,

@@ -422,6 +422,7 @@ mod tests {
             lists: 4,
             users: 20,
             events: 10,
+            event_type: None,
         }
     }
 

@@ -27,9 +27,13 @@ where
 }
 
 async fn integration(s: &Arc<dyn Store>, id: &str) {
+    integration_of(s, id, "pub-sync").await;
+}
+
+async fn integration_of(s: &Arc<dyn Store>, id: &str, publisher: &str) {
     s.save_integration(NewIntegration {
         id: id.into(),
-        publisher_id: PublisherId::parse("pub-sync").unwrap(),
+        publisher_id: PublisherId::parse(publisher).unwrap(),
         platform: Platform::Keap,
         region: None,
         config: json!({}),
@@ -369,6 +373,151 @@ async fn pages_upsert_without_doubles_and_only_complete_listings_delete() {
                 .unwrap(),
             1
         );
+    })
+    .await;
+}
+
+/// Runs job `id` on `integration` to the end: one page of `records` for each `(kind, records)`,
+/// then each kind finished (`delete_unseen` as given); returns each kind's deleted count.
+async fn run_job(
+    s: &Arc<dyn Store>,
+    id: &str,
+    integration: &str,
+    pages: Vec<(&str, Vec<NewRecord>)>,
+    delete_unseen: bool,
+) -> Vec<Option<u64>> {
+    s.enqueue_sync_job(job(id, integration)).await.unwrap();
+    let now = Utc::now();
+    let claimed = s
+        .claim_sync_job("w", now, now + Duration::seconds(30), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, id);
+    let mut deleted = Vec::new();
+    for (kind, records) in pages {
+        let mut p = page(id, "w", records, None);
+        p.integration_id = integration.into();
+        p.kind = kind.into();
+        assert!(s.commit_sync_page(p).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let mut f = finish(id, "w", delete_unseen);
+        f.integration_id = integration.into();
+        f.kind = kind.into();
+        f.listing_started = Utc::now();
+        deleted.push(s.finish_sync_kind(f).await.unwrap());
+    }
+    s.finish_sync_job(id, "w", JobOutcome::Succeeded, Utc::now())
+        .await
+        .unwrap();
+    deleted
+}
+
+/// (live, tombstoned) platform ids of one integration's kind, sorted.
+async fn live_and_deleted(
+    s: &Arc<dyn Store>,
+    integration: &str,
+    kind: &str,
+) -> (Vec<String>, Vec<String>) {
+    let all = s
+        .list_records(integration, kind, 100, None, true)
+        .await
+        .unwrap();
+    let ids = |deleted: bool| {
+        let mut v: Vec<String> = all
+            .iter()
+            .filter(|r| r.deleted_at.is_some() == deleted)
+            .map(|r| r.platform_id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    (ids(false), ids(true))
+}
+
+/// The delete-unseen step (issue 15 gave it an index of its own and three range conditions in
+/// place of `<>`): records the finishing job saw survive; records last seen by an older job —
+/// whose id sorts before or after the finishing job's — or never seen by a job (a webhook's)
+/// are tombstoned; another integration's records and another kind's are untouched; a record
+/// already tombstoned is not counted again.
+#[tokio::test]
+async fn delete_unseen_tombstones_only_this_kinds_unseen_records() {
+    let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+    each_backend(|s, b| async move {
+        integration(&s, "int_a").await;
+        integration_of(&s, "int_b", "pub-other").await;
+        // Seen last by j_a (sorts before j_m), j_z (after j_m), or by no job (a webhook).
+        let seen_a = vec![rec("1", 1), rec("2", 1)];
+        let tags = vec![rec("t1", 1)];
+        assert_eq!(
+            run_job(
+                &s,
+                "j_a",
+                "int_a",
+                vec![("contacts", seen_a), ("tags", tags)],
+                false
+            )
+            .await,
+            vec![Some(0), Some(0)],
+            "{b}"
+        );
+        let seen_z = vec![rec("3", 1), rec("4", 1)];
+        run_job(&s, "j_z", "int_a", vec![("contacts", seen_z)], false).await;
+        s.upsert_records("int_a", "contacts", vec![rec("5", 1)])
+            .await
+            .unwrap();
+        // Another integration, the same platform ids, never listed again.
+        let other = vec![rec("1", 1), rec("3", 1), rec("5", 1)];
+        run_job(&s, "j_b", "int_b", vec![("contacts", other)], false).await;
+
+        // A full listing by j_m that sees 2, 4 and a new 6.
+        let full = vec![rec("2", 1), rec("4", 2), rec("6", 1)];
+        assert_eq!(
+            run_job(&s, "j_m", "int_a", vec![("contacts", full)], true).await,
+            vec![Some(3)],
+            "{b}"
+        );
+        assert_eq!(
+            live_and_deleted(&s, "int_a", "contacts").await,
+            (ids(&["2", "4", "6"]), ids(&["1", "3", "5"])),
+            "{b}"
+        );
+        assert_eq!(
+            live_and_deleted(&s, "int_a", "tags").await,
+            (ids(&["t1"]), ids(&[])),
+            "{b}: another kind"
+        );
+        assert_eq!(
+            live_and_deleted(&s, "int_b", "contacts").await,
+            (ids(&["1", "3", "5"]), ids(&[])),
+            "{b}: another integration"
+        );
+        let j_m = s.get_sync_job("int_a", "j_m").await.unwrap().unwrap();
+        assert_eq!(j_m.deleted.get("contacts"), Some(&3), "{b}");
+
+        // The next full listing sees the same records: nothing more is deleted, and the
+        // tombstones keep their place in the change order.
+        let before = s
+            .list_records("int_a", "contacts", 100, None, true)
+            .await
+            .unwrap();
+        let again = vec![rec("2", 1), rec("4", 2), rec("6", 1)];
+        assert_eq!(
+            run_job(&s, "j_n", "int_a", vec![("contacts", again)], true).await,
+            vec![Some(0)],
+            "{b}"
+        );
+        let after = s
+            .list_records("int_a", "contacts", 100, None, true)
+            .await
+            .unwrap();
+        let seqs = |v: &[store::StoredRecord]| {
+            let mut v: Vec<(String, i64)> =
+                v.iter().map(|r| (r.platform_id.clone(), r.seq)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(seqs(&after), seqs(&before), "{b}");
     })
     .await;
 }

@@ -23,6 +23,19 @@
 //! minute are enforced as shipped and never reached), with its RSS sampled the same way.
 //!
 //!     target/release/sync-bench --iterable-users 1000000
+//!
+//! `--streams` (issue 15) runs the biggest stream of each platform side by side, `--size` rows
+//! each (default 1,000,000): Keap contacts, Iterable users, Iterable events of one type
+//! (`emailSend`: the simulator's `event_type` makes every generated event one), Customer.io
+//! members of one segment (the simulator's segment 1 holds every person). Per row: raw rate, sync
+//! rate, their ratio, pages a second against the request rate the platform publishes (Keap 25/s,
+//! Customer.io's App API 10/s; Iterable's exports are 4 a minute and one is used), the service's
+//! RSS at the start and peak, and the 429s the raw client and the sync received; with the limits
+//! lifted (simulator and service budgets) and enforced (as shipped). The simulators generate
+//! their rows on demand, so none holds the stream in memory.
+//!
+//!     target/release/sync-bench --streams                       # all four, both halves
+//!     target/release/sync-bench --streams --limits lifted --only iterable-events,customerio-members
 
 use std::{
     path::PathBuf,
@@ -114,13 +127,13 @@ struct Raw {
 }
 
 /// Fetches every page and discards it, as fast as the simulator answers.
-async fn raw_fetch(http: &reqwest::Client, sim: &Sim) -> anyhow::Result<Raw> {
+async fn raw_fetch(http: &reqwest::Client, origin: &str) -> anyhow::Result<Raw> {
     let started = Instant::now();
     let (mut records, mut pages) = (0u64, 0u64);
     let mut token: Option<String> = None;
     loop {
         let mut req = http
-            .get(format!("{}/crm/rest/v2/contacts", sim.origin))
+            .get(format!("{origin}/crm/rest/v2/contacts"))
             .bearer_auth(sim_keap::ACCESS_TOKEN)
             // The same pages as the connector's: 1,000 a page, the same fields.
             .query(&[
@@ -375,15 +388,6 @@ async fn drop_db(db: Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct IterableSim {
     _running: sim_core::Running,
     origin: String,
@@ -411,11 +415,20 @@ async fn start_iterable(users: u64) -> anyhow::Result<IterableSim> {
 
 /// Streams the whole `user` export and counts its rows, keeping nothing.
 async fn iterable_raw(http: &reqwest::Client, sim: &IterableSim) -> anyhow::Result<Raw> {
+    iterable_export_raw(http, &sim.origin, "user").await
+}
+
+/// Streams the whole export of `data_type` and counts its rows (newlines), parsing nothing.
+async fn iterable_export_raw(
+    http: &reqwest::Client,
+    origin: &str,
+    data_type: &str,
+) -> anyhow::Result<Raw> {
     let started = Instant::now();
     let mut resp = http
-        .get(format!("{}/api/export/data.json", sim.origin))
+        .get(format!("{origin}/api/export/data.json"))
         .header("Api-Key", sim_iterable::US_SERVER_KEY)
-        .query(&[("dataTypeName", "user"), ("range", "All")])
+        .query(&[("dataTypeName", data_type), ("range", "All")])
         .send()
         .await?
         .error_for_status()?;
@@ -484,17 +497,51 @@ async fn iterable_main(users: u64, backends: &[(&str, Option<&str>)]) -> anyhow:
     Ok(())
 }
 
+/// `sync-bench`: sync throughput and memory against the simulators (see the module note).
+#[derive(clap::Parser)]
+#[command(
+    name = "sync-bench",
+    about = "Sync throughput and memory: raw fetch against a real `sharpsend serve` sync, on the simulators"
+)]
+struct Args {
+    /// Keap contacts run: the smaller size.
+    #[arg(long, default_value_t = 100_000)]
+    small: u64,
+    /// Keap contacts run: the larger size.
+    #[arg(long, default_value_t = 1_000_000)]
+    contacts: u64,
+    /// Run one half only: `lifted`, or the platforms' limits enforced (`keap` or `enforced`).
+    #[arg(long)]
+    limits: Option<String>,
+    /// Run the Iterable `users` export of N users instead (issue 15).
+    #[arg(long)]
+    iterable_users: Option<u64>,
+    /// Run the biggest stream of each platform side by side, `--size` rows each (issue 15):
+    /// keap-contacts, iterable-users, iterable-events, customerio-members.
+    #[arg(long)]
+    streams: bool,
+    /// Rows per stream with `--streams`.
+    #[arg(long, default_value_t = 1_000_000)]
+    size: u64,
+    /// With `--streams`: only these streams (comma-separated names as above).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sizes = [arg("--small", 100_000), arg("--contacts", 1_000_000)];
+    let args = <Args as clap::Parser>::parse();
+    let sizes = [args.small, args.contacts];
     let pg = std::env::var("BENCH_DATABASE_URL").ok();
     let mut backends: Vec<(&str, Option<&str>)> = vec![("SQLite", None)];
     if let Some(url) = pg.as_deref() {
         backends.push(("PostgreSQL", Some(url)));
     }
-    let iterable_users = arg("--iterable-users", 0);
-    if iterable_users > 0 {
-        return iterable_main(iterable_users, &backends).await;
+    if args.streams {
+        return streams::run(&args, &backends).await;
+    }
+    if let Some(users) = args.iterable_users.filter(|&n| n > 0) {
+        return iterable_main(users, &backends).await;
     }
     let http = reqwest::Client::new();
     println!(
@@ -502,18 +549,15 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     // `--limits lifted` or `--limits keap` runs one half (both by default).
-    let only = std::env::args()
-        .skip_while(|a| a != "--limits")
-        .nth(1)
-        .unwrap_or_default();
+    let only = args.limits.clone().unwrap_or_default().to_lowercase();
     let runs = [Limits::Lifted, Limits::Keap]
         .into_iter()
-        .filter(|l| only.is_empty() || l.name().to_lowercase().contains(&only));
+        .filter(|l| only.is_empty() || (only == "lifted") == (*l == Limits::Lifted));
     for limits in runs {
         for &(backend, pg_admin) in &backends {
             for &n in &sizes {
                 let sim = start_sim(n, limits).await?;
-                let raw = raw_fetch(&http, &sim).await?;
+                let raw = raw_fetch(&http, &sim.origin).await?;
                 let raw_429 = counter(&http, &sim, "429").await?;
                 drop(sim);
                 // A fresh simulator: the raw run's quota use does not count against the sync.
@@ -546,4 +590,333 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--streams` (issue 15): the biggest stream of each platform, side by side in one run — Keap
+/// contacts, Iterable users and events (one event type: `emailSend`), Customer.io segment
+/// members — each raw (this process fetches and discards the same pages or export) and synced
+/// (a real `sharpsend serve` on a fresh database), with the limits lifted and enforced.
+mod streams {
+    use super::*;
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Stream {
+        KeapContacts,
+        IterableUsers,
+        IterableEvents,
+        CustomerioMembers,
+    }
+
+    /// The single event type of the events stream.
+    const EVENT_TYPE: &str = "emailSend";
+
+    impl Stream {
+        const ALL: [Stream; 4] = [
+            Stream::KeapContacts,
+            Stream::IterableUsers,
+            Stream::IterableEvents,
+            Stream::CustomerioMembers,
+        ];
+
+        fn name(self) -> &'static str {
+            match self {
+                Stream::KeapContacts => "keap-contacts",
+                Stream::IterableUsers => "iterable-users",
+                Stream::IterableEvents => "iterable-events",
+                Stream::CustomerioMembers => "customerio-members",
+            }
+        }
+
+        fn label(self) -> &'static str {
+            match self {
+                Stream::KeapContacts => "Keap contacts",
+                Stream::IterableUsers => "Iterable users (export)",
+                Stream::IterableEvents => "Iterable events, emailSend (export)",
+                Stream::CustomerioMembers => "Customer.io segment members",
+            }
+        }
+
+        fn platform(self) -> &'static str {
+            match self {
+                Stream::KeapContacts => "keap",
+                Stream::IterableUsers | Stream::IterableEvents => "iterable",
+                Stream::CustomerioMembers => "customerio",
+            }
+        }
+
+        fn kind(self) -> &'static str {
+            match self {
+                Stream::KeapContacts => "contacts",
+                Stream::IterableUsers => "users",
+                Stream::IterableEvents => "events",
+                Stream::CustomerioMembers => "segment_members",
+            }
+        }
+
+        /// The published request rate that binds this stream's reads (requests a second), or
+        /// `None` for one export (Iterable: 4 exports a minute per key, one used).
+        fn allowed_per_second(self) -> Option<f64> {
+            match self {
+                // Keap: 25 requests/s spike arrest, 1,500/min per OAuth app.
+                Stream::KeapContacts => Some(25.0),
+                Stream::IterableUsers | Stream::IterableEvents => None,
+                // Customer.io App API: 10 requests/s.
+                Stream::CustomerioMembers => Some(10.0),
+            }
+        }
+
+        fn connect(self) -> Value {
+            match self {
+                Stream::KeapContacts => json!({
+                    "publisherId": "bench",
+                    "clientId": sim_keap::CLIENT_ID,
+                    "clientSecret": sim_keap::CLIENT_SECRET,
+                    "accessToken": sim_keap::ACCESS_TOKEN,
+                    "refreshToken": sim_keap::REFRESH_TOKEN,
+                    "expiresIn": 86_400,
+                }),
+                Stream::IterableUsers => json!({
+                    "publisherId": "bench",
+                    "apiKey": sim_iterable::US_SERVER_KEY,
+                    "region": "us",
+                    "config": {"fromEmail": "bench@example.com"},
+                }),
+                Stream::IterableEvents => json!({
+                    "publisherId": "bench",
+                    "apiKey": sim_iterable::US_SERVER_KEY,
+                    "region": "us",
+                    "config": {"fromEmail": "bench@example.com", "syncEventTypes": [EVENT_TYPE]},
+                }),
+                Stream::CustomerioMembers => {
+                    let us = sim_customerio::US;
+                    json!({
+                        "publisherId": "bench",
+                        "siteId": us.site_id,
+                        "apiKey": us.app_api_key,
+                        "trackingKey": us.tracking_key,
+                        "region": "us",
+                        "config": {"segmentIds": ["1"]},
+                    })
+                }
+            }
+        }
+    }
+
+    /// A simulator holding `n` rows of one stream.
+    struct StreamSim {
+        running: sim_core::Running,
+        /// Where the stream is read (and `/_sim/counters` answered).
+        origin: String,
+    }
+
+    impl StreamSim {
+        /// Every upstream origin the service needs, as its configuration variables.
+        fn env(&self) -> Vec<(&'static str, String)> {
+            self.running
+                .origins
+                .iter()
+                .map(|o| (o.env, o.url.trim_end_matches('/').to_owned()))
+                .collect()
+        }
+    }
+
+    async fn start(stream: Stream, n: u64, lifted: bool) -> anyhow::Result<StreamSim> {
+        let binder = &mut sim_core::Binder::ephemeral();
+        let (running, env) = match stream {
+            Stream::KeapContacts => {
+                let limits = if lifted { Limits::Lifted } else { Limits::Keap };
+                let running = sim_keap::start(
+                    binder,
+                    sim_keap::Options {
+                        contacts: n,
+                        limits: limits.sim(),
+                        ..sim_keap::Options::default()
+                    },
+                )
+                .await?;
+                (running, "SHARPSEND_KEAP_API_URL")
+            }
+            Stream::IterableUsers | Stream::IterableEvents => {
+                let events = stream == Stream::IterableEvents;
+                let running = sim_iterable::start(
+                    binder,
+                    sim_iterable::Options {
+                        users: if events { 10_000 } else { n },
+                        events: if events { n } else { 0 },
+                        event_type: events.then_some(EVENT_TYPE),
+                        rate_limits: !lifted,
+                        ..sim_iterable::Options::default()
+                    },
+                )
+                .await?;
+                (running, sim_iterable::ENV_US)
+            }
+            Stream::CustomerioMembers => {
+                // Segment 1 holds everyone: one segment of `n` members.
+                let running = sim_customerio::start(
+                    binder,
+                    sim_customerio::Options {
+                        people: n,
+                        segments: 1,
+                        ..sim_customerio::Options::default()
+                    },
+                )
+                .await?;
+                (running, sim_customerio::ENV_APP_US)
+            }
+        };
+        let origin = running
+            .origin(env)
+            .context("simulator origin")?
+            .trim_end_matches('/')
+            .to_owned();
+        if lifted && stream == Stream::CustomerioMembers {
+            reqwest::Client::new()
+                .post(format!("{origin}/_sim/limits"))
+                .json(&json!({"enabled": false}))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        Ok(StreamSim { running, origin })
+    }
+
+    /// Every member page of segment 1, as the connector reads them, decoded and discarded.
+    async fn customerio_raw(http: &reqwest::Client, origin: &str) -> anyhow::Result<Raw> {
+        let started = Instant::now();
+        let (mut records, mut pages) = (0u64, 0u64);
+        let mut start: Option<String> = None;
+        loop {
+            let mut req = http
+                .get(format!("{origin}/v1/segments/1/membership"))
+                .bearer_auth(sim_customerio::US.app_api_key)
+                .query(&[(
+                    "limit",
+                    connectors::customerio::sync::MEMBERS_PAGE.to_string(),
+                )]);
+            if let Some(s) = &start {
+                req = req.query(&[("start", s)]);
+            }
+            let resp = req.send().await?;
+            if resp.status() == 429 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            let page: Value = resp.error_for_status()?.json().await?;
+            pages += 1;
+            records += page["identifiers"].as_array().map_or(0, |a| a.len() as u64);
+            match page["next"].as_str() {
+                Some(t) if !t.is_empty() => start = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(Raw {
+            records,
+            pages,
+            secs: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    async fn raw(http: &reqwest::Client, stream: Stream, sim: &StreamSim) -> anyhow::Result<Raw> {
+        match stream {
+            Stream::KeapContacts => raw_fetch(http, &sim.origin).await,
+            Stream::IterableUsers => iterable_export_raw(http, &sim.origin, "user").await,
+            Stream::IterableEvents => iterable_export_raw(http, &sim.origin, EVENT_TYPE).await,
+            Stream::CustomerioMembers => customerio_raw(http, &sim.origin).await,
+        }
+    }
+
+    async fn counters(http: &reqwest::Client, sim: &StreamSim) -> anyhow::Result<Value> {
+        Ok(http
+            .get(format!("{}/_sim/counters", sim.origin))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    pub(super) async fn run(args: &Args, backends: &[(&str, Option<&str>)]) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let n = args.size;
+        let streams: Vec<Stream> = Stream::ALL
+            .into_iter()
+            .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s.name()))
+            .collect();
+        if streams.is_empty() {
+            bail!(
+                "--only names none of keap-contacts, iterable-users, iterable-events, customerio-members"
+            );
+        }
+        let only = args.limits.clone().unwrap_or_default().to_lowercase();
+        let halves: Vec<bool> = [true, false]
+            .into_iter()
+            .filter(|&lifted| only.is_empty() || (only == "lifted") == lifted)
+            .collect();
+        println!(
+            "| stream | backend | limits | rows | raw rows/s | sync rows/s | sync / raw | pages/s (share of the limit) | service RSS start → peak | 429s raw / sync |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        for &lifted in &halves {
+            for &(backend, pg_admin) in backends {
+                for &stream in &streams {
+                    let sim = start(stream, n, lifted).await?;
+                    let raw = raw(&http, stream, &sim).await?;
+                    let raw_429 = counters(&http, &sim).await?["429"].as_u64().unwrap_or(0);
+                    drop(sim);
+                    // A fresh simulator: the raw run's quota use does not count against the sync.
+                    let sim = start(stream, n, lifted).await?;
+                    let db = fresh_db(pg_admin).await?;
+                    let mut env = sim.env();
+                    env.push((
+                        "SHARPSEND_RATE_BUDGET_PERCENT",
+                        if lifted { "100000" } else { "100" }.to_owned(),
+                    ));
+                    let env: Vec<(&str, &str)> =
+                        env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    let service = start_service_with(&db.url, &env).await?;
+                    let synced = sync_kind(
+                        &http,
+                        &service,
+                        stream.platform(),
+                        &stream.connect(),
+                        stream.kind(),
+                    )
+                    .await?;
+                    let c = counters(&http, &sim).await?;
+                    drop(service);
+                    drop_db(db).await?;
+                    let sync_429 = c["429"].as_u64().unwrap_or(0);
+                    let raw_rate = raw.records as f64 / raw.secs;
+                    let sync_rate = synced.records as f64 / synced.secs;
+                    let pages_per_s = synced.pages as f64 / synced.secs;
+                    let pace = match stream.allowed_per_second() {
+                        Some(allowed) => format!(
+                            "{pages_per_s:.1} of {allowed:.0}/s ({:.0} %)",
+                            100.0 * pages_per_s / allowed
+                        ),
+                        None => format!(
+                            "{pages_per_s:.1} ({} export of 4/min)",
+                            c["exports"].as_u64().unwrap_or(0)
+                        ),
+                    };
+                    let rows = if synced.records == raw.records {
+                        format!("{}", synced.records)
+                    } else {
+                        format!("raw {} ≠ sync {}", raw.records, synced.records)
+                    };
+                    println!(
+                        "| {} | {backend} | {} | {rows} | {raw_rate:.0} ({:.1} s) | {sync_rate:.0} ({:.1} s) | {:.2} | {pace} | {:.1} → {:.1} MiB | {raw_429} / {sync_429} |",
+                        stream.label(),
+                        if lifted { "lifted" } else { "enforced" },
+                        raw.secs,
+                        synced.secs,
+                        sync_rate / raw_rate,
+                        synced.start_rss_kib as f64 / 1024.0,
+                        synced.peak_rss_kib as f64 / 1024.0,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 }
