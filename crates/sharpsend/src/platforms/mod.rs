@@ -16,7 +16,7 @@ pub mod iterable;
 pub mod keap;
 pub mod operations;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, marker::PhantomData};
 
 use async_trait::async_trait;
 use axum::http::HeaderMap;
@@ -70,12 +70,49 @@ pub trait Driver: Send + Sync {
     ) -> Result<Reply>;
 }
 
-/// The registry: each platform's driver.
+/// The registry: each platform's driver, its session type's [`OwnSession`] behind
+/// [`Registered`].
 pub fn driver(platform: Platform) -> &'static dyn Driver {
     match platform {
-        Platform::Iterable => &iterable::Iterable,
-        Platform::Customerio => &customerio::Customerio,
-        Platform::Keap => &keap::Keap,
+        Platform::Iterable => &Registered::<iterable::IterableSession>(PhantomData),
+        Platform::Customerio => &Registered::<customerio::CustomerioSession>(PhantomData),
+        Platform::Keap => &Registered::<keap::KeapSession>(PhantomData),
+    }
+}
+
+/// The [`Driver`] of a platform whose session type is `S`.
+pub struct Registered<S>(PhantomData<fn() -> S>);
+
+#[async_trait]
+impl<S: OwnSession + 'static> Driver for Registered<S> {
+    fn platform(&self) -> Platform {
+        S::PLATFORM
+    }
+
+    async fn open(
+        &self,
+        state: &AppState,
+        record: IntegrationRecord,
+    ) -> Result<Box<dyn PlatformSession>> {
+        Ok(Box::new(S::open(state, record).await?))
+    }
+
+    fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()> {
+        S::check_read(read, query)
+    }
+
+    async fn disconnecting(&self, state: &AppState, record: &IntegrationRecord) {
+        S::disconnecting(state, record).await;
+    }
+
+    async fn receive_webhook(
+        &self,
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply> {
+        S::receive_webhook(state, record, headers, body).await
     }
 }
 
@@ -238,13 +275,29 @@ pub async fn open(state: &AppState, record: IntegrationRecord) -> Result<Box<dyn
     driver(record.platform).open(state, record).await
 }
 
-/// A platform's own session type, for what only that platform does (Keap's CRM, Customer.io's
-/// broadcasts, Iterable's channels): [`open_own`] opens it without a downcast.
+/// A platform's own session type: what the platform does before a session exists (the
+/// [`Driver`] the registry serves is made from it), and the typed opener for what only that
+/// platform does (Keap's CRM, Customer.io's broadcasts, Iterable's channels): [`open_own`].
 #[async_trait]
 pub trait OwnSession: PlatformSession + Sized {
     const PLATFORM: Platform;
 
+    /// Opens a stored integration of this platform.
     async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self>;
+
+    /// See [`Driver::check_read`].
+    fn check_read(read: Read, query: &ReadQuery) -> Result<()>;
+
+    /// See [`Driver::disconnecting`]; nothing by default.
+    async fn disconnecting(_state: &AppState, _record: &IntegrationRecord) {}
+
+    /// See [`Driver::receive_webhook`].
+    async fn receive_webhook(
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply>;
 }
 
 /// Opens the publisher's integration of `S`'s platform as `S`, or `INTEGRATION_NOT_FOUND`.

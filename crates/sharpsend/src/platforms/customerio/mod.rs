@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use store::IntegrationRecord;
 
-use super::{Driver, OwnSession, PlatformSession, Reported, fields, missing};
+use super::{OwnSession, PlatformSession, Reported, fields, missing};
 use crate::{
     analytics::buckets::Window,
     error::{Error, Result},
@@ -85,6 +85,19 @@ impl OwnSession for CustomerioSession {
             settings,
             record,
         })
+    }
+
+    fn check_read(read: Read, query: &ReadQuery) -> Result<()> {
+        reads::plan(read, query).map(drop)
+    }
+
+    async fn receive_webhook(
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply> {
+        webhooks::receive(state, record, headers, body).await
     }
 }
 
@@ -318,36 +331,4 @@ impl PlatformSession for CustomerioSession {
 /// Whether an upstream refusal is about the item alone (so the batch goes on).
 fn item_specific(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::ValidationError | ErrorCode::NotFound)
-}
-
-/// Customerio's entry in the registry.
-pub struct Customerio;
-
-#[async_trait]
-impl Driver for Customerio {
-    fn platform(&self) -> Platform {
-        Platform::Customerio
-    }
-
-    async fn open(
-        &self,
-        state: &AppState,
-        record: IntegrationRecord,
-    ) -> Result<Box<dyn PlatformSession>> {
-        Ok(Box::new(CustomerioSession::open(state, record).await?))
-    }
-
-    fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()> {
-        reads::plan(read, query).map(drop)
-    }
-
-    async fn receive_webhook(
-        &self,
-        state: &AppState,
-        record: &IntegrationRecord,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Reply> {
-        webhooks::receive(state, record, headers, body).await
-    }
 }

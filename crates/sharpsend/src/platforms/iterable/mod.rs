@@ -23,7 +23,7 @@ use store::IntegrationRecord;
 
 pub use writes::is_email;
 
-use super::{Driver, OwnSession, PlatformSession, Reported, fields, missing};
+use super::{OwnSession, PlatformSession, Reported, fields, missing};
 use crate::{
     analytics::buckets::Window, error::Result, integrations, state::AppState,
     sync::source::SyncSession, webhooks::Reply,
@@ -61,6 +61,19 @@ impl OwnSession for IterableSession {
             settings,
             record,
         })
+    }
+
+    fn check_read(read: Read, query: &ReadQuery) -> Result<()> {
+        reads::plan(read, query).map(drop)
+    }
+
+    async fn receive_webhook(
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply> {
+        webhooks::receive(state, record, headers, body).await
     }
 }
 
@@ -210,37 +223,5 @@ impl PlatformSession for IterableSession {
             message_id,
             status: "queued",
         })
-    }
-}
-
-/// Iterable's entry in the registry.
-pub struct Iterable;
-
-#[async_trait]
-impl Driver for Iterable {
-    fn platform(&self) -> Platform {
-        Platform::Iterable
-    }
-
-    async fn open(
-        &self,
-        state: &AppState,
-        record: IntegrationRecord,
-    ) -> Result<Box<dyn PlatformSession>> {
-        Ok(Box::new(IterableSession::open(state, record).await?))
-    }
-
-    fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()> {
-        reads::plan(read, query).map(drop)
-    }
-
-    async fn receive_webhook(
-        &self,
-        state: &AppState,
-        record: &IntegrationRecord,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Reply> {
-        webhooks::receive(state, record, headers, body).await
     }
 }

@@ -24,7 +24,7 @@ use store::IntegrationRecord;
 pub use settings::KeapSettings;
 pub use tokens::Session as KeapSession;
 
-use super::{Driver, OwnSession, PlatformSession, Reported};
+use super::{OwnSession, PlatformSession, Reported};
 use crate::{
     analytics::buckets::Window, error::Result, state::AppState, sync::source::SyncSession,
     webhooks::Reply,
@@ -37,6 +37,28 @@ impl OwnSession for KeapSession {
     /// Opens a stored Keap integration (the first call refreshes a token close to expiry).
     async fn open(state: &AppState, record: IntegrationRecord) -> Result<Self> {
         tokens::open(state, record).await
+    }
+
+    fn check_read(read: Read, query: &ReadQuery) -> Result<()> {
+        reads::plan(read, query).map(drop)
+    }
+
+    /// Unregisters the REST hooks connect registered.
+    async fn disconnecting(state: &AppState, record: &IntegrationRecord) {
+        let publisher = record.publisher_id.clone();
+        match domain::PublisherId::parse(&publisher) {
+            Ok(publisher) => webhooks::unregister(state, &publisher, record).await,
+            Err(e) => tracing::warn!(error = %e, "stored publisher id does not parse"),
+        }
+    }
+
+    async fn receive_webhook(
+        state: &AppState,
+        record: &IntegrationRecord,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Reply> {
+        webhooks::receive(state, record, headers, body).await
     }
 }
 
@@ -120,46 +142,5 @@ impl PlatformSession for KeapSession {
 
     async fn send_message(&mut self, state: &AppState, input: MessageInput) -> Result<Queued> {
         writes::send_message(state, self, input).await
-    }
-}
-
-/// Keap's entry in the registry.
-pub struct Keap;
-
-#[async_trait]
-impl Driver for Keap {
-    fn platform(&self) -> Platform {
-        Platform::Keap
-    }
-
-    async fn open(
-        &self,
-        state: &AppState,
-        record: IntegrationRecord,
-    ) -> Result<Box<dyn PlatformSession>> {
-        Ok(Box::new(KeapSession::open(state, record).await?))
-    }
-
-    fn check_read(&self, read: Read, query: &ReadQuery) -> Result<()> {
-        reads::plan(read, query).map(drop)
-    }
-
-    /// Unregisters the REST hooks connect registered.
-    async fn disconnecting(&self, state: &AppState, record: &IntegrationRecord) {
-        let publisher = record.publisher_id.clone();
-        match domain::PublisherId::parse(&publisher) {
-            Ok(publisher) => webhooks::unregister(state, &publisher, record).await,
-            Err(e) => tracing::warn!(error = %e, "stored publisher id does not parse"),
-        }
-    }
-
-    async fn receive_webhook(
-        &self,
-        state: &AppState,
-        record: &IntegrationRecord,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Reply> {
-        webhooks::receive(state, record, headers, body).await
     }
 }
