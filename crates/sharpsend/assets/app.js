@@ -1,6 +1,8 @@
 // SharpSend dashboard: progressive enhancement only. Every page works without this file.
 // - [data-copy="input-id"] buttons copy that input's value to the clipboard.
 // - [data-poll="url"] shows a sync job's live progress, then reloads when it finishes.
+// - <time datetime="…"> shows the reader's local date and time (the exact UTC time stays on
+//   hover, in title; without this file the page shows UTC).
 "use strict";
 
 (function () {
@@ -79,10 +81,17 @@
     }, 1000);
   }
 
+  function localTime(el) {
+    var at = new Date(el.getAttribute("datetime"));
+    if (isNaN(at.getTime())) { return; }
+    el.textContent = at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-copy]").forEach(function (button) {
       button.addEventListener("click", function () { copyFrom(button); });
     });
     document.querySelectorAll("[data-poll]").forEach(poll);
+    document.querySelectorAll("time[datetime]").forEach(localTime);
   });
 })();

@@ -1282,12 +1282,7 @@ async fn campaign_page(
         return render(reply.status, &page);
     }
     let d = reply.data();
-    let when = |v: &Value| {
-        v.as_str()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-            .unwrap_or_else(|| cell(v))
-    };
+    let when = |v: &Value| views::Stamp::parse(&cell(v));
     page.range = Some((when(&d["from"]), when(&d["to"])));
     let series = d["series"].as_array().cloned().unwrap_or_default();
     let labels: Vec<String> = series
@@ -1454,7 +1449,7 @@ async fn events_page(
         .map(|a| {
             a.iter()
                 .map(|e| EventRow {
-                    received_at: cell(&e["receivedAt"]),
+                    received_at: views::Stamp::parse(&cell(&e["receivedAt"])),
                     platform: cell(&e["platform"]),
                     kind: cell(&e["type"]),
                     email: cell(&e["email"]),

@@ -82,14 +82,46 @@ pub struct Capability {
     pub note: Option<String>,
 }
 
+/// A time as the dashboard shows it: a readable date (`4 Dec 2026, 17:40 UTC`; the page's
+/// script turns it into the reader's local time), the exact UTC time on hover, and the RFC 3339
+/// value in `datetime`. A value that is not a time is shown as it came.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// RFC 3339, for `<time datetime>` (empty when the value is not a time).
+    pub iso: String,
+    /// Readable, in UTC.
+    pub text: String,
+    /// The exact UTC time, to the second.
+    pub exact: String,
+}
+
+impl Stamp {
+    pub fn parse(raw: &str) -> Stamp {
+        match chrono::DateTime::parse_from_rfc3339(raw) {
+            Ok(t) => {
+                let t = t.with_timezone(&chrono::Utc);
+                Stamp {
+                    iso: t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    text: t.format("%-d %b %Y, %H:%M UTC").to_string(),
+                    exact: t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                }
+            }
+            Err(_) => Stamp {
+                text: raw.to_owned(),
+                ..Stamp::default()
+            },
+        }
+    }
+}
+
 pub struct JobView {
     pub job_id: String,
     pub status: String,
     pub counts: Vec<(String, String)>,
     pub pages: i64,
     pub current_kind: Option<String>,
-    pub created_at: String,
-    pub finished_at: Option<String>,
+    pub created_at: Stamp,
+    pub finished_at: Option<Stamp>,
     pub error: Option<String>,
 }
 
@@ -105,8 +137,8 @@ impl JobView {
                 .unwrap_or_default(),
             pages: j["pages"].as_i64().unwrap_or(0),
             current_kind: text("currentKind"),
-            created_at: text("createdAt").unwrap_or_default(),
-            finished_at: text("finishedAt"),
+            created_at: Stamp::parse(&text("createdAt").unwrap_or_default()),
+            finished_at: text("finishedAt").map(|t| Stamp::parse(&t)),
             error: j["error"]["error"]
                 .as_str()
                 .map(|e| format!("{} ({})", e, j["error"]["code"].as_str().unwrap_or("ERROR"))),
@@ -127,7 +159,7 @@ pub struct Card {
     pub region: Option<String>,
     pub credentials: Vec<(String, String)>,
     pub config: Vec<(String, String)>,
-    pub connected_at: String,
+    pub connected_at: Stamp,
     pub last_sync: Option<JobView>,
     pub webhook_url: String,
     pub setup: Vec<&'static str>,
@@ -185,7 +217,7 @@ impl Card {
             region: None,
             credentials: vec![],
             config: vec![],
-            connected_at: String::new(),
+            connected_at: Stamp::default(),
             last_sync: None,
             webhook_url: String::new(),
             setup: setup_steps(platform),
@@ -213,7 +245,7 @@ impl Card {
                         .collect()
                 })
                 .unwrap_or_default();
-            card.connected_at = i["connectedAt"].as_str().unwrap_or_default().to_owned();
+            card.connected_at = Stamp::parse(i["connectedAt"].as_str().unwrap_or_default());
             card.last_sync = i["lastSync"]
                 .is_object()
                 .then(|| JobView::from_json(&i["lastSync"]));
@@ -332,7 +364,7 @@ pub struct SyncPage {
 }
 
 pub struct EventRow {
-    pub received_at: String,
+    pub received_at: Stamp,
     pub platform: String,
     pub kind: String,
     pub email: String,
@@ -452,7 +484,7 @@ pub struct CampaignPage {
     pub to: String,
     pub interval: String,
     /// The range the API answered for (RFC 3339), when it answered.
-    pub range: Option<(String, String)>,
+    pub range: Option<(Stamp, Stamp)>,
     pub error: Option<String>,
     pub error_field: Option<String>,
     /// Complete SVG documents from `analytics::chart` (escaped there; no script, no style).
@@ -470,5 +502,23 @@ impl CampaignPage {
 
     pub fn field_error(&self, f: &str) -> bool {
         self.error_field.as_deref() == Some(f)
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::Stamp;
+
+    #[test]
+    fn a_time_reads_as_a_date_with_the_exact_time_kept() {
+        let s = Stamp::parse("2026-12-04T17:40:05.123456789+01:00");
+        assert_eq!(s.iso, "2026-12-04T16:40:05Z");
+        assert_eq!(s.text, "4 Dec 2026, 16:40 UTC");
+        assert_eq!(s.exact, "2026-12-04 16:40:05 UTC");
+        let other = Stamp::parse("not a time");
+        assert_eq!(
+            (other.iso.as_str(), other.text.as_str()),
+            ("", "not a time")
+        );
     }
 }

@@ -407,6 +407,25 @@ async fn a_publisher_sees_and_acts_on_its_own_integrations_only() {
         "{}",
         home_a.body
     );
+    // Times read as dates (the exact UTC time on hover), never as raw RFC 3339 with fractions.
+    let connected = home_a
+        .body
+        .split("<dt>Connected</dt><dd>")
+        .nth(1)
+        .and_then(|rest| rest.split("</dd>").next())
+        .unwrap_or_else(|| panic!("a connected time: {}", home_a.body));
+    assert!(connected.starts_with("<time datetime=\""), "{connected}");
+    assert!(connected.contains(" UTC\">"), "{connected}");
+    assert!(connected.ends_with(" UTC</time>"), "{connected}");
+    let shown = connected
+        .rsplit_once("\">")
+        .unwrap()
+        .1
+        .trim_end_matches("</time>");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(shown).is_err() && !shown.contains('.'),
+        "{shown}"
+    );
 
     let mut b = Web::new(&app);
     b.sign_in(&key_b).await;
