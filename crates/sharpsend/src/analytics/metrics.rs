@@ -233,6 +233,10 @@ pub struct CampaignMetrics {
     /// The same for the series.
     #[schema(value_type = Object)]
     pub series_sources: BTreeMap<&'static str, &'static str>,
+    /// Whether this integration has received any webhook event. `false`: webhooks are not set
+    /// up (or nothing happened yet), so the metrics only webhooks count are absent rather than
+    /// a 0 that would read as a fact; docs/webhooks.md says how to set them up.
+    pub webhooks_received: bool,
 }
 
 /// A campaign's metrics over a time range, normalised across platforms (`campaign_id` already
@@ -304,7 +308,26 @@ pub async fn campaign_metrics(
         .store
         .campaign_events(&record.id, &campaign_id, window.from, window.to, MAX_EVENTS)
         .await?;
-    let counted = webhook_metrics(platform);
+    // With no webhook event ever received, a webhook count of 0 is not a fact: leave it out.
+    let webhooks_received = !state
+        .store
+        .list_events(
+            publisher,
+            &store::EventFilter {
+                platform: Some(platform),
+                kind: None,
+            },
+            1,
+            None,
+        )
+        .await?
+        .events
+        .is_empty();
+    let counted: &[&str] = if webhooks_received {
+        webhook_metrics(platform)
+    } else {
+        &[]
+    };
     let counts = count_events(&events, &window, counted);
 
     let mut totals = BTreeMap::new();
@@ -371,6 +394,7 @@ pub async fn campaign_metrics(
         series,
         sources,
         series_sources,
+        webhooks_received,
     })
 }
 

@@ -1274,6 +1274,7 @@ async fn campaign_page(
         bar_svg: None,
         metrics: vec![],
         absent: vec![],
+        webhooks_received: true,
     };
     if !reply.is_ok() {
         let failure = reply.failure();
@@ -1284,6 +1285,7 @@ async fn campaign_page(
     let d = reply.data();
     let when = |v: &Value| views::Stamp::parse(&cell(v));
     page.range = Some((when(&d["from"]), when(&d["to"])));
+    page.webhooks_received = d["webhooksReceived"].as_bool().unwrap_or(true);
     let series = d["series"].as_array().cloned().unwrap_or_default();
     let labels: Vec<String> = series
         .iter()

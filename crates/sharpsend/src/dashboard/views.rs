@@ -493,6 +493,9 @@ pub struct CampaignPage {
     pub metrics: Vec<MetricRow>,
     /// Metric keys no source reports for this platform.
     pub absent: Vec<&'static str>,
+    /// `false` when the integration has received no webhook event: the page says why the
+    /// webhook-counted figures are missing and how to set webhooks up.
+    pub webhooks_received: bool,
 }
 
 impl CampaignPage {

@@ -161,6 +161,8 @@ async fn the_campaign_page_charts_metrics_and_the_sync_page_shows_limits() {
     assert!(body.contains("id=\"chart-totals\""));
     // Our webhook counts draw the lines: 2 opens and 1 click over three days.
     assert!(body.contains("opens: total 2; clicks: total 1"), "{body}");
+    // Webhook events were received, so no note about missing webhook figures.
+    assert!(!body.contains("id=\"no-webhooks\""), "{body}");
     assert_eq!(body.matches("<polyline").count(), 2);
     assert!(body.contains(">03-01</text>") && body.contains(">03-03</text>"));
     // Nothing executable or styled inline reaches the page (the CSP forbids inline styles).
