@@ -9,7 +9,7 @@ use sha2::Sha256;
 use sim_core::SimServer;
 use sim_customerio::US;
 
-use crate::common::{start, vendor_json};
+use crate::common::{start, vendor_json, vendor_missing};
 
 /// One received POST: (X-CIO-Timestamp, X-CIO-Signature, raw body).
 type Hit = (String, String, Vec<u8>);
@@ -64,6 +64,9 @@ fn hmac_hex(key: &str, msg: &[u8]) -> String {
 
 #[tokio::test]
 async fn signature_matches_the_vendored_test_vector() {
+    if vendor_missing() {
+        return;
+    }
     let v = vendor_json("fixtures/webhook-signature-test-vector.json");
     let key = v["signing_key"].as_str().unwrap();
     let ts = v["x_cio_timestamp"].as_str().unwrap();
