@@ -82,6 +82,7 @@ pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
         .1;
     openapi::add_rate_limits(&mut doc);
     idempotency::document(&mut doc);
+    openapi::add_links(&mut doc);
     doc
 }
 

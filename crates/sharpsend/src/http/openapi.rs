@@ -168,11 +168,108 @@ Retry-After gives the seconds to wait.";
     }
 }
 
+/// The document as served and committed, as JSON. utoipa 5.5 writes a Link object's fields in
+/// snake case (`operation_id`), which the OpenAPI specification spells in camel case
+/// (`operationId`); they are renamed here, so every reader of the links understands them.
+pub fn document_value(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    use serde_json::Value;
+    let mut value =
+        serde_json::to_value(doc).unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+    let responses = value["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut))
+        .flat_map(|r| r.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(Value::as_object_mut) {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(snake) {
+                    link.insert(camel.to_owned(), v);
+                }
+            }
+        }
+    }
+    value
+}
+
 /// The document as served and committed (`docs/openapi.json`), pretty-printed.
 pub fn document_json(doc: &utoipa::openapi::OpenApi) -> String {
-    let mut text = doc
-        .to_pretty_json()
+    let mut text = serde_json::to_string_pretty(&document_value(doc))
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
+}
+
+/// OpenAPI links where one answer feeds the next call, so a generated client and the fuzzer's
+/// stateful phase can follow them: a started sync leads to its job; a connect leads to the
+/// integration's campaigns and to starting a sync.
+pub fn add_links(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, link::LinkBuilder};
+    let link = |operation: &str, params: &[(&str, &str)], description: &str| {
+        let builder = params.iter().fold(
+            LinkBuilder::new()
+                .operation_id(operation)
+                .description(description),
+            |b, (name, value)| b.parameter(*name, *value),
+        );
+        RefOr::T(builder.build())
+    };
+    let mut add = |path: &str, status: &str, name: &str, l| {
+        if let Some(RefOr::T(response)) = doc
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut(status))
+        {
+            response.links.insert(name.to_owned(), l);
+        }
+    };
+    add(
+        "/api/integrations/{publisherId}/{platform}/sync",
+        "202",
+        "GetSyncJob",
+        link(
+            "get_sync_job",
+            &[
+                ("publisherId", "$request.path.publisherId"),
+                ("platform", "$request.path.platform"),
+                ("jobId", "$response.body#/data/jobId"),
+            ],
+            "Follow the job this request queued.",
+        ),
+    );
+    for platform in ["iterable", "customerio", "keap"] {
+        let connect = format!("/api/integrations/{platform}/connect");
+        let integration = [
+            ("publisherId", "$response.body#/data/publisherId"),
+            ("platform", "$response.body#/data/platform"),
+        ];
+        add(
+            &connect,
+            "200",
+            "ListCampaigns",
+            link(
+                "list_campaigns",
+                &integration,
+                "The connected account's campaigns.",
+            ),
+        );
+        add(
+            &connect,
+            "200",
+            "StartSync",
+            link("start_sync", &integration, "Sync the connected account."),
+        );
+    }
 }
