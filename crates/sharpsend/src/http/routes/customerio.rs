@@ -156,7 +156,7 @@ fn report_json(report: &ConnectionReport) -> Result<Value, ApiError> {
 /// `account.apis` says which APIs accepted the keys. A key of the wrong kind (an App key given as
 /// the Track key, a Track key as the App key, …) or valid only in the other region answers
 /// `INVALID_CREDENTIALS` with a message that says which and what to do.
-#[utoipa::path(post, path = "/api/integrations/customerio/test-connection", tag = "customerio",
+#[utoipa::path(post, path = "/api/integrations/customerio/test-connection", tag = "customerio", operation_id = "customerio_test_connection",
     security(("bearer" = [])),
     request_body = TestConnectionBody,
     responses(
@@ -224,7 +224,7 @@ fn missing(wanted: &[String], present: &BTreeSet<String>) -> Vec<String> {
 /// Connects Customer.io for a publisher: tests the keys first (nothing is stored when they
 /// fail), checks that `config.segmentIds` and `config.journeyIds` exist in the workspace, then
 /// stores the keys in the vault. Connecting again replaces the keys and config (`replaced`).
-#[utoipa::path(post, path = "/api/integrations/customerio/connect", tag = "customerio",
+#[utoipa::path(post, path = "/api/integrations/customerio/connect", tag = "customerio", operation_id = "customerio_connect",
     security(("bearer" = [])),
     request_body = ConnectBody,
     responses(

@@ -150,7 +150,7 @@ fn check_email(field: &str, value: &Option<String>) -> Result<Option<String>, Ap
 ///
 /// A key refused in the region asked but valid in the other one, a JWT-enabled or client-side
 /// key, and a truncated key are each named in the error.
-#[utoipa::path(post, path = "/api/integrations/iterable/test-connection", tag = "iterable",
+#[utoipa::path(post, path = "/api/integrations/iterable/test-connection", tag = "iterable", operation_id = "iterable_test_connection",
     security(("bearer" = [])),
     request_body = TestConnectionRequest,
     responses(
@@ -182,7 +182,7 @@ pub async fn test_connection(
 /// earlier connection (`replaced: true`). The first connect generates the system webhook
 /// secret and shows it once, as `webhookSecret` (afterwards only masked, under
 /// `credentials.webhookSecret`); a reconnect keeps it unless `rotateWebhookSecret` is true.
-#[utoipa::path(post, path = "/api/integrations/iterable/connect", tag = "iterable",
+#[utoipa::path(post, path = "/api/integrations/iterable/connect", tag = "iterable", operation_id = "iterable_connect",
     security(("bearer" = [])),
     request_body = ConnectRequest,
     responses(

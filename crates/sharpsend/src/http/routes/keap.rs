@@ -138,7 +138,7 @@ fn one_credential(
 
 /// Tests Keap credentials: an OAuth access token or a Personal Access Token / Service Account
 /// Key. Calls Keap's userinfo and reports the user and the tenant (the app host).
-#[utoipa::path(post, path = "/api/integrations/keap/test-connection", tag = "keap",
+#[utoipa::path(post, path = "/api/integrations/keap/test-connection", tag = "keap", operation_id = "keap_test_connection",
     security(("bearer" = [])),
     request_body = TestConnectionBody,
     responses(
@@ -217,7 +217,7 @@ pub struct ConnectBody {
 /// Connects Keap: tests the credentials against Keap first (nothing is stored when they fail),
 /// checks `config.leadSourceId` and `config.campaignIds` exist, then stores the client secret and
 /// tokens sealed in the vault. Connecting again replaces credentials and config (`replaced`).
-#[utoipa::path(post, path = "/api/integrations/keap/connect", tag = "keap",
+#[utoipa::path(post, path = "/api/integrations/keap/connect", tag = "keap", operation_id = "keap_connect",
     security(("bearer" = [])),
     request_body = ConnectBody,
     responses(
