@@ -57,6 +57,10 @@ pub struct Integration {
     pub config: Value,
     /// Each stored secret by name, masked as `"…abcd"`.
     pub credentials: BTreeMap<String, String>,
+    /// When the stored OAuth access token expires (Keap OAuth): a time, not a secret, so shown
+    /// in clear. SharpSend refreshes the token before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<DateTime<Utc>>,
     pub capabilities: Vec<Capability>,
     pub connected_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

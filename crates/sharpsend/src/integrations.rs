@@ -150,6 +150,7 @@ pub async fn open_secrets(
 pub async fn render(state: &AppState, record: &IntegrationRecord) -> Result<Integration, Error> {
     let creds = state.store.get_credentials(&record.id).await?;
     let mut masked = BTreeMap::new();
+    let mut token_expires_at = None;
     let mut unreadable = false;
     for f in creds.iter().flat_map(|c| &c.fields) {
         let aad = Aad {
@@ -157,7 +158,14 @@ pub async fn render(state: &AppState, record: &IntegrationRecord) -> Result<Inte
             field: &f.field,
         };
         let shown = match state.vault.open(aad, &f.ciphertext) {
-            Ok(secret) => mask_secret(secret.expose_secret()),
+            Ok(secret) => {
+                if f.field == crate::platforms::fields::EXPIRES_AT {
+                    token_expires_at = chrono::DateTime::parse_from_rfc3339(secret.expose_secret())
+                        .ok()
+                        .map(|t| t.with_timezone(&chrono::Utc));
+                }
+                mask_secret(secret.expose_secret())
+            }
             Err(e) => {
                 tracing::error!(integration_id = %record.id, field = %f.field, error = %e, "stored credential cannot be opened");
                 unreadable = true;
@@ -187,6 +195,7 @@ pub async fn render(state: &AppState, record: &IntegrationRecord) -> Result<Inte
         region: record.region,
         config: record.config.clone(),
         credentials: masked,
+        token_expires_at,
         capabilities: record.platform.capabilities(),
         connected_at: record.connected_at,
         updated_at: record.updated_at,

@@ -160,6 +160,8 @@ pub struct Card {
     pub credentials: Vec<(String, String)>,
     pub config: Vec<(String, String)>,
     pub connected_at: Stamp,
+    /// When the OAuth access token expires (Keap OAuth).
+    pub token_expires_at: Option<Stamp>,
     pub last_sync: Option<JobView>,
     pub webhook_url: String,
     pub setup: Vec<&'static str>,
@@ -218,6 +220,7 @@ impl Card {
             credentials: vec![],
             config: vec![],
             connected_at: Stamp::default(),
+            token_expires_at: None,
             last_sync: None,
             webhook_url: String::new(),
             setup: setup_steps(platform),
@@ -233,8 +236,15 @@ impl Card {
             card.region = i["region"].as_str().map(str::to_owned);
             card.credentials = i["credentials"]
                 .as_object()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), show(v))).collect())
+                .map(|m| {
+                    m.iter()
+                        // A time, shown as one below (`tokenExpiresAt`), not masked here.
+                        .filter(|(k, _)| k.as_str() != crate::platforms::fields::EXPIRES_AT)
+                        .map(|(k, v)| (k.clone(), show(v)))
+                        .collect()
+                })
                 .unwrap_or_default();
+            card.token_expires_at = i["tokenExpiresAt"].as_str().map(Stamp::parse);
             card.config = i["config"]
                 .as_object()
                 .map(|m| {

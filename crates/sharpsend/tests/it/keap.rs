@@ -232,6 +232,15 @@ async fn connect_oauth_stores_masked_and_lists_contacts() {
     assert_eq!(d["config"]["leadSourceId"], "1");
     assert_eq!(d["config"]["campaignIds"], json!(["100", "101"]));
     assert_eq!(d["config"]["tenantId"], "ab123.infusionsoft.com");
+    // The token's expiry is a time, shown in clear (about a day from now), not masked.
+    let expires = chrono::DateTime::parse_from_rfc3339(d["tokenExpiresAt"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let left = expires - chrono::Utc::now();
+    assert!(
+        left > chrono::Duration::hours(23) && left <= chrono::Duration::hours(24),
+        "{d}"
+    );
     let shown = d["credentials"].to_string();
     for secret in [access.as_str(), refresh.as_str(), sim_keap::CLIENT_SECRET] {
         assert!(!shown.contains(secret), "{shown}");
@@ -365,6 +374,10 @@ async fn connect_failures_store_nothing() {
         .expect_ok(200)
         .clone();
     assert_eq!(d["config"]["authType"], "apiKey");
+    assert!(
+        d.get("tokenExpiresAt").is_none(),
+        "a PAT has no expiry: {d}"
+    );
     assert_eq!(
         d["credentials"]["apiKey"],
         format!(
