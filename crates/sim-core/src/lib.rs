@@ -18,6 +18,7 @@ mod faults;
 mod ratelimit;
 mod running;
 mod server;
+pub mod vendor;
 
 pub use client::SimClient;
 pub use control::{Control, LoggedRequest, RateLimitedResponder};

@@ -1,6 +1,6 @@
 #![allow(dead_code)] // helpers shared by test modules; not every module uses each one
 
-use std::{io::Write as _, path::PathBuf};
+use std::path::PathBuf;
 
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
@@ -253,52 +253,12 @@ pub mod receiver {
     }
 }
 
-/// Set to `1` (as `.ci/run` does) to make a missing vendor folder fail the tests that need it.
-pub const REQUIRE_VENDOR: &str = "SHARPSEND_REQUIRE_VENDOR";
-
-/// The vendors' Keap reference data: `../shared/vendor/keap` beside the repository clone.
-/// It is the vendors' text, not ours, so it is kept outside the repository; see
-/// [`vendor_missing`] for a clone that has no such folder.
+/// The vendors' reference data for this simulator (see `sim_core::vendor`).
 pub fn vendor() -> PathBuf {
-    let dir = vendor_path();
-    assert!(
-        dir.join("SOURCE.txt").is_file(),
-        "vendored Keap reference data missing at {} (../shared/vendor/keap beside the clone)",
-        dir.display()
-    );
-    dir
+    sim_core::vendor::dir(env!("CARGO_MANIFEST_DIR"), "keap")
 }
 
-fn vendor_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor/keap")
-}
-
-/// Whether a test that reads [`vendor`] must skip: true, after a loud notice, when the folder is
-/// absent (a plain clone of the repository); a failure instead when `SHARPSEND_REQUIRE_VENDOR` is
-/// `1`, so CI runs every fidelity test. The notice goes straight to stderr: the test harness
-/// hides `eprintln!` of a passing test.
+/// Whether a test that reads [`vendor`] must skip (see `sim_core::vendor::missing`).
 pub fn vendor_missing() -> bool {
-    let dir = vendor_path();
-    if dir.join("SOURCE.txt").is_file() {
-        return false;
-    }
-    let required = std::env::var(REQUIRE_VENDOR).is_ok_and(|v| !v.is_empty() && v != "0");
-    assert!(
-        !required,
-        "{REQUIRE_VENDOR} is set but the vendored Keap reference data is missing at {}: \
-         put the shared folder (with vendor/keap/SOURCE.txt) beside the repository clone",
-        dir.display()
-    );
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a fidelity test")
-        .to_owned();
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n  !!! SKIPPING {test}: the vendored Keap reference data is missing at {}\n  \
-         !!! (../shared/vendor/keap beside the repository clone). Put the shared folder there to\n  \
-         !!! run it; with {REQUIRE_VENDOR}=1 (as CI sets it) the test fails instead.\n",
-        dir.display()
-    );
-    true
+    sim_core::vendor::missing(env!("CARGO_MANIFEST_DIR"), "keap")
 }
