@@ -126,33 +126,28 @@ struct Raw {
     secs: f64,
 }
 
-/// Fetches every page and discards it, as fast as the simulator answers.
-async fn raw_fetch(http: &reqwest::Client, origin: &str) -> anyhow::Result<Raw> {
+/// Fetches every page of a cursor-paged list and discards it, as fast as the simulator answers
+/// (a 429 waits 50 ms and asks again): `page` builds the request for a cursor, `items` names the
+/// page's array, `next` the field that carries the next cursor.
+async fn raw_walk(
+    page: impl Fn(Option<&str>) -> reqwest::RequestBuilder,
+    items: &str,
+    next: &str,
+) -> anyhow::Result<Raw> {
     let started = Instant::now();
     let (mut records, mut pages) = (0u64, 0u64);
-    let mut token: Option<String> = None;
+    let mut cursor: Option<String> = None;
     loop {
-        let mut req = http
-            .get(format!("{origin}/crm/rest/v2/contacts"))
-            .bearer_auth(sim_keap::ACCESS_TOKEN)
-            // The same pages as the connector's: 1,000 a page, the same fields.
-            .query(&[
-                ("page_size", "1000"),
-                ("fields", connectors::keap::crm::CONTACT_FIELDS),
-            ]);
-        if let Some(t) = &token {
-            req = req.query(&[("page_token", t)]);
-        }
-        let resp = req.send().await?;
+        let resp = page(cursor.as_deref()).send().await?;
         if resp.status() == 429 {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
-        let page: Value = resp.error_for_status()?.json().await?;
+        let body: Value = resp.error_for_status()?.json().await?;
         pages += 1;
-        records += page["contacts"].as_array().map_or(0, |a| a.len() as u64);
-        match page["next_page_token"].as_str() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+        records += body[items].as_array().map_or(0, |a| a.len() as u64);
+        match body[next].as_str() {
+            Some(t) if !t.is_empty() => cursor = Some(t.to_owned()),
             _ => break,
         }
     }
@@ -161,6 +156,29 @@ async fn raw_fetch(http: &reqwest::Client, origin: &str) -> anyhow::Result<Raw> 
         pages,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Every Keap contact page, fetched and discarded.
+async fn raw_fetch(http: &reqwest::Client, origin: &str) -> anyhow::Result<Raw> {
+    raw_walk(
+        |token| {
+            let req = http
+                .get(format!("{origin}/crm/rest/v2/contacts"))
+                .bearer_auth(sim_keap::ACCESS_TOKEN)
+                // The same pages as the connector's: 1,000 a page, the same fields.
+                .query(&[
+                    ("page_size", "1000"),
+                    ("fields", connectors::keap::crm::CONTACT_FIELDS),
+                ]);
+            match token {
+                Some(t) => req.query(&[("page_token", t)]),
+                None => req,
+            }
+        },
+        "contacts",
+        "next_page_token",
+    )
+    .await
 }
 
 struct Service {
@@ -783,38 +801,24 @@ mod streams {
 
     /// Every member page of segment 1, as the connector reads them, decoded and discarded.
     async fn customerio_raw(http: &reqwest::Client, origin: &str) -> anyhow::Result<Raw> {
-        let started = Instant::now();
-        let (mut records, mut pages) = (0u64, 0u64);
-        let mut start: Option<String> = None;
-        loop {
-            let mut req = http
-                .get(format!("{origin}/v1/segments/1/membership"))
-                .bearer_auth(sim_customerio::US.app_api_key)
-                .query(&[(
-                    "limit",
-                    connectors::customerio::sync::MEMBERS_PAGE.to_string(),
-                )]);
-            if let Some(s) = &start {
-                req = req.query(&[("start", s)]);
-            }
-            let resp = req.send().await?;
-            if resp.status() == 429 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            let page: Value = resp.error_for_status()?.json().await?;
-            pages += 1;
-            records += page["identifiers"].as_array().map_or(0, |a| a.len() as u64);
-            match page["next"].as_str() {
-                Some(t) if !t.is_empty() => start = Some(t.to_owned()),
-                _ => break,
-            }
-        }
-        Ok(Raw {
-            records,
-            pages,
-            secs: started.elapsed().as_secs_f64(),
-        })
+        raw_walk(
+            |start| {
+                let req = http
+                    .get(format!("{origin}/v1/segments/1/membership"))
+                    .bearer_auth(sim_customerio::US.app_api_key)
+                    .query(&[(
+                        "limit",
+                        connectors::customerio::sync::MEMBERS_PAGE.to_string(),
+                    )]);
+                match start {
+                    Some(s) => req.query(&[("start", s)]),
+                    None => req,
+                }
+            },
+            "identifiers",
+            "next",
+        )
+        .await
     }
 
     async fn raw(http: &reqwest::Client, stream: Stream, sim: &StreamSim) -> anyhow::Result<Raw> {
