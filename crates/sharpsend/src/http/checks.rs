@@ -1,6 +1,6 @@
-//! Checks every route shares on what it will pass on to a platform: the bounds of `limit` and
-//! `offset`, credentials that must fit in an HTTP header, and ids that go into an upstream URL
-//! path. Each refusal is `400 VALIDATION_ERROR` naming the parameter or field, before any
+//! Checks every route shares on what it will pass on to a platform: credentials that must fit in
+//! an HTTP header, and ids that go into an upstream URL path (the bounds of `limit` and `offset`
+//! are `crate::paging`). Each refusal is `400 VALIDATION_ERROR` naming the parameter or field, before any
 //! upstream call.
 
 use secrecy::SecretString;
@@ -9,23 +9,6 @@ use super::error::{ApiError, ApiResult};
 
 /// Longest id accepted in a path and passed on to a platform.
 pub const MAX_PATH_ID_BYTES: usize = 128;
-
-pub use crate::paging::{MAX_LIMIT, MAX_OFFSET};
-
-/// `limit` and `offset` together ([`crate::paging::window`]).
-pub fn paging<L: Into<i128>, O: Into<i128>>(
-    limit_value: Option<L>,
-    offset_value: Option<O>,
-    default_limit: u32,
-    max_limit: u32,
-) -> ApiResult<(u32, u64)> {
-    Ok(crate::paging::window(
-        limit_value,
-        offset_value,
-        default_limit,
-        max_limit,
-    )?)
-}
 
 /// Whether every byte of `value` may stand in an HTTP header as a token: visible ASCII, no
 /// space, no control character (platform keys, tokens and client ids are all of this kind).

@@ -362,7 +362,7 @@ fn page<T>(
     limit: Option<u32>,
     offset: Option<u64>,
 ) -> Result<(Vec<T>, usize, u32, u64), ApiError> {
-    let (limit, offset) = checks::paging(limit, offset, 100, checks::MAX_LIMIT)?;
+    let (limit, offset) = crate::paging::window(limit, offset, 100, crate::paging::MAX_LIMIT)?;
     let total = items.len();
     let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     let take = usize::try_from(limit).unwrap_or(1000);

@@ -382,13 +382,3 @@ pub async fn connect(
     };
     Ok(Envelope::ok(integration))
 }
-
-/// Validates `limit` (1–1000, `default_limit` when absent) and `offset` (0–10,000,000), the
-/// paging every Keap list route takes ([`checks::paging`]).
-pub(crate) fn paging(
-    limit: Option<i64>,
-    offset: Option<i64>,
-    default_limit: u32,
-) -> ApiResult<(u32, u64)> {
-    checks::paging(limit, offset, default_limit, checks::MAX_LIMIT)
-}

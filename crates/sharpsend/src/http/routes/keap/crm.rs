@@ -39,7 +39,12 @@ pub struct CrmQuery {
 }
 
 fn paging(q: &CrmQuery) -> ApiResult<(u32, u64)> {
-    super::paging(q.limit, q.offset, 50)
+    Ok(crate::paging::window(
+        q.limit,
+        q.offset,
+        50,
+        crate::paging::MAX_LIMIT,
+    )?)
 }
 
 /// A page of opportunities.
