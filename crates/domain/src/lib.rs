@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capabilities;
+pub mod consent;
 pub mod error_code;
 pub mod events;
 pub mod metrics;
