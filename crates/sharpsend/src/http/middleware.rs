@@ -400,6 +400,23 @@ pub async fn envelope_errors(req: Request, next: Next) -> Response {
     {
         return response;
     }
+    // The envelope replaces the body only: the request id and the API headers the inner layers
+    // set stay.
+    let mut headers = response.headers().clone();
+    headers.remove(header::CONTENT_TYPE);
+    headers.remove(header::CONTENT_LENGTH);
+    let mut enveloped = envelope(method, path, response).await;
+    for (name, value) in &headers {
+        if !enveloped.headers().contains_key(name) {
+            enveloped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    enveloped
+}
+
+/// The envelope for a plain-text error answer of the router or of axum's extractors.
+async fn envelope(method: Method, path: String, response: Response) -> Response {
+    let status = response.status();
     if status == StatusCode::METHOD_NOT_ALLOWED {
         let allow = response.headers().get(header::ALLOW).cloned();
         let allowed = allow

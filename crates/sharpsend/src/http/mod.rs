@@ -114,9 +114,8 @@ pub fn metrics_router(state: AppState) -> Router {
 /// routes under exactly the same layers.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static(middleware::REQUEST_ID);
-    router
+    let routed = router
         .fallback(middleware::not_found)
-        .layer(from_fn(middleware::envelope_errors))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(
             ServiceBuilder::new()
@@ -131,5 +130,11 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(from_fn(middleware::limit_body)),
         )
-        .with_state(state)
+        .with_state(state);
+    // The envelope wraps the whole router as one service, not each route: axum adds a 405's
+    // `Allow` header outside the route's own layers, so only from here can the envelope name
+    // the methods a path takes.
+    Router::new()
+        .fallback_service(routed)
+        .layer(from_fn(middleware::envelope_errors))
 }

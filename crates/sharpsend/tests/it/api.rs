@@ -200,7 +200,17 @@ async fn unknown_routes_wrong_methods_and_panics_answer_in_the_envelope() {
         )
         .await;
     a.expect_error(405, "METHOD_NOT_ALLOWED");
-    assert!(a.headers.get("allow").is_some());
+    assert_eq!(a.headers.get("allow").unwrap(), "POST");
+    // The envelope names what the path takes, and the request id survives the rewrite.
+    assert!(
+        a.body["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("It takes: POST."),
+        "{}",
+        a.body
+    );
+    assert!(a.headers.get("x-request-id").is_some());
     let a = app.get("/api/boom", ADMIN_TOKEN).await;
     a.expect_error(500, "INTERNAL_ERROR");
     assert!(

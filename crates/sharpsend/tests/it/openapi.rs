@@ -88,3 +88,53 @@ async fn links_lead_to_real_operations_and_their_parameters() {
     }
     assert!(links >= 7, "the sync and connect links: {links}");
 }
+
+/// utoipa names a component after the Rust type, so two platforms' `ConnectBody` structs once
+/// became one schema, and the document described Keap's connect body with Customer.io's fields
+/// (a generated client then sent `siteId` to Keap). A schema a platform's own route takes or
+/// answers must be that platform's alone.
+#[tokio::test]
+async fn platform_routes_do_not_share_their_body_schemas() {
+    let db = fresh_db().await;
+    let app = TestApp::spawn(&db).await;
+    let doc: serde_json::Value = serde_json::from_str(&sharpsend::http::openapi::document_json(
+        &sharpsend::http::openapi(&app.state),
+    ))
+    .unwrap();
+    // schema name -> the platforms whose own routes use it as a request body or a 2xx body
+    let mut users: std::collections::BTreeMap<String, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(platform) = ["iterable", "customerio", "keap"]
+            .into_iter()
+            .find(|p| path.split('/').any(|seg| seg == *p))
+        else {
+            continue;
+        };
+        for op in item.as_object().unwrap().values() {
+            let mut bodies = vec![&op["requestBody"]["content"]["application/json"]["schema"]];
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                if status.starts_with('2') {
+                    bodies.push(&response["content"]["application/json"]["schema"]);
+                }
+            }
+            for schema in bodies {
+                if let Some(name) = schema["$ref"].as_str() {
+                    let name = name.trim_start_matches("#/components/schemas/");
+                    users.entry(name.to_owned()).or_default().insert(platform);
+                }
+            }
+        }
+    }
+    assert!(users.contains_key("KeapConnectBody"), "{users:?}");
+    let shared: Vec<_> = users
+        .iter()
+        .filter(|(name, platforms)| {
+            platforms.len() > 1 && !name.starts_with("Envelope_Integration")
+        })
+        .collect();
+    assert!(
+        shared.is_empty(),
+        "platform routes share body schemas (give each platform's type its own `#[schema(as = …)]`): {shared:?}"
+    );
+}

@@ -39,6 +39,7 @@ const PLATFORM: Platform = Platform::Customerio;
 /// `POST /api/integrations/customerio/test-connection`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CustomerioTestConnectionBody)]
 pub struct TestConnectionBody {
     /// The workspace's Site ID (Track API user name).
     pub site_id: String,
@@ -79,6 +80,7 @@ pub struct CustomerioConfig {
 /// `POST /api/integrations/customerio/connect`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CustomerioConnectBody)]
 pub struct ConnectBody {
     /// Required with the admin token; a publisher key may leave it out and acts for its own
     /// publisher. Checked by the `authorize` gate; the handler reads the scope, never this.

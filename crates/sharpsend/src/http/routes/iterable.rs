@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// `POST /api/integrations/iterable/test-connection`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = IterableTestConnectionRequest)]
 pub struct TestConnectionRequest {
     /// A server-side ("Standard") API key: 32 hexadecimal characters.
     #[schema(value_type = String)]
@@ -45,6 +46,7 @@ pub struct TestConnectionRequest {
 /// What a successful test found.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = IterableTestConnectionResult)]
 pub struct TestConnectionResult {
     pub platform: Platform,
     pub ok: bool,
@@ -100,6 +102,7 @@ fn event_types(types: Option<Vec<String>>) -> Result<Option<Vec<String>>, ApiErr
 /// `POST /api/integrations/iterable/connect`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = IterableConnectRequest)]
 pub struct ConnectRequest {
     /// Required with the admin token; a publisher key may leave it out and acts for its own
     /// publisher. Checked by the `authorize` gate; the handler reads the scope, never this.

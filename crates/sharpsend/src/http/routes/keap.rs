@@ -66,6 +66,7 @@ impl KeapId {
 /// `POST /api/integrations/keap/test-connection`: an OAuth access token, or a PAT/SAK.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = KeapTestConnectionBody)]
 pub struct TestConnectionBody {
     /// An OAuth 2.0 access token (sent as `Authorization: Bearer`).
     #[serde(default)]
@@ -80,6 +81,7 @@ pub struct TestConnectionBody {
 /// What a successful test reports.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = KeapTestConnectionResult)]
 pub struct TestConnectionResult {
     pub platform: Platform,
     pub ok: bool,
@@ -186,6 +188,7 @@ pub struct KeapConfigBody {
 /// PAT/SAK in `apiKey`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = KeapConnectBody)]
 pub struct ConnectBody {
     /// Required with the admin token; a publisher key may leave it out and acts for its own
     /// publisher. Checked by the `authorize` gate; the handler reads the scope, never this.
