@@ -80,10 +80,12 @@ pub struct ReadQuery {
     #[param(rename = "type")]
     pub kind: Option<String>,
     /// Iterable templates: `email`, `sms`, `push` or `in_app`.
+    #[param(pattern = "^(email|sms|push|in_app)$")]
     pub channel: Option<String>,
     /// Contacts: the exact email (required by Customer.io, which finds people only by search).
     pub email: Option<String>,
     /// Keap contacts: updated at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     pub since: Option<String>,
 }
 

@@ -175,6 +175,7 @@ pub(crate) fn template(v: &Value, kind: Option<&str>, medium: Option<&str>) -> O
 /// An Iterable channel (CONTRACT §7 `…/channels`, and the account facts of a connection test).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = IterableChannel)]
 pub struct Channel {
     pub id: String,
     pub name: String,

@@ -21,7 +21,7 @@ impl Interval {
     pub fn parse(s: Option<&str>) -> Result<Self> {
         match s.unwrap_or("day") {
             "hour" => Ok(Self::Hour),
-            "day" | "" => Ok(Self::Day),
+            "day" => Ok(Self::Day),
             "week" => Ok(Self::Week),
             other => Err(Error::invalid(
                 "interval",
@@ -105,11 +105,12 @@ impl Window {
         now: DateTime<Utc>,
     ) -> Result<Self> {
         let interval = Interval::parse(interval)?;
-        let to = match to.filter(|s| !s.is_empty()) {
+        // An empty value is refused like any other malformed one, as the document's format says.
+        let to = match to {
             Some(s) => parse_time("to", s)?,
             None => now,
         };
-        let from = match from.filter(|s| !s.is_empty()) {
+        let from = match from {
             Some(s) => parse_time("from", s)?,
             None => to - Duration::days(30),
         };

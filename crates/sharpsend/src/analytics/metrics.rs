@@ -145,13 +145,18 @@ pub fn count_events(events: &[EventRecord], window: &Window, metrics: &[&str]) -
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
-    /// RFC 3339 or `YYYY-MM-DD` (inclusive); default 30 days before `to`.
+    /// RFC 3339 (a `YYYY-MM-DD` date is taken too, as its midnight UTC; inclusive); default 30
+    /// days before `to`.
+    #[param(format = DateTime)]
     pub from: Option<String>,
-    /// RFC 3339 or `YYYY-MM-DD` (exclusive); default now.
+    /// RFC 3339 (or `YYYY-MM-DD`; exclusive); default now.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// `hour` (≤ 31 days), `day` (default, ≤ 366 days) or `week` (≤ 157 weeks).
+    #[param(pattern = "^(hour|day|week)$")]
     pub interval: Option<String>,
     /// Customer.io only: `campaign` (default), `broadcast` or `newsletter`.
+    #[param(pattern = "^(campaign|broadcast|newsletter)$")]
     pub object: Option<String>,
 }
 

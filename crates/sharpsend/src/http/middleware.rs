@@ -377,6 +377,74 @@ pub async fn not_found(req: Request) -> ApiError {
     not_found_of(req.method(), req.uri().path())
 }
 
+/// The methods the OpenAPI document lists for each path template, as an `Allow` value.
+pub type DocumentedMethods = Arc<std::collections::BTreeMap<String, HeaderValue>>;
+
+/// Reads [`DocumentedMethods`] off the document the router was built with.
+pub fn documented_methods(doc: &utoipa::openapi::OpenApi) -> DocumentedMethods {
+    let methods = doc
+        .paths
+        .paths
+        .iter()
+        .filter_map(|(path, item)| {
+            let listed = [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("PATCH", item.patch.is_some()),
+            ];
+            let allow: Vec<&str> = listed
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(m, _)| *m)
+                .collect();
+            let value = HeaderValue::from_str(&allow.join(",")).ok()?;
+            Some((path.clone(), value))
+        })
+        .collect();
+    Arc::new(methods)
+}
+
+/// Answers `405` (with `Allow`) for a method the document does not list for the matched path,
+/// before authentication and the gate's body checks: axum's route layers also wrap a route's
+/// 405 fallback, so without this a `PUT` with a body on a POST-only route met the gate's
+/// body checks (400) instead of the 405 it deserves. `HEAD` goes where `GET` does.
+pub async fn only_documented_methods(
+    State(documented): State<DocumentedMethods>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let allow = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|path| documented.get(path.as_str()));
+    if let Some(allow) = allow {
+        let method = if req.method() == Method::HEAD {
+            "GET"
+        } else {
+            req.method().as_str()
+        };
+        let listed = allow
+            .to_str()
+            .is_ok_and(|a| a.split(',').any(|m| m == method));
+        if !listed {
+            let mut err = ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!(
+                    "{} is not allowed on {}. It takes: {}.",
+                    req.method(),
+                    req.uri().path(),
+                    allow.to_str().unwrap_or_default()
+                ),
+            );
+            err.allow = Some(allow.clone());
+            return err.into_response();
+        }
+    }
+    next.run(req).await
+}
+
 fn not_found_of(method: &axum::http::Method, path: &str) -> ApiError {
     ApiError::new(
         ErrorCode::NotFound,

@@ -81,6 +81,7 @@ pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
         .split_for_parts()
         .1;
     openapi::add_rate_limits(&mut doc);
+    openapi::add_common_errors(&mut doc);
     idempotency::document(&mut doc);
     openapi::add_links(&mut doc);
     doc
@@ -88,10 +89,16 @@ pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    let (router, _doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(api_routes(&state))
         .merge(public_routes())
         .split_for_parts();
+    // Outermost of the route layers: a method the document does not list is 405 before any
+    // check of the request runs.
+    let router = router.route_layer(from_fn_with_state(
+        middleware::documented_methods(&doc),
+        middleware::only_documented_methods,
+    ));
     // The dashboard calls the API in-process through the same layers a client meets.
     let api = finish(router.clone(), state.clone());
     finish(router.merge(crate::dashboard::routes(api)), state)

@@ -168,6 +168,78 @@ Retry-After gives the seconds to wait.";
     }
 }
 
+/// The error answers every `/api/` operation can give whatever its handler declares, so that
+/// a client generated from the document decodes each of them as the envelope (issue 18): 401
+/// from the gate, 400 for a path or query the handler's checks refuse, 403 for another
+/// publisher's path, 404 for an unknown id in the path, 413 for a body over the limit, 500 for a
+/// fault of ours. Added here, after the handlers' own declarations (which keep their wording),
+/// so no operation can miss one.
+pub fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{Content, Ref, RefOr, Response};
+    let envelope = |description: &str| {
+        let mut r = Response::new(description);
+        r.content.insert(
+            "application/json".to_owned(),
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        );
+        RefOr::T(r)
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let path_params = path.contains('{');
+        let for_a_publisher = path.contains("{publisherId}") || path.starts_with("/api/admin/");
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let has_input = path_params
+                || operation.request_body.is_some()
+                || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| envelope(description));
+            };
+            add(
+                "401",
+                "UNAUTHORIZED: no bearer token, or one that is unknown or revoked.",
+            );
+            if has_input {
+                add(
+                    "400",
+                    "VALIDATION_ERROR: a path, query or body value is refused; `details.field` names it.",
+                );
+            }
+            if for_a_publisher {
+                add(
+                    "403",
+                    "PERMISSION_DENIED: a publisher key acting for another publisher, or on an admin route.",
+                );
+            }
+            if path_params {
+                add("404", "NOT_FOUND: nothing by that id for this publisher.");
+            }
+            if operation.request_body.is_some() {
+                add(
+                    "413",
+                    "PAYLOAD_TOO_LARGE: the body is over the request size limit.",
+                );
+            }
+            add(
+                "500",
+                "INTERNAL_ERROR: a fault of ours; the `X-Request-Id` header names it in our log.",
+            );
+        }
+    }
+}
+
 /// The document as served and committed, as JSON. utoipa 5.5 writes a Link object's fields in
 /// snake case (`operation_id`), which the OpenAPI specification spells in camel case
 /// (`operationId`); they are renamed here, so every reader of the links understands them.

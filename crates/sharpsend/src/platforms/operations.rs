@@ -157,11 +157,34 @@ pub async fn read(
     query: ReadQuery,
 ) -> Result<Listing> {
     require(platform, read.capability())?;
-    // The bounds every read shares, whatever the platform's default.
-    crate::paging::window(query.limit, query.offset, 1, crate::paging::MAX_LIMIT)?;
+    shared_filters(&query)?;
     super::driver(platform).check_read(read, &query)?;
     let mut session = open_for(state, publisher, platform).await?;
     session.read(state, read, &query).await
+}
+
+/// The checks every read's query gets, whatever the platform and whether or not it uses the
+/// filter: the paging bounds, and the filters whose form the document fixes (`since` RFC 3339,
+/// `channel` one of four), so a malformed value is refused the same way on every route.
+fn shared_filters(query: &ReadQuery) -> Result<()> {
+    crate::paging::window(query.limit, query.offset, 1, crate::paging::MAX_LIMIT)?;
+    if let Some(since) = &query.since
+        && chrono::DateTime::parse_from_rfc3339(since).is_err()
+    {
+        return Err(Error::invalid(
+            "since",
+            "`since` must be an RFC 3339 time, e.g. 2026-01-31T00:00:00Z.",
+        ));
+    }
+    if let Some(channel) = &query.channel
+        && !["email", "sms", "push", "in_app"].contains(&channel.as_str())
+    {
+        return Err(Error::invalid(
+            "channel",
+            format!("Unknown channel '{channel}': use email, sms, push or in_app."),
+        ));
+    }
+    Ok(())
 }
 
 /// Tests the publisher's stored credentials (the integration's status is left as it is: a

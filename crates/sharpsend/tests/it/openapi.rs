@@ -138,3 +138,70 @@ async fn platform_routes_do_not_share_their_body_schemas() {
         "platform routes share body schemas (give each platform's type its own `#[schema(as = …)]`): {shared:?}"
     );
 }
+
+/// utoipa names a schema after its Rust type and keeps one schema per name, so two types of the
+/// same name (Iterable's `Channel` view and the message `Channel` enum once) silently become
+/// one, and the document describes one of them wrongly. Every `ToSchema` type in the workspace
+/// must have its own schema name (`#[schema(as = …)]` gives another).
+#[test]
+fn no_two_schema_types_share_a_name() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for krate in std::fs::read_dir(&crates).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+        }
+    }
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut lines = text.lines().map(str::trim);
+        while let Some(line) = lines.next() {
+            if !(line.starts_with("#[derive(") && line.contains("ToSchema")) {
+                continue;
+            }
+            let mut alias = None;
+            for next in lines.by_ref() {
+                if let Some(rest) = next.split("schema(as = ").nth(1) {
+                    alias = rest
+                        .split([')', ','])
+                        .next()
+                        .map(|a| a.rsplit("::").next().unwrap_or(a).trim().to_owned());
+                }
+                let decl = next
+                    .trim_start_matches("pub(crate) ")
+                    .trim_start_matches("pub ");
+                if let Some(rest) = decl
+                    .strip_prefix("struct ")
+                    .or_else(|| decl.strip_prefix("enum "))
+                {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    seen.entry(alias.take().unwrap_or(name))
+                        .or_default()
+                        .push(file.display().to_string());
+                    break;
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 50, "found too few schema types: {seen:?}");
+    let shared: Vec<_> = seen.iter().filter(|(_, files)| files.len() > 1).collect();
+    assert!(
+        shared.is_empty(),
+        "schema names used by more than one type (add `#[schema(as = …)]`): {shared:?}"
+    );
+}

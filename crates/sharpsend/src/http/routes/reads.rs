@@ -60,6 +60,9 @@ pub struct ContactList {
 
 /// A Keap tag, Keap's way of segmenting contacts.
 #[derive(Serialize, utoipa::ToSchema)]
+// Only for the document: `additionalProperties: false` keeps a Customer.io segment from also
+// matching this schema inside `Segment`'s `oneOf` (serialisation ignores the attribute).
+#[serde(deny_unknown_fields)]
 pub struct KeapTag {
     pub id: String,
     pub name: Option<String>,

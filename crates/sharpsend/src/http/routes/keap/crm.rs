@@ -157,6 +157,7 @@ pub async fn list_orders(
 #[serde(rename_all = "camelCase")]
 pub struct CustomFieldsQuery {
     /// `contact` or `opportunity`; both when absent.
+    #[param(pattern = "^(contact|opportunity)$")]
     pub record_type: Option<String>,
 }
 
@@ -189,12 +190,10 @@ pub async fn list_custom_fields(
     ApiQuery(q): ApiQuery<CustomFieldsQuery>,
 ) -> ApiResult<Envelope<CustomFieldList>> {
     let publisher = scope.publisher()?;
-    let types: Vec<&'static str> = match q.record_type.as_deref().map(str::trim) {
-        None | Some("") => CUSTOM_FIELD_RECORDS.to_vec(),
-        Some(t) => match CUSTOM_FIELD_RECORDS
-            .iter()
-            .find(|r| r.eq_ignore_ascii_case(t))
-        {
+    // Exactly as the document's pattern says: anything else, an empty value too, is refused.
+    let types: Vec<&'static str> = match q.record_type.as_deref() {
+        None => CUSTOM_FIELD_RECORDS.to_vec(),
+        Some(t) => match CUSTOM_FIELD_RECORDS.iter().find(|r| **r == t) {
             Some(r) => vec![*r],
             None => {
                 return Err(ApiError::validation(
