@@ -160,7 +160,7 @@ fn report_json(report: &ConnectionReport) -> Result<Value, ApiError> {
 /// `INVALID_CREDENTIALS` with a message that says which and what to do.
 #[utoipa::path(post, path = "/api/integrations/customerio/test-connection", tag = "customerio", operation_id = "customerio_test_connection",
     security(("bearer" = [])),
-    request_body = TestConnectionBody,
+    request_body(content = TestConnectionBody, example = json!({"siteId": "5f1a9c3e7b2d4a6c8e01", "trackingKey": "a7d3f9c1e5b2048d6f3a", "apiKey": "7c1e9a3f5b2d4e6a8c0f1b3d5e7a9c2e", "region": "us"})),
     responses(
         (status = 200, body = Envelope<ConnectionTest>),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
@@ -228,7 +228,7 @@ fn missing(wanted: &[String], present: &BTreeSet<String>) -> Vec<String> {
 /// stores the keys in the vault. Connecting again replaces the keys and config (`replaced`).
 #[utoipa::path(post, path = "/api/integrations/customerio/connect", tag = "customerio", operation_id = "customerio_connect",
     security(("bearer" = [])),
-    request_body = ConnectBody,
+    request_body(content = ConnectBody, example = json!({"publisherId": "acme", "siteId": "5f1a9c3e7b2d4a6c8e01", "trackingKey": "a7d3f9c1e5b2048d6f3a", "apiKey": "7c1e9a3f5b2d4e6a8c0f1b3d5e7a9c2e", "region": "us"})),
     responses(
         (status = 200, body = Envelope<Integration>),
         (status = 400, description = "VALIDATION_ERROR (a missing field, or segment/journey ids the workspace does not have: `details.missingIds`)", body = ErrorBody),

@@ -155,7 +155,7 @@ fn check_email(field: &str, value: &Option<String>) -> Result<Option<String>, Ap
 /// key, and a truncated key are each named in the error.
 #[utoipa::path(post, path = "/api/integrations/iterable/test-connection", tag = "iterable", operation_id = "iterable_test_connection",
     security(("bearer" = [])),
-    request_body = TestConnectionRequest,
+    request_body(content = TestConnectionRequest, example = json!({"apiKey": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "region": "us"})),
     responses(
         (status = 200, body = Envelope<TestConnectionResult>),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
@@ -187,7 +187,7 @@ pub async fn test_connection(
 /// `credentials.webhookSecret`); a reconnect keeps it unless `rotateWebhookSecret` is true.
 #[utoipa::path(post, path = "/api/integrations/iterable/connect", tag = "iterable", operation_id = "iterable_connect",
     security(("bearer" = [])),
-    request_body = ConnectRequest,
+    request_body(content = ConnectRequest, example = json!({"publisherId": "acme", "apiKey": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "region": "us"})),
     responses(
         (status = 200, body = Envelope<Integration>),
         (status = 400, description = "VALIDATION_ERROR (details.field)", body = ErrorBody),

@@ -142,7 +142,7 @@ fn one_credential(
 /// Key. Calls Keap's userinfo and reports the user and the tenant (the app host).
 #[utoipa::path(post, path = "/api/integrations/keap/test-connection", tag = "keap", operation_id = "keap_test_connection",
     security(("bearer" = [])),
-    request_body = TestConnectionBody,
+    request_body(content = TestConnectionBody, example = json!({"apiKey": "KeapAK-sandbox-service-account-key-0001"})),
     responses(
         (status = 200, body = Envelope<TestConnectionResult>),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
@@ -222,7 +222,7 @@ pub struct ConnectBody {
 /// tokens sealed in the vault. Connecting again replaces credentials and config (`replaced`).
 #[utoipa::path(post, path = "/api/integrations/keap/connect", tag = "keap", operation_id = "keap_connect",
     security(("bearer" = [])),
-    request_body = ConnectBody,
+    request_body(content = ConnectBody, example = json!({"publisherId": "acme", "apiKey": "KeapAK-sandbox-service-account-key-0001"})),
     responses(
         (status = 200, body = Envelope<Integration>),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),

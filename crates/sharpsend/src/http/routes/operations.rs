@@ -41,7 +41,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/api/integrations/{publisherId}/{platform}/subscribers", tag = "integrations",
     security(("bearer" = [])),
     params(("publisherId" = String, Path), ("platform" = Platform, Path)),
-    request_body = SubscribersRequest,
+    request_body(content = SubscribersRequest, example = json!({"email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace", "attributes": {"plan": "premium"}})),
     responses(
         (status = 200, description = "one person: `Upserted`; many: `BatchOutcome`", body = Envelope<Upserted>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -71,7 +71,7 @@ pub async fn upsert_subscribers(
 #[utoipa::path(post, path = "/api/integrations/{publisherId}/{platform}/events", tag = "integrations",
     security(("bearer" = [])),
     params(("publisherId" = String, Path), ("platform" = Platform, Path)),
-    request_body = EventsRequest,
+    request_body(content = EventsRequest, example = json!({"name": "article_read", "email": "ada@example.com", "data": {"articleId": "a-42"}})),
     responses(
         (status = 200, description = "one event: `Accepted`; many: `BatchOutcome`", body = Envelope<Accepted>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -101,7 +101,7 @@ pub async fn track_events(
 #[utoipa::path(post, path = "/api/integrations/{publisherId}/{platform}/messages", tag = "integrations",
     security(("bearer" = [])),
     params(("publisherId" = String, Path), ("platform" = Platform, Path)),
-    request_body = MessageInput,
+    request_body(content = MessageInput, example = json!({"channel": "email", "campaignId": "2100000", "to": {"email": "ada@example.com"}, "data": {"firstName": "Ada"}})),
     responses(
         (status = 200, body = Envelope<Queued>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -47,7 +47,7 @@ pub struct SyncQueued {
 #[utoipa::path(post, path = "/api/integrations/{publisherId}/{platform}/sync", tag = "sync",
     security(("bearer" = [])),
     params(("publisherId" = String, Path), ("platform" = Platform, Path)),
-    request_body(content = Option<SyncRequest>, description = "Optional: an empty body syncs every kind incrementally."),
+    request_body(content = Option<SyncRequest>, description = "Optional: an empty body syncs every kind incrementally.", example = json!({"kinds": ["campaigns"]})),
     responses(
         (status = 202, body = Envelope<SyncQueued>),
         (status = 400, description = "VALIDATION_ERROR (unknown kind)", body = ErrorBody),
