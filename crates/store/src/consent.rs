@@ -347,8 +347,10 @@ pub trait ConsentStore: Send + Sync {
 
     /// The reasons the publisher propagates; `None` when it never chose (the caller applies
     /// `Reason::DEFAULT_PROPAGATE`).
-    async fn get_consent_propagate(&self, publisher: &PublisherId)
-    -> StoreResult<Option<Vec<Reason>>>;
+    async fn get_consent_propagate(
+        &self,
+        publisher: &PublisherId,
+    ) -> StoreResult<Option<Vec<Reason>>>;
     async fn put_consent_propagate(
         &self,
         publisher: &PublisherId,

@@ -24,10 +24,10 @@ use async_trait::async_trait;
 use domain::{Platform, PublisherId};
 
 pub use consent::{
-    AuditEntry, AuditPage, ConsentJob, ConsentJobKind, ConsentJobStatus, ConsentOutcome, ConsentStore,
-    ErasedCopies, ErasureRecord, ErasureStatus, NewAuditEntry, NewErasure, NewPlatformState,
-    NewSuppression, PlatformState, SourceKind, Suppression, SuppressionFilter, SuppressionPage,
-    SuppressionSource,
+    AuditEntry, AuditPage, ConsentJob, ConsentJobKind, ConsentJobStatus, ConsentOutcome,
+    ConsentStore, ErasedCopies, ErasureRecord, ErasureStatus, NewAuditEntry, NewErasure,
+    NewPlatformState, NewSuppression, PlatformState, SourceKind, Suppression, SuppressionFilter,
+    SuppressionPage, SuppressionSource,
 };
 pub use idempotency::{Claim, IdempotencyKey, IdempotencyRecord, IdempotencyStore};
 pub use models::*;
@@ -77,7 +77,8 @@ impl From<sqlx::Error> for StoreError {
 /// Everything SharpSend keeps. Implementations: [`SqliteStore`], [`PgStore`].
 #[async_trait]
 pub trait Store:
-    SyncStore + SessionStore + IdempotencyStore + ConsentStore + Send + Sync + 'static {
+    SyncStore + SessionStore + IdempotencyStore + ConsentStore + Send + Sync + 'static
+{
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 
