@@ -5,7 +5,7 @@ use domain::PublisherId;
 use serde_json::Value;
 use store::NewAuditEntry;
 
-use crate::{error::Error, principal::Principal, state::AppState};
+use crate::{error::Error, state::AppState};
 
 /// Appends an entry; `detail` is a JSON object (it may name an address: an erasure redacts it).
 pub async fn append(
@@ -33,12 +33,11 @@ pub async fn append(
 pub async fn note(
     state: &AppState,
     publisher: &PublisherId,
-    principal: &Principal,
+    who: &str,
     action: &str,
     detail: Value,
 ) {
-    let who = super::principal_name(principal);
-    if let Err(e) = append(state, publisher, &who, action, detail).await {
+    if let Err(e) = append(state, publisher, who, action, detail).await {
         tracing::warn!(%publisher, action, error = %e, "audit entry not recorded");
     }
 }
