@@ -685,3 +685,60 @@ async fn audit_entries_are_listed_newest_first_in_pages() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claimers_never_take_the_same_job() {
+    for db in TestDb::all().await {
+        let s = db.open().await.unwrap();
+        let backend = s.backend();
+        for i in 0..12 {
+            s.record_suppression(suppression(
+                "acme",
+                &format!("r{i}@example.com"),
+                Reason::Unsubscribed,
+            ))
+            .await
+            .unwrap();
+        }
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let worker = format!("w{w}");
+                let mut mine = Vec::new();
+                while let Some(job) = s
+                    .claim_consent_job(&worker, Utc::now(), Utc::now() + Duration::seconds(60))
+                    .await
+                    .unwrap()
+                {
+                    mine.push(job.id.clone());
+                    assert!(
+                        s.finish_consent_job(
+                            &job.id,
+                            &worker,
+                            ConsentOutcome::Done {
+                                detail: "ok".into()
+                            }
+                        )
+                        .await
+                        .unwrap()
+                    );
+                }
+                mine
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let claimed = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(
+            (claimed, all.len()),
+            (12, 12),
+            "{backend}: each job claimed once"
+        );
+        db.cleanup().await;
+    }
+}
