@@ -613,3 +613,114 @@ async fn the_audit_log_names_who_did_what_newest_first() {
     app.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_credential_connect_is_audited_with_its_principal() {
+    let db = fresh_db().await;
+    let (app, _sandbox) = TestApp::spawn_sandboxed(&db).await;
+    app.call(
+        Method::POST,
+        "/api/integrations/iterable/connect",
+        Some(ADMIN_TOKEN),
+        Some(
+            json!({"publisherId": "acme", "apiKey": sim_iterable::US_SERVER_KEY, "region": "us",
+            "config": {"fromEmail": "news@example.com"}}),
+        ),
+    )
+    .await
+    .expect_ok(200);
+    let a = app.get("/api/integrations/acme/audit", ADMIN_TOKEN).await;
+    let entry = &a.expect_ok(200)["entries"][0];
+    assert_eq!(entry["action"], "integration.connected");
+    assert_eq!(entry["principal"], "admin");
+    assert_eq!(entry["detail"], json!({"platform": "iterable"}));
+    // No secret reaches the audit log.
+    assert!(!a.body.to_string().contains(sim_iterable::US_SERVER_KEY));
+    app.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_webhook_suppression_is_done_at_its_source_and_pending_elsewhere() {
+    use domain::consent::{PropagationStatus, Reason};
+    use sharpsend::consent::ledger::{Recorded, record};
+    use store::{SourceKind, SuppressionSource};
+
+    let db = fresh_db().await;
+    let app = TestApp::spawn(&db).await;
+    for p in Platform::ALL {
+        connect(&app, "acme", p).await;
+    }
+    let acme = PublisherId::parse("acme").unwrap();
+    let source = SuppressionSource {
+        kind: SourceKind::Webhook,
+        platform: Some(Platform::Customerio),
+        event_id: Some("evt_1".into()),
+        principal: None,
+    };
+    let recorded = record(
+        &app.state,
+        &acme,
+        "Ada@Example.com",
+        Reason::Complained,
+        source.clone(),
+    )
+    .await
+    .unwrap();
+    let Recorded::New(entry) = recorded else {
+        panic!("not new: {recorded:?}");
+    };
+    let rows: Vec<_> = entry
+        .platforms
+        .iter()
+        .map(|p| (p.platform, p.status, p.note.clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                Platform::Customerio,
+                PropagationStatus::Done,
+                Some("source".to_owned())
+            ),
+            (Platform::Iterable, PropagationStatus::Pending, None),
+            (Platform::Keap, PropagationStatus::Pending, None),
+        ]
+    );
+    let jobs = app.state.store.list_consent_jobs(&acme, 10).await.unwrap();
+    let mut queued: Vec<_> = jobs.iter().map(|j| j.platform).collect();
+    queued.sort_by_key(|p| p.as_str());
+    assert_eq!(queued, vec![Platform::Iterable, Platform::Keap]);
+    // The echo of our own opt-out (the same address again) is the existing entry: nothing new
+    // is queued, so nothing loops.
+    let echo = record(
+        &app.state,
+        &acme,
+        "ada@example.com",
+        Reason::Unsubscribed,
+        source.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(echo, Recorded::Existing(_)));
+    assert_eq!(
+        app.state
+            .store
+            .list_consent_jobs(&acme, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // The audit names the system, not a caller.
+    let audit = app.state.store.list_audit(&acme, 10, None).await.unwrap();
+    assert_eq!(audit.entries[0].principal, "system");
+    assert_eq!(audit.entries[0].detail["source"]["eventId"], "evt_1");
+    // A bad address is a VALIDATION_ERROR naming `email`.
+    let bad = record(&app.state, &acme, "nobody", Reason::Bounced, source)
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), domain::ErrorCode::ValidationError);
+    app.stop().await;
+    db.cleanup().await;
+}
