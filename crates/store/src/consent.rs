@@ -71,8 +71,8 @@ pub struct NewPlatformState {
     pub note: Option<String>,
 }
 
-/// A suppression as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A suppression as stored. Its `Debug` leaves the address out (log lines never carry one).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Suppression {
     pub id: String,
     pub publisher_id: String,
@@ -86,7 +86,7 @@ pub struct Suppression {
 }
 
 /// A suppression to record.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NewSuppression {
     pub publisher: PublisherId,
     /// Already normalised.
@@ -96,6 +96,38 @@ pub struct NewSuppression {
     /// One row per platform; `pending` ones get an `opt_out` job due at `now`.
     pub platforms: Vec<NewPlatformState>,
     pub now: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Suppression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suppression")
+            .field("id", &self.id)
+            .field("publisher_id", &self.publisher_id)
+            .field("reason", &self.reason)
+            .field("source", &self.source)
+            .field("created_at", &self.created_at)
+            .field("platforms", &self.platforms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NewSuppression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSuppression")
+            .field("publisher", &self.publisher)
+            .field("reason", &self.reason)
+            .field("platforms", &self.platforms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NewErasure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewErasure")
+            .field("publisher", &self.publisher)
+            .field("platforms", &self.platforms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Filters of [`ConsentStore::list_suppressions`].
@@ -158,7 +190,7 @@ pub struct ErasureRecord {
 }
 
 /// An erasure to start.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NewErasure {
     pub publisher: PublisherId,
     /// Already normalised; only the `erase` jobs keep it, until they finish.
