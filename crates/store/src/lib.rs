@@ -7,6 +7,7 @@
 //! suite in `tests/` runs against both.
 #![forbid(unsafe_code)]
 
+pub mod consent;
 mod idempotency;
 mod models;
 mod postgres;
@@ -22,6 +23,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::{Platform, PublisherId};
 
+pub use consent::{
+    AuditEntry, AuditPage, ConsentJob, ConsentJobKind, ConsentJobStatus, ConsentOutcome,
+    ConsentStore, ErasedCopies, ErasureRecord, ErasureStatus, NewAuditEntry, NewErasure,
+    NewPlatformState, NewSuppression, PlatformState, SourceKind, Suppression, SuppressionFilter,
+    SuppressionPage, SuppressionSource,
+};
 pub use idempotency::{Claim, IdempotencyKey, IdempotencyRecord, IdempotencyStore};
 pub use models::*;
 pub use postgres::PgStore;
@@ -69,7 +76,9 @@ impl From<sqlx::Error> for StoreError {
 
 /// Everything SharpSend keeps. Implementations: [`SqliteStore`], [`PgStore`].
 #[async_trait]
-pub trait Store: SyncStore + SessionStore + IdempotencyStore + Send + Sync + 'static {
+pub trait Store:
+    SyncStore + SessionStore + IdempotencyStore + ConsentStore + Send + Sync + 'static
+{
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

@@ -53,6 +53,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(routes::analytics::routes())
         .merge(routes::operations::routes())
         .merge(routes::reads::routes())
+        .merge(routes::consent::routes())
         .routes(routes!(
             routes::operations::read_operation,
             routes::operations::write_operation

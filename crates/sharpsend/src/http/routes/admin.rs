@@ -72,6 +72,14 @@ pub async fn create_api_key(
     let publisher = scope.publisher()?;
     let (record, key) = state.auth.create_api_key(publisher).await?;
     tracing::info!(key_id = %record.id, "publisher API key created");
+    crate::consent::audit::note(
+        &state,
+        publisher,
+        &crate::consent::principal_name(&scope.principal),
+        "api_key.created",
+        serde_json::json!({"keyId": record.id, "prefix": record.prefix}),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Envelope::ok(CreatedApiKey {
@@ -107,7 +115,7 @@ pub async fn list_api_keys(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_api_key(
     State(state): State<AppState>,
-    _scope: Scope,
+    scope: Scope,
     Path(key_id): Path<String>,
 ) -> ApiResult<Envelope<ApiKeyInfo>> {
     let record = state
@@ -116,5 +124,15 @@ pub async fn revoke_api_key(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("No API key with id '{key_id}'.")))?;
     tracing::info!(key_id = %record.id, "publisher API key revoked");
+    if let Ok(publisher) = domain::PublisherId::parse(&record.publisher_id) {
+        crate::consent::audit::note(
+            &state,
+            &publisher,
+            &crate::consent::principal_name(&scope.principal),
+            "api_key.revoked",
+            serde_json::json!({"keyId": record.id}),
+        )
+        .await;
+    }
     Ok(Envelope::ok(record.into()))
 }

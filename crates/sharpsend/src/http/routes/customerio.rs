@@ -332,6 +332,14 @@ pub async fn connect(
         },
     )
     .await?;
+    crate::consent::audit::note(
+        &state,
+        scope.publisher()?,
+        &crate::consent::principal_name(&scope.principal),
+        "integration.connected",
+        json!({"platform": PLATFORM}),
+    )
+    .await;
     Ok(Envelope::ok(integration))
 }
 

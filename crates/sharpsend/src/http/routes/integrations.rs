@@ -86,10 +86,20 @@ pub async fn disconnect(
             .await;
     }
     match state.store.delete_integration(publisher, platform).await? {
-        Some(_) => Ok(Envelope::ok(Disconnected {
-            platform,
-            disconnected: true,
-        })),
+        Some(_) => {
+            crate::consent::audit::note(
+                &state,
+                publisher,
+                &crate::consent::principal_name(&scope.principal),
+                "integration.disconnected",
+                serde_json::json!({"platform": platform}),
+            )
+            .await;
+            Ok(Envelope::ok(Disconnected {
+                platform,
+                disconnected: true,
+            }))
+        }
         None => Err(ApiError::new(
             ErrorCode::IntegrationNotFound,
             format!(

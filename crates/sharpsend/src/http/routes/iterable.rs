@@ -254,6 +254,14 @@ pub async fn connect(
         replaced = integration.replaced.unwrap_or(false),
         "Iterable connected"
     );
+    crate::consent::audit::note(
+        &state,
+        scope.publisher()?,
+        &crate::consent::principal_name(&scope.principal),
+        "integration.connected",
+        serde_json::json!({"platform": Platform::Iterable}),
+    )
+    .await;
     Ok(Envelope::ok(integration))
 }
 

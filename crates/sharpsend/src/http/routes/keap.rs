@@ -383,5 +383,13 @@ pub async fn connect(
         },
         None => integration,
     };
+    crate::consent::audit::note(
+        &state,
+        scope.publisher()?,
+        &crate::consent::principal_name(&scope.principal),
+        "integration.connected",
+        serde_json::json!({"platform": Platform::Keap}),
+    )
+    .await;
     Ok(Envelope::ok(integration))
 }

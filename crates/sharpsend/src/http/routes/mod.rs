@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod consent;
 pub mod customerio;
 pub mod events;
 pub mod health;

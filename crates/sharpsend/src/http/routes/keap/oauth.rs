@@ -422,6 +422,15 @@ async fn run_callback(state: &AppState, q: CallbackQuery) -> ApiResult<Outcome> 
     // REST hooks at the webhook URL; failures are recorded in config.hooks, never fatal.
     crate::platforms::keap::webhooks::register(state, &publisher, &previous_hooks, Some(cred))
         .await;
+    // The callback carries no bearer token: the browser that finished Keap's consent screen acts.
+    crate::consent::audit::note(
+        state,
+        &publisher,
+        "keap_oauth",
+        "integration.connected",
+        json!({"platform": Platform::Keap, "authType": "oauth"}),
+    )
+    .await;
     let tenant = info
         .account
         .get("tenantId")
