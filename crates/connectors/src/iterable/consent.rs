@@ -138,7 +138,11 @@ impl IterableConnector {
     /// Forgets a user (GDPR, `POST /api/users/forget {email}`): Iterable deletes their data and
     /// collects nothing more about them. 3 per second and 1,000 per day per project; a repeat
     /// counts against the daily cap, so callers forget an address once.
-    pub async fn forget_user(&self, creds: &Credentials, email: &str) -> Result<(), ConnectorError> {
+    pub async fn forget_user(
+        &self,
+        creds: &Credentials,
+        email: &str,
+    ) -> Result<(), ConnectorError> {
         if email.trim().is_empty() {
             return Err(ConnectorError::new(
                 domain::Platform::Iterable,
