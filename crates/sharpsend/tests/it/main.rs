@@ -8,6 +8,7 @@ mod api_ratelimit;
 mod bodies;
 mod cli;
 mod conformance;
+mod consent_wire;
 mod customerio;
 mod dashboard;
 mod dashboard_browser;
