@@ -151,3 +151,41 @@ pub async fn patch_status(
     }
     json_response(StatusCode::OK, &answer)
 }
+
+/// Stores a new contact, which takes the status already written for its address (the status is
+/// the address's, not the contact's). An `opt_in_reason` on the create moves that status only
+/// where the API may ([`config::OPT_IN_MOVABLE`]), for the address and so for its other holders.
+pub fn create_contact(
+    data: &mut Data,
+    mut c: contacts::Contact,
+    now: DateTime<Utc>,
+) -> contacts::Contact {
+    let Some(email) = c.email1().map(str::to_ascii_lowercase) else {
+        return data.contacts.create(c, now);
+    };
+    let Some(written) = data.address_status.get(&email).cloned() else {
+        return data.contacts.create(c, now);
+    };
+    let status = if c.email_opted_in && config::OPT_IN_MOVABLE.contains(&written.status.as_str()) {
+        config::OPTED_IN_STATUS.to_owned()
+    } else {
+        written.status.clone()
+    };
+    c.email_status.clone_from(&status);
+    c.email_opted_in = marketable(&status);
+    if status != written.status {
+        data.address_status.insert(
+            email.clone(),
+            AddressStatus {
+                status: status.clone(),
+                create_time: written.create_time,
+            },
+        );
+        for mut other in data.contacts.all_by_email(&email) {
+            other.email_status.clone_from(&status);
+            other.email_opted_in = marketable(&status);
+            data.contacts.put(other);
+        }
+    }
+    data.contacts.create(c, now)
+}

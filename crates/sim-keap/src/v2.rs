@@ -609,7 +609,7 @@ async fn create_contact(State(app): State<App>, Query(q): Q, body: Bytes) -> Res
             json_response(StatusCode::OK, &render_contact(&c, &all_fields()))
         }
         None => {
-            let c = data.contacts.create(probe, now);
+            let c = crate::addresses::create_contact(&mut data, probe, now);
             drop(data);
             app.emit("contact.add", c.id);
             json_response(StatusCode::CREATED, &render_contact(&c, &all_fields()))

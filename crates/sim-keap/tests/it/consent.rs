@@ -150,6 +150,16 @@ async fn an_opt_out_covers_every_contact_holding_the_address_and_fires_their_edi
     assert_eq!(state["optedIn"], false);
     assert_eq!(state["status"], "MANUAL");
     assert_eq!(state["contacts"].as_array().unwrap().len(), 2);
+
+    // A contact created later with the address takes its status (no opt-in asked here).
+    let r = s
+        .post(
+            "/crm/rest/v2/contacts",
+            json!({"given_name": "Cy", "email_addresses": [{"email": SHARED, "field": "EMAIL1"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["email_addresses"][0]["email_opt_status"], "MANUAL");
 }
 
 #[tokio::test]
