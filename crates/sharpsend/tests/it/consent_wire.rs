@@ -382,3 +382,42 @@ async fn keap_opt_out_and_erase_cover_every_contact_sharing_the_address() {
     app.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn iterable_consent_channel_ids_from_the_connect_config_choose_the_channels() {
+    let db = fresh_db().await;
+    let (app, sandbox) = TestApp::spawn_sandboxed_unlimited(&db).await;
+    let us = origin(&sandbox, "iterable", sim_iterable::ENV_US);
+    let sim = SimClient::new(&us);
+    let connect = |config: Value| {
+        app.call(
+            Method::POST,
+            "/api/integrations/iterable/connect",
+            Some(ADMIN_TOKEN),
+            Some(
+                json!({"publisherId": PUBLISHER, "apiKey": sim_iterable::US_SERVER_KEY,
+                "region": "us", "config": config}),
+            ),
+        )
+    };
+    let bad = connect(json!({"consentChannelIds": [0]})).await;
+    bad.expect_error(400, "VALIDATION_ERROR");
+    assert_eq!(bad.field(), "config.consentChannelIds");
+    connect(json!({"consentChannelIds": [41007, 41007]}))
+        .await
+        .expect_ok(200);
+    iterable_user(&reqwest::Client::new(), &us, "ada@example.com", json!([])).await;
+    let mut s = session(&app, Platform::Iterable).await;
+    let applied = s
+        .opt_out(&app.state, &opt_out("ada@example.com"))
+        .await
+        .unwrap();
+    assert!(is_done(&applied), "{applied:?}");
+    assert_eq!(count(&sim, "DELETE", "/api/subscriptions/").await, 1);
+    assert_eq!(
+        iterable_channels(&sim, "ada@example.com").await["unsubscribedChannelIds"],
+        json!([41007])
+    );
+    app.stop().await;
+    db.cleanup().await;
+}

@@ -27,15 +27,16 @@ pub fn channel_ids<'de, D: Deserializer<'de>>(
     let Some(Value::Array(items)) = v else {
         return Ok(None);
     };
-    let mut ids: Vec<u64> = items
-        .iter()
-        .filter_map(|x| match x {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        })
-        .collect();
-    ids.dedup();
+    let mut ids: Vec<u64> = Vec::new();
+    for id in items.iter().filter_map(|x| match x {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
     Ok((!ids.is_empty()).then_some(ids))
 }
 
@@ -161,7 +162,7 @@ mod tests {
     #[test]
     fn consent_channel_ids_read_leniently_and_never_cost_other_settings() {
         let s: IterableSettings = serde_json::from_value(
-            serde_json::json!({"syncEventTypes": ["emailOpen"], "consentChannelIds": [41001, "41007", "x"]}),
+            serde_json::json!({"syncEventTypes": ["emailOpen"], "consentChannelIds": [41001, "41007", "x", 41001]}),
         )
         .unwrap();
         assert_eq!(s.consent_channel_ids, Some(vec![41001, 41007]));
