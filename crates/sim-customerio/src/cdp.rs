@@ -202,10 +202,10 @@ fn apply(store: &mut Store, kind: &str, m: &Map<String, Value>) {
                         store.delete(IdKind::Id, user);
                     }
                     "User Suppressed" => {
-                        store.update(IdKind::Id, user, |p| p.suppressed = true);
+                        store.suppress(IdKind::Id, user);
                     }
                     "User Unsuppressed" => {
-                        store.update(IdKind::Id, user, |p| p.suppressed = false);
+                        store.unsuppress(IdKind::Id, user);
                     }
                     _ => {
                         if store.find(IdKind::Id, user).is_none() {

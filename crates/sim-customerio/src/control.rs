@@ -33,6 +33,11 @@ pub fn routes(sim: S) -> Router {
         .route("/_sim/webhooks/fire", post(fire))
         .route("/_sim/webhooks/deliveries", get(deliveries))
         .route(
+            "/_sim/webhooks/reporting",
+            get(get_reporting).post(set_reporting),
+        )
+        .route("/_sim/consent", get(consent_state))
+        .route(
             "/_sim/webhooks/config",
             get(get_webhook_config).post(set_webhook_config),
         )
@@ -317,4 +322,60 @@ async fn set_webhook_config(
 ) -> Json<WebhookConfig> {
     *lock(&sim.webhooks.config) = c.clone();
     Json(c)
+}
+
+#[derive(Deserialize)]
+struct ReportingBody {
+    workspace: Option<String>,
+    /// Absent or null: the workspace has no reporting webhook.
+    url: Option<String>,
+}
+
+/// `POST /_sim/webhooks/reporting {"workspace": "us", "url": "http://…"}`: the reporting webhook
+/// configured in the workspace's UI; the workspace's own events (an API unsubscribe) go there.
+async fn set_reporting(State(sim): State<S>, Json(b): Json<ReportingBody>) -> Response {
+    let Some(region) = region_param(b.workspace.as_deref()) else {
+        return bad("workspace must be us or eu");
+    };
+    if let Some(u) = &b.url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        return bad("url must be an http(s) URL");
+    }
+    lock(&sim.webhooks.reporting)[region.index()] = b.url;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_reporting(State(sim): State<S>) -> Json<Value> {
+    let r = lock(&sim.webhooks.reporting).clone();
+    Json(json!({"us": r[0], "eu": r[1]}))
+}
+
+#[derive(Deserialize)]
+struct ConsentQuery {
+    workspace: Option<String>,
+    email: Option<String>,
+    id: Option<String>,
+}
+
+/// `GET /_sim/consent?workspace=us&email=…` (or `id=`): `exists`, `unsubscribed`, `suppressed`
+/// (identify calls naming it are ignored) and `deleted` (deleted or suppressed through the API).
+async fn consent_state(State(sim): State<S>, Query(q): Query<ConsentQuery>) -> Response {
+    let Some(region) = region_param(q.workspace.as_deref()) else {
+        return bad("workspace must be us or eu");
+    };
+    let (kind, value) = match (q.id, q.email) {
+        (Some(v), None) => (IdKind::Id, v),
+        (None, Some(v)) => (IdKind::Email, v),
+        _ => return bad("give exactly one of id, email"),
+    };
+    let store = sim.store(region);
+    let person = store.find(kind, &value);
+    Json(json!({
+        "exists": person.is_some(),
+        "unsubscribed": person.as_ref().is_some_and(|p| p.unsubscribed),
+        "suppressed": store.is_suppressed(kind, &value),
+        "deleted": store.deleted.contains(&value.to_ascii_lowercase()),
+    }))
+    .into_response()
 }

@@ -24,7 +24,6 @@ pub struct Person {
     pub attributes: Map<String, Value>,
     pub created_at: i64,
     pub updated_at: i64,
-    pub suppressed: bool,
     pub unsubscribed: bool,
     pub devices: BTreeMap<String, Value>,
     pub seed_index: Option<u64>,
@@ -43,7 +42,6 @@ impl Person {
             attributes,
             created_at: p.created_at,
             updated_at: p.created_at,
-            suppressed: false,
             unsubscribed: false,
             devices: BTreeMap::new(),
             seed_index: Some(p.index),
@@ -74,7 +72,6 @@ impl Person {
             "attributes": attrs,
             "timestamps": {"created_at": self.created_at, "updated_at": self.updated_at},
             "unsubscribed": self.unsubscribed,
-            "suppressed": self.suppressed,
             "devices": self.devices.values().cloned().collect::<Vec<_>>(),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -113,6 +110,43 @@ pub struct Store {
     pub triggers: Vec<Value>,
     sends: VecDeque<Value>,
     next_cio: u64,
+    /// Identifier sets blocked by a person suppress (`{id, email}` of the suppressed person):
+    /// later identify calls naming either are ignored until `unsuppress` frees them [TS].
+    suppressions: Vec<Suppression>,
+    /// Lower-cased emails and ids of people deleted or suppressed through the API (control reads).
+    pub deleted: HashSet<String>,
+    /// People whose `unsubscribed` attribute just became true, for the `customer`/`unsubscribed`
+    /// reporting webhook; drained by the handler once the store is released.
+    pub newly_unsubscribed: Vec<Person>,
+}
+
+/// One suppressed person's identifiers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Suppression {
+    pub id: Option<String>,
+    /// Lower-cased.
+    pub email: Option<String>,
+}
+
+impl Suppression {
+    fn names(&self, kind: IdKind, value: &str) -> bool {
+        match kind {
+            IdKind::Id => self.id.as_deref() == Some(value),
+            IdKind::Email => self.email.as_deref() == Some(value.to_ascii_lowercase().as_str()),
+            IdKind::CioId => false,
+        }
+    }
+}
+
+/// Customer.io reads `unsubscribed` as true from `true` (any case, also as a string), `1` and
+/// `"1"`; anything else is false.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        Value::String(s) => s.trim().eq_ignore_ascii_case("true") || s.trim() == "1",
+        _ => false,
+    }
 }
 
 impl Store {
@@ -131,6 +165,9 @@ impl Store {
             triggers: Vec::new(),
             sends: VecDeque::new(),
             next_cio: 1,
+            suppressions: Vec::new(),
+            deleted: HashSet::new(),
+            newly_unsubscribed: Vec::new(),
         }
     }
 
@@ -231,6 +268,18 @@ impl Store {
         update_only: bool,
     ) -> Option<String> {
         let t = now();
+        let named = |k: &str| match attrs.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        if self.is_suppressed(kind, value)
+            || named("email").is_some_and(|e| self.is_suppressed(IdKind::Email, &e))
+            || named("id").is_some_and(|i| self.is_suppressed(IdKind::Id, &i))
+        {
+            // A suppressed identifier is ignored, with the usual 200 [TS suppress].
+            return None;
+        }
         let cio = match self.materialize(kind, value) {
             Some(cio) => cio,
             None if update_only => return None,
@@ -248,7 +297,6 @@ impl Store {
                     attributes: Map::new(),
                     created_at: t,
                     updated_at: t,
-                    suppressed: false,
                     unsubscribed: false,
                     devices: BTreeMap::new(),
                     seed_index: None,
@@ -263,6 +311,7 @@ impl Store {
             }
         };
         let mut p = self.people.remove(&cio)?;
+        let was_unsubscribed = p.unsubscribed;
         for (k, v) in attrs {
             match k.as_str() {
                 "_update" | "_timestamp" | "cio_relationships" => {}
@@ -290,7 +339,7 @@ impl Store {
                     }
                 }
                 "unsubscribed" => {
-                    p.unsubscribed = v.as_bool().unwrap_or(false);
+                    p.unsubscribed = truthy(v);
                 }
                 "created_at" => {
                     if let Some(ts) = v.as_i64() {
@@ -308,8 +357,44 @@ impl Store {
             }
         }
         p.updated_at = t;
+        if p.unsubscribed && !was_unsubscribed {
+            self.newly_unsubscribed.push(p.clone());
+        }
         self.people.insert(cio.clone(), p);
         Some(cio)
+    }
+
+    /// Whether an identify naming `kind`/`value` is ignored because of a suppress.
+    pub fn is_suppressed(&self, kind: IdKind, value: &str) -> bool {
+        self.suppressions.iter().any(|s| s.names(kind, value))
+    }
+
+    /// Person suppress: deletes the person and blocks their id and email (and the identifier
+    /// given, when nobody holds it) from being added again [TS suppress].
+    pub fn suppress(&mut self, kind: IdKind, value: &str) {
+        let mut s = Suppression::default();
+        if let Some(p) = self.find(kind, value) {
+            s.id.clone_from(&p.id);
+            s.email = p.email.as_deref().map(str::to_ascii_lowercase);
+            self.delete(kind, value);
+        }
+        match kind {
+            IdKind::Id if s.id.is_none() => s.id = Some(value.to_owned()),
+            IdKind::Email if s.email.is_none() => s.email = Some(value.to_ascii_lowercase()),
+            _ => {}
+        }
+        for k in s.id.iter().chain(s.email.iter()) {
+            self.deleted.insert(k.to_ascii_lowercase());
+        }
+        if (s.id.is_some() || s.email.is_some()) && !self.suppressions.contains(&s) {
+            self.suppressions.push(s);
+        }
+    }
+
+    /// Frees the identifiers of every suppression naming `kind`/`value`; the deleted profile is
+    /// not restored.
+    pub fn unsuppress(&mut self, kind: IdKind, value: &str) {
+        self.suppressions.retain(|s| !s.names(kind, value));
     }
 
     /// Applies `f` to the (materialized) person; false when there is no such person.
@@ -331,6 +416,11 @@ impl Store {
     pub fn delete(&mut self, kind: IdKind, value: &str) -> bool {
         match self.materialize(kind, value) {
             Some(cio) => {
+                if let Some(p) = self.people.get(&cio) {
+                    for k in p.id.iter().chain(p.email.iter()) {
+                        self.deleted.insert(k.to_ascii_lowercase());
+                    }
+                }
                 self.remove_cio(&cio);
                 true
             }

@@ -24,6 +24,7 @@ use crate::{
     resp::{empty, meta_error, track_errors, track_json, track_ok, track_unauthorized, v2_errors},
     sim::{Class, Ctx, Region, parse_auth, track_workspace},
     store::{Store, classify, now},
+    webhooks,
 };
 
 /// The Track router of one region.
@@ -293,10 +294,13 @@ async fn identify(
         return track_errors(&errs);
     }
     let (kind, value) = classify(&identifier);
+    // `_update: true`: only an existing person is updated; an unknown identifier (an email in the
+    // path too) creates nobody [TS identify].
     let update_only = attrs.get("_update").and_then(Value::as_bool) == Some(true);
     ctx.sim
         .store(region)
         .upsert(kind, &value, &attrs, update_only);
+    webhooks::report_unsubscribes(&ctx.sim, region);
     track_ok()
 }
 
@@ -373,15 +377,16 @@ async fn delete_device(
     track_ok()
 }
 
+/// Suppress deletes the person and blocks their identifiers; unsuppress frees the identifiers
+/// only (the profile stays deleted) [TS suppress/unsuppress]. Suppressing an unknown identifier
+/// still blocks it (inferred).
 fn set_suppressed(ctx: &Ctx, region: Region, identifier: &str, on: bool) -> Response {
     let (kind, value) = classify(identifier);
     let mut store = ctx.sim.store(region);
-    if !store.update(kind, &value, |p| p.suppressed = on) && on {
-        // Suppressing an unknown person still blocks the identifier (inferred: recorded as a
-        // suppressed profile).
-        if store.upsert(kind, &value, &Map::new(), false).is_some() {
-            store.update(kind, &value, |p| p.suppressed = true);
-        }
+    if on {
+        store.suppress(kind, &value);
+    } else {
+        store.unsuppress(kind, &value);
     }
     track_ok()
 }
@@ -932,12 +937,8 @@ fn apply_op(store: &mut Store, op: &Value) {
                 &body,
             ));
         }
-        "suppress" => {
-            store.update(kind, &value, |p| p.suppressed = true);
-        }
-        "unsuppress" => {
-            store.update(kind, &value, |p| p.suppressed = false);
-        }
+        "suppress" => store.suppress(kind, &value),
+        "unsuppress" => store.unsuppress(kind, &value),
         "add_device" => {
             if let Some(d) = m.get("device").cloned() {
                 let token = d
@@ -1002,6 +1003,7 @@ async fn entity(
         return v2_errors(vec![v2_err(None, &reason, &field, &message)]);
     }
     apply_op(&mut ctx.sim.store(region), &op);
+    webhooks::report_unsubscribes(&ctx.sim, region);
     track_ok()
 }
 
@@ -1058,6 +1060,8 @@ async fn batch(
             }
         }
     }
+    drop(store);
+    webhooks::report_unsubscribes(&ctx.sim, region);
     if errors.is_empty() {
         track_ok()
     } else {

@@ -19,7 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     config::{MAX_WEBHOOK_DELIVERIES, WEBHOOK_RETRY_SCHEDULE_MS, WEBHOOK_TIMEOUT},
     data::Seeded,
-    store::now,
+    sim::{Region, Sim},
+    store::{Person, now},
 };
 
 /// A new ULID: 48 bits of milliseconds and 80 random bits, Crockford base32 (26 characters).
@@ -100,6 +101,10 @@ pub struct WebhookState {
     /// One delivery queue per receiver URL: Customer.io backlogs later events while an earlier
     /// one is failing, so events reach a receiver one at a time, in order.
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Box<Job>>>>,
+    /// The reporting webhook each workspace (us, eu) has configured in its UI
+    /// (`POST /_sim/webhooks/reporting` stands in for the UI); events the workspace emits by
+    /// itself (an unsubscribe through the API) go there.
+    pub reporting: Mutex<[Option<String>; 2]>,
 }
 
 impl WebhookState {
@@ -109,6 +114,7 @@ impl WebhookState {
             config: Mutex::default(),
             attempts: Mutex::default(),
             queues: Mutex::default(),
+            reporting: Mutex::default(),
         }
     }
 
@@ -117,6 +123,7 @@ impl WebhookState {
         lock(&self.attempts).clear();
         // Dropping the senders ends each worker after its current event.
         lock(&self.queues).clear();
+        *lock(&self.reporting) = Default::default();
     }
 
     fn record(&self, a: Attempt) {
@@ -206,6 +213,50 @@ pub fn named_event(name: &str, seeded: &Seeded) -> Option<Value> {
         "timestamp": now(),
         "data": data,
     }))
+}
+
+/// `customer`/`unsubscribed` as the reporting-webhooks spec shapes it (`person_unsubscribed`:
+/// `data.identifiers` and `data.email_address` required; `object_type` is `customer` when no
+/// message caused the change).
+pub fn customer_unsubscribed(p: &Person) -> Value {
+    json!({
+        "event_id": ulid(),
+        "object_type": "customer",
+        "metric": "unsubscribed",
+        "timestamp": now(),
+        "data": {
+            "identifiers": {"id": p.id, "email": p.email, "cio_id": p.cio_id},
+            "customer_id": p.id.clone().unwrap_or_default(),
+            "email_address": p.email,
+        },
+    })
+}
+
+/// Sends `customer`/`unsubscribed` for every person whose attribute just became true to the
+/// workspace's configured reporting webhook (signed, queued and retried like every delivery).
+pub fn report_unsubscribes(sim: &Sim, region: Region) {
+    let people = std::mem::take(&mut sim.store(region).newly_unsubscribed);
+    if people.is_empty() {
+        return;
+    }
+    let Some(url) = lock(&sim.webhooks.reporting)[region.index()].clone() else {
+        return;
+    };
+    let config = lock(&sim.webhooks.config).clone();
+    for p in people {
+        let event = customer_unsubscribed(&p);
+        sim.control.incr("customer_unsubscribed_reported");
+        let out = Outgoing {
+            url: url.clone(),
+            body: event.to_string().into_bytes(),
+            event_id: event["event_id"].as_str().unwrap_or_default().to_owned(),
+            signing_key: region.workspace().webhook_signing_key.to_owned(),
+            timestamp: None,
+            schedule: config.retry_schedule_ms.clone(),
+            timeout: Duration::from_millis(config.timeout_ms.max(1)),
+        };
+        enqueue(&sim.webhooks, Job { out, done: None });
+    }
 }
 
 /// One event to deliver.

@@ -53,6 +53,16 @@ pub fn router(p: Shared) -> Router {
         .route("/api/lists/unsubscribe", post(unsubscribe))
         .route("/api/users/update", post(user_update))
         .route("/api/users/bulkUpdate", post(user_bulk_update))
+        .route(
+            "/api/users/updateSubscriptions",
+            post(crate::consent::update_subscriptions),
+        )
+        .route("/api/users/forget", post(crate::consent::forget))
+        .route("/api/users/forgotten", get(crate::consent::forgotten))
+        .route(
+            "/api/subscriptions/{subscriptionGroup}/{subscriptionGroupId}/user/{userEmail}",
+            axum::routing::delete(crate::consent::unsubscribe_single),
+        )
         .route("/api/users/getByEmail", get(user_get_by_email_query))
         .route("/api/users/getFields", get(user_fields))
         .route("/api/users/byUserId", get(user_get_by_id_query))
@@ -503,6 +513,7 @@ impl BulkResult {
                     UpdateFail::InvalidEmail(_) => ("invalidEmails", "invalidUserIds"),
                     UpdateFail::Conflict(_) => ("conflictEmails", "conflictUserIds"),
                     UpdateFail::NotFound => ("notFoundEmails", "notFoundUserIds"),
+                    UpdateFail::Forgotten => ("forgottenEmails", "forgottenUserIds"),
                     UpdateFail::Mismatch { .. } | UpdateFail::BadParams(_) => {
                         ("invalidDataEmails", "invalidDataUserIds")
                     }

@@ -37,6 +37,7 @@ pub fn router(p: Shared) -> Router {
         )
         .route("/_sim/fixtures", post(load_fixtures))
         .route("/_sim/users", get(get_user))
+        .route("/_sim/consent", get(consent_state).post(set_consent))
         .route("/_sim/events", get(get_events))
         .route("/_sim/sends", get(get_sends))
         .route("/_sim/webhooks", post(create_webhook))
@@ -257,6 +258,69 @@ async fn get_user(State(p): State<Shared>, RawQuery(raw): RawQuery) -> Response 
         Some(u) => Json(users::user_response(&u)).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConsentBody {
+    /// Whether the project's CSM enabled the Subscriptions API (default on); off: 404.
+    subscriptions_api: Option<bool>,
+    /// `users/forget`'s daily cap (default 1000), so a test reaches it in a few calls.
+    forget_daily_cap: Option<usize>,
+}
+
+/// `{"subscriptionsApi"?: bool, "forgetDailyCap"?: n}`: the project's consent switches.
+async fn set_consent(State(p): State<Shared>, Json(b): Json<ConsentBody>) -> StatusCode {
+    let mut store = lock(&p.store);
+    if let Some(on) = b.subscriptions_api {
+        store.subscriptions_api_disabled = !on;
+    }
+    if let Some(cap) = b.forget_daily_cap {
+        store.forget_daily_cap = cap;
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// `?email=`: where one address stands: `exists`, `forgotten`, `deleted`, the unsubscribed
+/// channel and message type ids and the lists (`unsubscribed` when any marketing email channel
+/// is unsubscribed).
+async fn consent_state(State(p): State<Shared>, RawQuery(raw): RawQuery) -> Response {
+    let q = Q::parse(raw.as_deref());
+    let Some(email) = q.get("email") else {
+        return (StatusCode::BAD_REQUEST, "email").into_response();
+    };
+    let user = p.user_by_email(email);
+    let store = lock(&p.store);
+    let lower = email.trim().to_lowercase();
+    let field = |k: &str| {
+        user.as_ref()
+            .and_then(|u| u.fields.get(k).cloned())
+            .unwrap_or_else(|| json!([]))
+    };
+    let channels = field("unsubscribedChannelIds");
+    let marketing_email: Vec<u64> = crate::data::CHANNELS
+        .iter()
+        .filter(|c| c.2 == "Marketing" && c.3 == "Email")
+        .map(|c| c.0)
+        .collect();
+    let unsubscribed = channels.as_array().is_some_and(|a| {
+        a.iter()
+            .filter_map(Value::as_u64)
+            .any(|id| marketing_email.contains(&id))
+    });
+    Json(json!({
+        "email": lower,
+        "exists": user.is_some(),
+        "forgotten": store.forgotten_emails.contains(&lower),
+        "deleted": store.deleted.contains(&lower),
+        "unsubscribed": unsubscribed,
+        "unsubscribedChannelIds": channels,
+        "unsubscribedMessageTypeIds": field("unsubscribedMessageTypeIds"),
+        "emailListIds": field("emailListIds"),
+        "subscriptionsApi": !store.subscriptions_api_disabled,
+        "forgetsToday": store.forget_log.len(),
+    }))
+    .into_response()
 }
 
 /// Events stored through the API (tracked events and sends), oldest first.

@@ -26,6 +26,8 @@ pub const CHANNELS: &[(u64, &str, &str, &str)] = &[
     // Inferred: in-app campaigns need a channel; the SPEC's enum omits InApp (and WebPush, which
     // the recorded channels show).
     (41006, "In-App Marketing Channel", "Marketing", "InApp"),
+    // A second marketing email channel, so "every Marketing+Email channel" means more than one.
+    (41007, "Newsletter Channel", "Marketing", "Email"),
 ];
 
 /// `(id, name, channelId, subscriptionPolicy)`.

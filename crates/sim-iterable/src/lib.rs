@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+pub mod consent;
 mod control;
 pub mod data;
 pub mod errors;

@@ -19,6 +19,10 @@ pub fn limit_for(method: &str, route: &str) -> Option<(Rate, Scope)> {
         ("POST", "/api/events/trackBulk") => (Rate::per_second(10), Project),
         ("POST", "/api/users/bulkUpdate") => (Rate::per_second(5), Project),
         ("GET", "/api/users/getFields") => (Rate::per_second(3), Project),
+        // The daily cap of `users/forget` (1000 per 24 h) is counted in `consent::forget`.
+        ("POST", "/api/users/forget") | ("GET", "/api/users/forgotten") => {
+            (Rate::per_second(3), Project)
+        }
         ("GET", "/api/campaigns/metrics") => (Rate::per_minute(10), Project),
         ("GET", "/api/lists/getUsers") | ("GET", "/api/lists/{listId}/size") => {
             (Rate::per_minute(5), Project)

@@ -125,6 +125,17 @@ pub struct Store {
     pub webhooks: Vec<Webhook>,
     pub deliveries: Vec<Value>,
     pub fixtures: Fixtures,
+    /// `users/forget`: trimmed lower-cased emails and userIds whose data may not be collected
+    /// again (later upserts answer 409 `ForgottenUserError`).
+    pub forgotten_emails: HashSet<String>,
+    pub forgotten_user_ids: HashSet<String>,
+    /// When each `users/forget` of the last 24 h was accepted (the per-project daily cap).
+    pub forget_log: VecDeque<i64>,
+    /// Set through `POST /_sim/consent`: the project's Subscriptions API is not enabled by its CSM,
+    /// so `/api/subscriptions/...` answers 404 "Endpoint not found".
+    pub subscriptions_api_disabled: bool,
+    /// `users/forget`'s daily cap (SPEC: 1000 per 24 h per project); lowered by tests.
+    pub forget_daily_cap: usize,
 }
 
 impl Store {
@@ -173,7 +184,10 @@ impl Store {
     }
 
     pub fn new() -> Self {
-        let mut s = Self::default();
+        let mut s = Self {
+            forget_daily_cap: crate::consent::FORGET_DAILY_CAP,
+            ..Self::default()
+        };
         for (f, t) in [
             ("email", "string"),
             ("userId", "string"),

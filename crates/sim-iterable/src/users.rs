@@ -153,6 +153,8 @@ pub enum UpdateFail {
     InvalidEmail(String),
     Conflict(String),
     NotFound,
+    /// The email or userId was forgotten (`users/forget`).
+    Forgotten,
     Mismatch {
         field: String,
         incoming: &'static str,
@@ -181,6 +183,14 @@ impl UpdateFail {
                 StatusCode::CONFLICT,
                 "ExternalKeyConflict",
                 m.clone(),
+                Value::Null,
+            ),
+            // SPEC: users/update answers 409 "Contact is GDPR forgotten" and the error code enum
+            // has `ForgottenUserError`.
+            Self::Forgotten => errors::envelope(
+                StatusCode::CONFLICT,
+                "ForgottenUserError",
+                "Contact is GDPR forgotten",
                 Value::Null,
             ),
             Self::NotFound => errors::envelope(
@@ -246,6 +256,17 @@ pub fn apply_update(
         && !valid_email(e)
     {
         return Err(UpdateFail::InvalidEmail(e.clone()));
+    }
+    if req
+        .email
+        .as_deref()
+        .is_some_and(|e| store.forgotten_emails.contains(&e.trim().to_lowercase()))
+        || req
+            .user_id
+            .as_deref()
+            .is_some_and(|u| store.forgotten_user_ids.contains(u))
+    {
+        return Err(UpdateFail::Forgotten);
     }
     let by_email = req
         .email

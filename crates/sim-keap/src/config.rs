@@ -105,6 +105,11 @@ pub const OPT_IN_MOVABLE: &[&str] = &[
     "Manual",
 ];
 
+/// Status an address gets from an API opt-out (`PATCH …/emailAddresses/{email}/status` with
+/// `opted_in: false`). Not documented: consent.md §3.2 expects MANUAL or ADMIN; MANUAL ("Opt-Out:
+/// Manual") is taken, which the API can opt in again, the less forgiving case for a client.
+pub const API_OPT_OUT_STATUS: &str = "Manual";
+
 // ---- REST hooks (§5) ----
 /// Delivery attempts before a subscription turns Inactive (HOOKDOC).
 pub const HOOK_ATTEMPTS: u32 = 4;

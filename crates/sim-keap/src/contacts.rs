@@ -415,6 +415,13 @@ impl ContactStore {
         found.into_iter().next()
     }
 
+    /// Every live contact holding `email` (any of its addresses), by id.
+    pub fn all_by_email(&self, email: &str) -> Vec<Contact> {
+        let mut found = self.by_email(email);
+        found.sort_by_key(|c| c.id);
+        found
+    }
+
     fn by_email(&self, email: &str) -> Vec<Contact> {
         let mut out: Vec<Contact> = self
             .overlay

@@ -13,6 +13,7 @@
 // Handlers return ready-made platform error responses as `Err`; their size does not matter here.
 #![allow(clippy::result_large_err)]
 
+mod addresses;
 pub mod config;
 mod contacts;
 mod emails;

@@ -30,6 +30,7 @@ pub fn router() -> Router<App> {
         .route("/_sim/config", get(get_config).post(set_config))
         .route("/_sim/stats", get(stats))
         .route("/_sim/emails", get(dump_emails).post(add_emails))
+        .route("/_sim/consent", get(consent_state))
 }
 
 fn error(status: StatusCode, msg: &str) -> Response {
@@ -108,6 +109,36 @@ struct ModeRequest {
 async fn set_authorize(State(app): State<App>, Json(r): Json<ModeRequest>) -> StatusCode {
     lock(&app.config).authorize_mode = r.mode;
     StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsentQuery {
+    email: String,
+}
+
+/// `GET /_sim/consent?email=…`: where an address stands: the live contacts holding it, its
+/// status (v2 enum; null when no contact holds it and it was never written), `optedIn`, and
+/// `deleted` (a contact holding it was deleted through the API).
+async fn consent_state(
+    State(app): State<App>,
+    axum::extract::Query(q): axum::extract::Query<ConsentQuery>,
+) -> Json<Value> {
+    let email = q.email.trim().to_ascii_lowercase();
+    let data = lock(&app.data);
+    let contacts: Vec<String> = data
+        .contacts
+        .all_by_email(&email)
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
+    let status = crate::addresses::status_of(&data, &email).map(|(s, _)| s);
+    Json(json!({
+        "email": email,
+        "contacts": contacts,
+        "status": status.as_deref().map(crate::contacts::v2_opt_status),
+        "optedIn": status.as_deref().is_some_and(crate::addresses::marketable),
+        "deleted": data.deleted_emails.contains(&email),
+    }))
 }
 
 async fn list_hooks(State(app): State<App>) -> Json<Value> {

@@ -1,7 +1,7 @@
 //! The shared state of one Keap simulator.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -237,6 +237,10 @@ pub struct Data {
     pub products: Vec<Product>,
     /// Sent-email records in sent order.
     pub emails: Vec<SentEmail>,
+    /// Address statuses written through `…/emailAddresses/{email}/status` (lower-cased email).
+    pub address_status: HashMap<String, crate::addresses::AddressStatus>,
+    /// Lower-cased addresses of contacts deleted through the API (control reads).
+    pub deleted_emails: HashSet<String>,
 }
 
 impl Data {
@@ -268,6 +272,8 @@ impl Data {
             orders,
             products,
             emails,
+            address_status: HashMap::new(),
+            deleted_emails: HashSet::new(),
         }
     }
 

@@ -361,7 +361,7 @@ async fn create_contact(State(app): State<App>, body: Bytes) -> Response {
             "Contact must contain an e-mail address or phone number",
         );
     }
-    let c = lock(&app.data).contacts.create(c, now);
+    let c = crate::addresses::create_contact(&mut lock(&app.data), c, now);
     app.emit("contact.add", c.id);
     json_response(StatusCode::CREATED, &render_contact(&c, &[], true))
 }
@@ -409,7 +409,7 @@ async fn upsert_contact(State(app): State<App>, body: Bytes) -> Response {
                     "Contact must contain an e-mail address or phone number",
                 );
             }
-            let c = data.contacts.create(probe, now);
+            let c = crate::addresses::create_contact(&mut data, probe, now);
             drop(data);
             app.emit("contact.add", c.id);
             // Inferred: the spec declares only 200 for this operation.

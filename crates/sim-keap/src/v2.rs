@@ -96,6 +96,10 @@ pub fn router() -> Router<App> {
         .route(&r("/products"), get(list_products))
         .route(&r("/leadSources"), get(list_lead_sources))
         .route(&r("/oauth/connect/userinfo"), get(userinfo))
+        .route(
+            &r("/emailAddresses/{email}/status"),
+            get(crate::addresses::get_status).patch(crate::addresses::patch_status),
+        )
 }
 
 fn bad(msg: &str) -> Response {
@@ -605,7 +609,7 @@ async fn create_contact(State(app): State<App>, Query(q): Q, body: Bytes) -> Res
             json_response(StatusCode::OK, &render_contact(&c, &all_fields()))
         }
         None => {
-            let c = data.contacts.create(probe, now);
+            let c = crate::addresses::create_contact(&mut data, probe, now);
             drop(data);
             app.emit("contact.add", c.id);
             json_response(StatusCode::CREATED, &render_contact(&c, &all_fields()))
@@ -646,9 +650,22 @@ async fn delete_contact(State(app): State<App>, Path(id): Path<String>) -> Respo
         Ok(i) => i,
         Err(r) => return r,
     };
-    if !lock(&app.data).contacts.delete(id) {
+    let mut data = lock(&app.data);
+    let emails: Vec<String> = data
+        .contacts
+        .get(id)
+        .map(|c| {
+            c.emails
+                .iter()
+                .map(|(_, e)| e.to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !data.contacts.delete(id) {
         return not_found("Contact");
     }
+    data.deleted_emails.extend(emails);
+    drop(data);
     app.emit("contact.delete", id);
     StatusCode::NO_CONTENT.into_response()
 }

@@ -11,6 +11,7 @@
 //! - [`errors`]: Customer.io's answers mapped onto [`ConnectorError`] in one table.
 
 pub mod check;
+mod consent;
 mod errors;
 pub mod metrics;
 pub mod reads;

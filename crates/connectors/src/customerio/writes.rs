@@ -192,7 +192,7 @@ struct BatchError {
 }
 
 impl CustomerioConnector {
-    fn track_call<'a>(&self, operation: &'static str, digest: &'a str) -> Call<'a> {
+    pub(super) fn track_call<'a>(&self, operation: &'static str, digest: &'a str) -> Call<'a> {
         Call {
             operation,
             class: class::TRACK,

@@ -144,6 +144,10 @@ pub(crate) fn what(operation: &str) -> &str {
         "track_events" => "the bulk event upload",
         "send_message" => "the send",
         "export" => "the export",
+        "unsubscribe_channel" => "the channel unsubscribe",
+        "read_subscriptions" => "the subscriptions read",
+        "update_subscriptions" => "the subscriptions update",
+        "forget_user" => "the GDPR forget",
         other => other,
     }
 }

@@ -5,6 +5,7 @@
 //! in one table ([`errors`]); a rejected key is diagnosed (other data centre, client-side or JWT
 //! key, truncated key).
 
+mod consent;
 mod errors;
 mod export;
 mod metrics;
@@ -21,6 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use consent::{ChannelUnsubscribe, Subscriptions};
 pub use export::{
     DEFAULT_LOOKBACK, EVENT_TYPES, ExportBatch, ExportLines, ExportPage, ExportPlace, LineError,
     MAX_EXPORT_LINE, MAX_EXPORT_PAGE_BYTES, OpenExport, SPLIT_AFTER_CUTS, time_key,
@@ -55,6 +57,8 @@ pub const BUDGETS: &[(&str, Rate)] = &[
     ("users_update", Rate::per_second(500)),
     ("users_bulk_update", Rate::per_second(5)),
     ("users_get_fields", Rate::per_second(3)),
+    // `users/forget`: 3/s (its 1,000 a day per project is left to Iterable's 429).
+    ("users_forget", Rate::per_second(3)),
     ("events_track", Rate::per_second(2000)),
     ("events_track_bulk", Rate::per_second(10)),
     ("campaigns_metrics", Rate::per_minute(10)),

@@ -303,7 +303,7 @@ fn failures(answer: &Value, batch: &[Value], offset: usize) -> Vec<ItemFailure> 
 }
 
 impl IterableConnector {
-    async fn post_json(
+    pub(super) async fn post_json(
         &self,
         creds: &Credentials,
         operation: &'static str,

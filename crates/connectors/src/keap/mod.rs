@@ -6,6 +6,7 @@
 //! [`KeapError::Unauthorized`] so that the caller (which owns the stored tokens) can refresh once
 //! and retry once; everything else is a [`ConnectorError`].
 
+mod consent;
 pub mod crm;
 mod errors;
 pub mod hooks;
@@ -31,6 +32,7 @@ use crate::{
     rate::Rate,
 };
 
+pub use consent::EmailAddressStatus;
 pub use errors::AuthKind;
 pub use models::{parse_time, v2_contact};
 

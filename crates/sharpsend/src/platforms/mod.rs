@@ -236,6 +236,35 @@ pub trait PlatformSession: Send + Sync {
     async fn send_message(&mut self, _state: &AppState, input: MessageInput) -> Result<Queued> {
         Err(unsupported(self.platform(), input.channel.capability()))
     }
+
+    // Consent (issue 17, fact sheet `consent.md`). The ledger's job worker calls these; the
+    // address is already normalised (`domain::consent::normalize_email`) and never logged.
+
+    /// Pushes one opt-out into the platform (CONTRACT consent): never clobbers other unsubscribes.
+    async fn opt_out(
+        &mut self,
+        _state: &AppState,
+        _opt_out: &domain::consent::OptOut,
+    ) -> Result<domain::consent::Applied> {
+        Err(consent_unsupported(self.platform(), "opt-outs"))
+    }
+
+    /// Erases one reader from the platform.
+    async fn erase(&mut self, _state: &AppState, _email: &str) -> Result<domain::consent::Applied> {
+        Err(consent_unsupported(self.platform(), "erasure"))
+    }
+}
+
+/// `UNSUPPORTED_OPERATION` for a consent call a platform's session does not implement (consent
+/// is not a capability of the matrix: every platform implements it).
+fn consent_unsupported(platform: Platform, what: &str) -> Error {
+    Error::coded(
+        domain::ErrorCode::UnsupportedOperation,
+        format!(
+            "SharpSend cannot push {what} to {} yet.",
+            platform.display_name()
+        ),
+    )
 }
 
 fn unsupported(platform: Platform, capability: Capability) -> Error {

@@ -384,17 +384,17 @@ async fn live_recorded_sdk_responses_replay_as_golden_cases() {
         assert_eq!(body, mock["body"], "{name}");
     }
     assert_eq!(live, 12, "every live-recorded fixture was replayed");
-    // Replayed in file order: identify (after destroy) left the person stored, suppressed then
-    // unsuppressed, with the recorded email.
-    let p = sim
-        .person("id=sdk-record-62f6187a-6306-4573-9344-b5e6d4046bf0")
+    // Replayed in file order: identify (after destroy) stored the person, suppress deleted it
+    // (and ignored the track call for it), unsuppress freed the id but did not restore the profile.
+    let id = "sdk-record-62f6187a-6306-4573-9344-b5e6d4046bf0";
+    assert!(sim.person(&format!("id={id}")).await.is_none());
+    let state = sim
+        .ctl()
+        .get(&format!("/_sim/consent?id={id}"))
         .await
-        .expect("identified");
-    assert_eq!(
-        p["email"],
-        "sdk-record-62f6187a-6306-4573-9344-b5e6d4046bf0@example.com"
-    );
-    assert_eq!(p["suppressed"], false);
+        .unwrap();
+    assert_eq!(state["suppressed"], false);
+    assert_eq!(state["deleted"], true);
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {

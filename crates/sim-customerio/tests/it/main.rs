@@ -5,6 +5,7 @@
 mod app;
 mod cdp;
 mod common;
+mod consent;
 mod fidelity;
 mod track;
 mod webhooks;

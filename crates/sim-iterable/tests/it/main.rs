@@ -4,6 +4,7 @@
 
 mod auth;
 mod common;
+mod consent;
 mod export;
 mod fidelity;
 mod lists_users;

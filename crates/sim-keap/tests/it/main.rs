@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a test binary: helpers panic on purpose when the simulator misbehaves
 
 mod common;
+mod consent;
 mod fidelity;
 mod gateway;
 mod hooks;

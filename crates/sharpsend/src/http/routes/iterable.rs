@@ -74,6 +74,35 @@ pub struct IterableConfig {
     /// a minute); absent or empty: all of them (`emailSend`, `emailOpen`, … `inAppOpen`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_event_types: Option<Vec<String>>,
+    /// The channel ids a propagated opt-out unsubscribes readers from (consent ledger); absent
+    /// or empty: every Marketing + Email channel of the project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_channel_ids: Option<Vec<u64>>,
+}
+
+/// Most ids `config.consentChannelIds` takes (a project has a handful of channels).
+const MAX_CONSENT_CHANNELS: usize = 50;
+
+/// `config.consentChannelIds`: positive channel ids, each once.
+fn consent_channels(ids: Option<Vec<u64>>) -> Result<Option<Vec<u64>>, ApiError> {
+    let Some(ids) = ids.filter(|i| !i.is_empty()) else {
+        return Ok(None);
+    };
+    if ids.len() > MAX_CONSENT_CHANNELS || ids.contains(&0) {
+        return Err(ApiError::validation(
+            "config.consentChannelIds",
+            format!(
+                "Give at most {MAX_CONSENT_CHANNELS} Iterable channel ids (positive integers, from GET …/iterable/channels)."
+            ),
+        ));
+    }
+    let mut seen = Vec::new();
+    for id in ids {
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    Ok(Some(seen))
 }
 
 /// `config.syncEventTypes`: each one of Iterable's message event types, once.
@@ -209,6 +238,7 @@ pub async fn connect(
         reply_to: check_email("config.replyTo", &config.reply_to)?,
         metrics_history: config.metrics_history,
         sync_event_types: event_types(config.sync_event_types)?,
+        consent_channel_ids: consent_channels(config.consent_channel_ids)?,
     };
     let region = body.region.unwrap_or_default();
     let creds = Credentials::new(key, region);

@@ -302,6 +302,41 @@ impl PlatformSession for CustomerioSession {
         Ok(outcome)
     }
 
+    /// Track identify `PUT /api/v1/customers/{email}` with `{"unsubscribed": true, "_update":
+    /// true}`: the profile stays, and `_update` keeps an address nobody holds from creating a
+    /// person (Customer.io answers 200 either way, so an unknown address reads as done).
+    async fn opt_out(
+        &mut self,
+        state: &AppState,
+        opt_out: &domain::consent::OptOut,
+    ) -> Result<domain::consent::Applied> {
+        state
+            .connectors
+            .customerio
+            .unsubscribe_person(&self.creds, &opt_out.email)
+            .await?;
+        Ok(domain::consent::Applied::Done {
+            detail: "Track PUT /api/v1/customers/{email} unsubscribed=true _update=true".into(),
+        })
+    }
+
+    /// Person suppress alone (`POST /api/v1/customers/{email}/suppress`), as the fact sheet
+    /// recommends for a right-to-be-forgotten request: it deletes the profile itself and blocks
+    /// both the email and the person's id from being added again. A DELETE first would gain
+    /// nothing and lose the id: suppressing an address whose person is already gone can only
+    /// block the address.
+    async fn erase(&mut self, state: &AppState, email: &str) -> Result<domain::consent::Applied> {
+        state
+            .connectors
+            .customerio
+            .suppress_person(&self.creds, email)
+            .await?;
+        Ok(domain::consent::Applied::Done {
+            detail: "Track POST /api/v1/customers/{email}/suppress (deletes and blocks re-adding)"
+                .into(),
+        })
+    }
+
     /// A transactional message through `/v1/send/{channel}` (`campaignId` is its id or trigger
     /// name), or, for an email with `data.broadcastId`, that API-triggered broadcast
     /// (`POST /v1/campaigns/{id}/triggers`, one per 10 s: a second one within that answers

@@ -1,5 +1,6 @@
 //! Iterable: one project's API key in its region.
 
+mod consent;
 mod reads;
 mod sync;
 pub mod webhooks;
@@ -36,6 +37,11 @@ use crate::{
 pub struct IterableSettings {
     /// Message event types the `events` sync exports; empty means the connector's default set.
     pub sync_event_types: Vec<String>,
+    /// The channels an opt-out unsubscribes the reader from (issue 17); absent or empty: every
+    /// Marketing + Email channel of `GET /api/channels`. Read leniently (ids as numbers or
+    /// numeric strings), so a bad value here never costs the other settings.
+    #[serde(deserialize_with = "consent::channel_ids")]
+    pub consent_channel_ids: Option<Vec<u64>>,
 }
 
 /// A connected Iterable project.
@@ -206,6 +212,21 @@ impl PlatformSession for IterableSession {
                 .await?
         };
         Ok(writes::outcome(wire, &checked.positions, checked.failed))
+    }
+
+    /// Unsubscribes the reader from each consent channel through the Subscriptions API; on its
+    /// 404 "not enabled", merges the channels into the user's stored unsubscribes under a lock.
+    async fn opt_out(
+        &mut self,
+        state: &AppState,
+        opt_out: &domain::consent::OptOut,
+    ) -> Result<domain::consent::Applied> {
+        consent::opt_out(state, self, &opt_out.email).await
+    }
+
+    /// `POST /api/users/forget`.
+    async fn erase(&mut self, state: &AppState, email: &str) -> Result<domain::consent::Applied> {
+        consent::erase(state, self, email).await
     }
 
     /// `/api/{medium}/target`: one user, through a running triggered campaign of the channel.

@@ -4,6 +4,7 @@
 //! The common writes ([`writes`]): subscribers become CRM contacts upserted by email, messages
 //! are emails queued to a contact; events are not Keap's (the trait's default answers).
 
+mod consent;
 pub mod reads;
 pub mod settings;
 pub mod sync;
@@ -142,5 +143,20 @@ impl PlatformSession for KeapSession {
 
     async fn send_message(&mut self, state: &AppState, input: MessageInput) -> Result<Queued> {
         writes::send_message(state, self, input).await
+    }
+
+    /// `PATCH /crm/rest/v2/emailAddresses/{email}/status` `{"opted_in": false, "reason":
+    /// "SharpSend: <reason>"}`: the status is the address's, so it covers every contact with it.
+    async fn opt_out(
+        &mut self,
+        state: &AppState,
+        opt_out: &domain::consent::OptOut,
+    ) -> Result<domain::consent::Applied> {
+        consent::opt_out(state, self, opt_out).await
+    }
+
+    /// Every contact holding the address (v2 `filter=email==…`), deleted one by one.
+    async fn erase(&mut self, state: &AppState, email: &str) -> Result<domain::consent::Applied> {
+        consent::erase(state, self, email).await
     }
 }

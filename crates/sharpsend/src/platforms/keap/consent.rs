@@ -1,0 +1,74 @@
+//! Keap's side of the consent ledger (issue 17; fact sheet `consent.md` §3). The opt-in status
+//! belongs to the address, so one `PATCH` opts out every contact holding it; an erasure finds
+//! each contact holding the address (several may) and deletes it. Every call goes through
+//! [`tokens::call`] (a 401 refreshes the token once).
+
+use domain::consent::{Applied, OptOut, Reason};
+
+use super::{KeapSession, tokens};
+use crate::{error::Result, state::AppState};
+
+/// The `reason` Keap records with the opt-out (it shows in the contact's history).
+pub fn reason_text(reason: Reason) -> String {
+    format!("SharpSend: {}", reason.as_str())
+}
+
+pub async fn opt_out(state: &AppState, s: &mut KeapSession, o: &OptOut) -> Result<Applied> {
+    let keap = &state.connectors.keap;
+    let reason = reason_text(o.reason);
+    let status = tokens::call(state, s, |cred| {
+        let (email, reason) = (&o.email, &reason);
+        async move { keap.set_email_opt_in(&cred, email, false, reason).await }
+    })
+    .await?;
+    Ok(match status {
+        None => Applied::NothingToDo {
+            detail: "Keap does not know this address".into(),
+        },
+        Some(st) if st.opted_in => {
+            // Keap answered 200 yet the address is still marketable: not what was asked.
+            return Err(crate::error::Error::coded(
+                domain::ErrorCode::ConnectionFailed,
+                format!(
+                    "Keap kept the address marketable ({}) after the opt-out.",
+                    st.status
+                ),
+            ));
+        }
+        Some(st) => Applied::Done {
+            detail: format!(
+                "PATCH /crm/rest/v2/emailAddresses/{{email}}/status opted_in=false (status {})",
+                st.status
+            ),
+        },
+    })
+}
+
+pub async fn erase(state: &AppState, s: &mut KeapSession, email: &str) -> Result<Applied> {
+    let keap = &state.connectors.keap;
+    let ids = tokens::call(state, s, |cred| async move {
+        keap.contact_ids_holding(&cred, email).await
+    })
+    .await?;
+    if ids.is_empty() {
+        return Ok(Applied::NothingToDo {
+            detail: "Keap has no contact with this address".into(),
+        });
+    }
+    let mut deleted = 0;
+    for id in &ids {
+        let gone = tokens::call(state, s, |cred| async move {
+            keap.delete_contact(&cred, id).await
+        })
+        .await?;
+        if gone {
+            deleted += 1;
+        }
+    }
+    Ok(Applied::Done {
+        detail: format!(
+            "DELETE /crm/rest/v2/contacts/{{id}} for {deleted} of {} contacts holding the address",
+            ids.len()
+        ),
+    })
+}
