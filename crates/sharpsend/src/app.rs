@@ -75,6 +75,7 @@ impl Application {
         self.state.cache.spawn_poller(shutdown.clone());
         let mut background = crate::sync::engine::spawn_workers(&self.state, &shutdown);
         background.extend(crate::sync::scheduler::spawn(&self.state, &shutdown));
+        background.push(crate::consent::worker::spawn(&self.state, &shutdown));
         // Keap refresh tokens lapse after 45 idle days: keep idle integrations' tokens fresh.
         crate::keap_sweep::spawn(self.state.clone(), shutdown.clone());
         http::ratelimit::spawn_sweeper(self.state.clone(), shutdown.clone());

@@ -1,14 +1,16 @@
 //! The consent ledger (issue 17): one place where an unsubscribe, complaint or hard bounce is
 //! recorded per publisher and address — whether a webhook, a sync or the API saw it — and from
 //! which it is pushed to the publisher's other platforms; and erasure requests. The platform
-//! calls and the job worker that runs the queued jobs live elsewhere; this module decides what
-//! is stored and queued.
+//! calls live in each platform's session; [`worker`] runs the queued jobs through them, and
+//! [`webhooks`] turns received unsubscribes, complaints and hard bounces into entries.
 //!
 //! Log lines never carry an address: they name it by [`email_ref`].
 
 pub mod audit;
 pub mod erasure;
 pub mod ledger;
+pub mod webhooks;
+pub mod worker;
 
 use sha2::{Digest as _, Sha256};
 

@@ -70,6 +70,7 @@ pub async fn store_all(
 ) -> Result<Receipt> {
     let now = Utc::now();
     let total = events.len();
+    let consent = crate::consent::webhooks::signals(&events);
     let events: Vec<NewEvent> = events
         .into_iter()
         .map(|e| NewEvent {
@@ -100,6 +101,7 @@ pub async fn store_all(
         duplicates = receipt.duplicates,
         "webhook events stored"
     );
+    crate::consent::webhooks::record(state, record, consent).await;
     Ok(receipt)
 }
 

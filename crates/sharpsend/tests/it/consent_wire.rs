@@ -15,9 +15,9 @@ use sim_core::SimClient;
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, fresh_db};
 
-const PUBLISHER: &str = "pub-consent";
+pub(crate) const PUBLISHER: &str = "pub-consent";
 
-fn origin(sandbox: &Sandbox, platform: &str, env: &str) -> String {
+pub(crate) fn origin(sandbox: &Sandbox, platform: &str, env: &str) -> String {
     sandbox
         .platforms
         .iter()
@@ -27,7 +27,8 @@ fn origin(sandbox: &Sandbox, platform: &str, env: &str) -> String {
         .to_owned()
 }
 
-async fn connect(app: &TestApp, platform: Platform) {
+/// Connects `platform` for [`PUBLISHER`] with the sandbox's credentials; answers the integration.
+pub(crate) async fn connect(app: &TestApp, platform: Platform) -> Value {
     let cio = sim_customerio::US;
     let body = match platform {
         Platform::Iterable => {
@@ -50,7 +51,7 @@ async fn connect(app: &TestApp, platform: Platform) {
             Some(body),
         )
         .await;
-    r.expect_ok(200);
+    r.expect_ok(200).clone()
 }
 
 async fn session(app: &TestApp, platform: Platform) -> Box<dyn platforms::PlatformSession> {
@@ -75,7 +76,7 @@ fn is_done(a: &Applied) -> bool {
 }
 
 /// Calls with `method` among the logged requests under `path`.
-async fn count(sim: &SimClient, method: &str, path: &str) -> usize {
+pub(crate) async fn count(sim: &SimClient, method: &str, path: &str) -> usize {
     sim.requests(Some(path))
         .await
         .unwrap()
@@ -86,7 +87,7 @@ async fn count(sim: &SimClient, method: &str, path: &str) -> usize {
 
 // ---------------------------------------------------------------- Iterable
 
-async fn iterable_user(http: &reqwest::Client, us: &str, email: &str, channels: Value) {
+pub(crate) async fn iterable_user(http: &reqwest::Client, us: &str, email: &str, channels: Value) {
     let r = http
         .post(format!("{us}/api/users/update"))
         .header("Api-Key", sim_iterable::US_SERVER_KEY)
