@@ -34,10 +34,14 @@ pub enum Capability {
     Webhooks,
     /// Sales pipeline, orders and custom fields.
     Crm,
+    /// Opt one address out of marketing email (the consent ledger's propagation, issue 17).
+    Unsubscribe,
+    /// Erase one reader (the consent ledger's erasure, issue 17).
+    Erasure,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 12] = [
+    pub const ALL: [Capability; 14] = [
         Capability::Email,
         Capability::Sms,
         Capability::Push,
@@ -50,6 +54,8 @@ impl Capability {
         Capability::EventsTrack,
         Capability::Webhooks,
         Capability::Crm,
+        Capability::Unsubscribe,
+        Capability::Erasure,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -66,6 +72,8 @@ impl Capability {
             Capability::EventsTrack => "events_track",
             Capability::Webhooks => "webhooks",
             Capability::Crm => "crm",
+            Capability::Unsubscribe => "unsubscribe",
+            Capability::Erasure => "erasure",
         }
     }
 }
@@ -108,6 +116,10 @@ impl Platform {
             (P::Iterable, C::EventsTrack) => yes("events/track"),
             (P::Iterable, C::Webhooks) => yes("system webhooks"),
             (P::Iterable, C::Crm) => NO,
+            (P::Iterable, C::Unsubscribe) => yes(
+                "Subscriptions API DELETE per marketing email channel; merged updateSubscriptions where that API is off",
+            ),
+            (P::Iterable, C::Erasure) => yes("users/forget (1,000 a day per project)"),
 
             (P::Customerio, C::Email) => yes("transactional, broadcasts"),
             (P::Customerio, C::Sms) => yes("transactional SMS"),
@@ -121,6 +133,8 @@ impl Platform {
             (P::Customerio, C::EventsTrack) => yes("Track and Data Pipelines"),
             (P::Customerio, C::Webhooks) => yes("reporting webhooks, signed"),
             (P::Customerio, C::Crm) => NO,
+            (P::Customerio, C::Unsubscribe) => yes("Track identify unsubscribed, _update"),
+            (P::Customerio, C::Erasure) => yes("suppress: deletes the person, blocks re-adding"),
 
             (P::Keap, C::Email) => yes("email only"),
             (P::Keap, C::Sms | C::Push | C::InApp) => NO,
@@ -132,6 +146,8 @@ impl Platform {
             (P::Keap, C::EventsTrack) => NO,
             (P::Keap, C::Webhooks) => yes("REST hooks"),
             (P::Keap, C::Crm) => yes("opportunities, orders, custom fields"),
+            (P::Keap, C::Unsubscribe) => yes("address opt-out (emailAddresses status)"),
+            (P::Keap, C::Erasure) => yes("deletes every contact holding the address"),
         }
     }
 

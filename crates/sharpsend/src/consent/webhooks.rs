@@ -7,7 +7,7 @@
 //! - `email.complained` (Iterable `emailComplaint`, Customer.io `spammed`) → `complained`;
 //! - `email.bounced` only when the platform says the bounce is hard (Iterable
 //!   `recipientState: HardBounce`). Customer.io's `bounced` carries no hard/soft field, so it is
-//!   not recorded (README, "Consent").
+//!   not recorded (README, "Consent: one reader, one choice, everywhere").
 //!
 //! Iterable's `hostedUnsubscribeClick` is only a hint; its `emailUnSubscribe` follows. Our own
 //! propagated unsubscribes come back as these same events: the address is already on the

@@ -246,25 +246,13 @@ pub trait PlatformSession: Send + Sync {
         _state: &AppState,
         _opt_out: &domain::consent::OptOut,
     ) -> Result<domain::consent::Applied> {
-        Err(consent_unsupported(self.platform(), "opt-outs"))
+        Err(unsupported(self.platform(), Capability::Unsubscribe))
     }
 
     /// Erases one reader from the platform.
     async fn erase(&mut self, _state: &AppState, _email: &str) -> Result<domain::consent::Applied> {
-        Err(consent_unsupported(self.platform(), "erasure"))
+        Err(unsupported(self.platform(), Capability::Erasure))
     }
-}
-
-/// `UNSUPPORTED_OPERATION` for a consent call a platform's session does not implement (consent
-/// is not a capability of the matrix: every platform implements it).
-fn consent_unsupported(platform: Platform, what: &str) -> Error {
-    Error::coded(
-        domain::ErrorCode::UnsupportedOperation,
-        format!(
-            "SharpSend cannot push {what} to {} yet.",
-            platform.display_name()
-        ),
-    )
 }
 
 fn unsupported(platform: Platform, capability: Capability) -> Error {
