@@ -1,4 +1,5 @@
-//! No secret reaches a log line at any level: run the real binary at `trace`, use secrets, grep.
+//! No secret, and no reader's address, reaches a log line at any level: run the real binary at
+//! `trace`, use secrets and addresses, grep.
 
 use std::process::{Command, Stdio};
 
@@ -59,6 +60,24 @@ async fn secrets_never_reach_the_logs_even_at_trace() {
         .send()
         .await
         .unwrap();
+    // A reader's address, suppressed (pushed nowhere else: one platform), then erased: the
+    // consent ledger names addresses in logs only by a short hash (issue 17).
+    let reader = "Reader.LogCheck@example.com";
+    for (path, body) in [
+        ("suppressions", serde_json::json!({"email": reader})),
+        ("erasures", serde_json::json!({"email": reader})),
+    ] {
+        let r = http
+            .post(format!("{base}/api/integrations/pub-a/{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    // The consent worker runs the erasure (Iterable's forget) meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     http.get(format!("{base}/api/integrations/pub-a"))
         .bearer_auth("ssk_wrong-SECRET-guess")
         .send()
@@ -84,6 +103,8 @@ async fn secrets_never_reach_the_logs_even_at_trace() {
         master.as_str(),
         platform_key,
         "wrong-SECRET-guess",
+        "reader.logcheck@example.com",
+        "Reader.LogCheck",
     ] {
         assert!(
             !text.contains(secret),
