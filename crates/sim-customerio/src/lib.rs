@@ -9,6 +9,7 @@ pub mod config;
 mod control;
 mod data;
 pub mod metrics;
+mod reporting;
 mod resp;
 mod sim;
 mod store;

@@ -21,10 +21,10 @@ use crate::{
         REASON_TOO_LONG,
     },
     data::IdKind,
+    reporting,
     resp::{empty, meta_error, track_errors, track_json, track_ok, track_unauthorized, v2_errors},
     sim::{Class, Ctx, Region, parse_auth, track_workspace},
     store::{Store, classify, now},
-    webhooks,
 };
 
 /// The Track router of one region.
@@ -300,7 +300,7 @@ async fn identify(
     ctx.sim
         .store(region)
         .upsert(kind, &value, &attrs, update_only);
-    webhooks::report_unsubscribes(&ctx.sim, region);
+    reporting::report_unsubscribes(&ctx.sim, region);
     track_ok()
 }
 
@@ -1003,7 +1003,7 @@ async fn entity(
         return v2_errors(vec![v2_err(None, &reason, &field, &message)]);
     }
     apply_op(&mut ctx.sim.store(region), &op);
-    webhooks::report_unsubscribes(&ctx.sim, region);
+    reporting::report_unsubscribes(&ctx.sim, region);
     track_ok()
 }
 
@@ -1061,7 +1061,7 @@ async fn batch(
         }
     }
     drop(store);
-    webhooks::report_unsubscribes(&ctx.sim, region);
+    reporting::report_unsubscribes(&ctx.sim, region);
     if errors.is_empty() {
         track_ok()
     } else {

@@ -19,7 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     config::{MAX_WEBHOOK_DELIVERIES, WEBHOOK_RETRY_SCHEDULE_MS, WEBHOOK_TIMEOUT},
     data::Seeded,
-    sim::{Region, Sim},
     store::{Person, now},
 };
 
@@ -230,33 +229,6 @@ pub fn customer_unsubscribed(p: &Person) -> Value {
             "email_address": p.email,
         },
     })
-}
-
-/// Sends `customer`/`unsubscribed` for every person whose attribute just became true to the
-/// workspace's configured reporting webhook (signed, queued and retried like every delivery).
-pub fn report_unsubscribes(sim: &Sim, region: Region) {
-    let people = std::mem::take(&mut sim.store(region).newly_unsubscribed);
-    if people.is_empty() {
-        return;
-    }
-    let Some(url) = lock(&sim.webhooks.reporting)[region.index()].clone() else {
-        return;
-    };
-    let config = lock(&sim.webhooks.config).clone();
-    for p in people {
-        let event = customer_unsubscribed(&p);
-        sim.control.incr("customer_unsubscribed_reported");
-        let out = Outgoing {
-            url: url.clone(),
-            body: event.to_string().into_bytes(),
-            event_id: event["event_id"].as_str().unwrap_or_default().to_owned(),
-            signing_key: region.workspace().webhook_signing_key.to_owned(),
-            timestamp: None,
-            schedule: config.retry_schedule_ms.clone(),
-            timeout: Duration::from_millis(config.timeout_ms.max(1)),
-        };
-        enqueue(&sim.webhooks, Job { out, done: None });
-    }
 }
 
 /// One event to deliver.

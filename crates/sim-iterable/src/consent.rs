@@ -21,8 +21,6 @@ use crate::{
     webhooks::{self, SendKind},
 };
 
-/// SPEC `users/forget`: "Daily Cap: 1000 requests per 24 hour period, per project".
-pub const FORGET_DAILY_CAP: usize = 1000;
 const DAY_MS: i64 = 86_400_000;
 
 /// The three subscription groups of `/api/subscriptions/{subscriptionGroup}/…` (case-insensitive).

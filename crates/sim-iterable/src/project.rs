@@ -25,6 +25,9 @@ use crate::{
     limits::{self, Scope},
 };
 
+/// SPEC `users/forget`: "Daily Cap: 1000 requests per 24 hour period, per project".
+pub const FORGET_DAILY_CAP: usize = 1000;
+
 /// Project-level switches taken from [`crate::Options`].
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -185,7 +188,7 @@ impl Store {
 
     pub fn new() -> Self {
         let mut s = Self {
-            forget_daily_cap: crate::consent::FORGET_DAILY_CAP,
+            forget_daily_cap: FORGET_DAILY_CAP,
             ..Self::default()
         };
         for (f, t) in [

@@ -13,17 +13,9 @@ use serde_json::{Map, Value, json};
 use crate::{
     config,
     contacts::{self, v2_time},
-    state::{App, Data, lock},
+    state::{AddressStatus, App, Data, lock},
     wire::{json_response, v2_error},
 };
-
-/// An address's status once written through the API (before that it is its contacts').
-#[derive(Clone, Debug)]
-pub struct AddressStatus {
-    /// v1 `email_status` name (`Manual`, `SingleOptIn`, …).
-    pub status: String,
-    pub create_time: DateTime<Utc>,
-}
 
 /// Whether a v1 status may be mailed.
 pub fn marketable(status: &str) -> bool {

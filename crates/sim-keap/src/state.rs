@@ -238,7 +238,7 @@ pub struct Data {
     /// Sent-email records in sent order.
     pub emails: Vec<SentEmail>,
     /// Address statuses written through `…/emailAddresses/{email}/status` (lower-cased email).
-    pub address_status: HashMap<String, crate::addresses::AddressStatus>,
+    pub address_status: HashMap<String, AddressStatus>,
     /// Lower-cased addresses of contacts deleted through the API (control reads).
     pub deleted_emails: HashSet<String>,
 }
@@ -377,4 +377,12 @@ impl Sim {
         drop(hooks);
         self.wake.notify_one();
     }
+}
+
+/// An address's status once written through the API (before that it is its contacts').
+#[derive(Clone, Debug)]
+pub struct AddressStatus {
+    /// v1 `email_status` name (`Manual`, `SingleOptIn`, …).
+    pub status: String,
+    pub create_time: DateTime<Utc>,
 }
