@@ -9,6 +9,7 @@
 //! docs/dashboard.md.
 
 pub mod api;
+mod consent;
 pub mod session;
 pub mod views;
 
@@ -68,6 +69,11 @@ pub fn routes(api: Router) -> Router<AppState> {
             get(campaign_page),
         )
         .route("/events", get(events_page))
+        .route("/consent", get(consent::consent_page))
+        .route("/consent/suppressions", post(consent::add_suppression))
+        .route("/consent/settings", post(consent::save_settings))
+        .route("/consent/erase", post(consent::erase))
+        .route("/consent/erasures/{erasure_id}", get(consent::erasure_page))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
         .layer(Extension(ApiRouter(api)))

@@ -14,14 +14,18 @@ pub struct NavItem {
 
 /// The main navigation, with `active` marking the current section.
 pub fn nav(active: &str) -> Vec<NavItem> {
-    [("/", "Integrations"), ("/events", "Events")]
-        .into_iter()
-        .map(|(href, label)| NavItem {
-            href,
-            label,
-            active: href == active,
-        })
-        .collect()
+    [
+        ("/", "Integrations"),
+        ("/events", "Events"),
+        ("/consent", "Consent"),
+    ]
+    .into_iter()
+    .map(|(href, label)| NavItem {
+        href,
+        label,
+        active: href == active,
+    })
+    .collect()
 }
 
 /// A one-line notice.
@@ -516,6 +520,156 @@ impl CampaignPage {
     pub fn field_error(&self, f: &str) -> bool {
         self.error_field.as_deref() == Some(f)
     }
+}
+
+/// Where one platform stands with a suppression or an erasure (`PlatformProgress`).
+pub struct ProgressView {
+    pub platform: String,
+    /// `pending`, `done`, `failed` or `skipped`: also the pill's CSS class.
+    pub status: String,
+    pub at: Stamp,
+    /// Why it failed or was skipped, or the last error of a retried `pending` one.
+    pub error: Option<String>,
+}
+
+impl ProgressView {
+    pub fn list(v: &Value) -> Vec<Self> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| Self {
+                        platform: p["platform"].as_str().unwrap_or_default().to_owned(),
+                        status: p["status"].as_str().unwrap_or_default().to_owned(),
+                        at: Stamp::parse(p["at"].as_str().unwrap_or_default()),
+                        error: p["error"].as_str().map(str::to_owned),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// One ledger entry (`SuppressionView`).
+pub struct SuppressionRow {
+    pub email: String,
+    pub reason: String,
+    /// Where it came from, as one line: "webhook from iterable (event evt_1)", "API (key_…)".
+    pub source: String,
+    pub created_at: Stamp,
+    pub platforms: Vec<ProgressView>,
+}
+
+impl SuppressionRow {
+    pub fn from_json(s: &Value) -> Self {
+        let src = &s["source"];
+        let text = |k: &str| src[k].as_str().unwrap_or_default();
+        let mut source = match text("kind") {
+            "webhook" => format!("webhook from {}", text("platform")),
+            "sync" => format!("sync of {}", text("platform")),
+            "api" => "API".to_owned(),
+            other => other.to_owned(),
+        };
+        if let Some(e) = src["eventId"].as_str() {
+            source.push_str(&format!(" (event {e})"));
+        }
+        if let Some(p) = src["principal"].as_str() {
+            source.push_str(&format!(" ({p})"));
+        }
+        Self {
+            email: s["email"].as_str().unwrap_or_default().to_owned(),
+            reason: s["reason"].as_str().unwrap_or_default().to_owned(),
+            source,
+            created_at: Stamp::parse(s["createdAt"].as_str().unwrap_or_default()),
+            platforms: ProgressView::list(&s["platforms"]),
+        }
+    }
+}
+
+/// One reason of the propagate setting, as a checkbox.
+pub struct ReasonBox {
+    pub reason: &'static str,
+    pub checked: bool,
+}
+
+/// One audit log entry.
+pub struct AuditRow {
+    pub at: Stamp,
+    pub principal: String,
+    pub action: String,
+    /// The entry's `detail` as compact JSON text (escaped by the template).
+    pub detail: String,
+}
+
+/// The Consent page: the ledger, the propagate setting, the add and erase forms, the audit log.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    pub chrome: Chrome,
+    /// The ledger's filters, as entered.
+    pub email: String,
+    pub reason: String,
+    pub reasons: Vec<&'static str>,
+    pub rows: Vec<SuppressionRow>,
+    /// The filtered address was erased (the API's `{"erased": true}` entry).
+    pub erased_match: bool,
+    pub ledger_error: Option<String>,
+    pub ledger_error_field: Option<String>,
+    pub ledger_paged: bool,
+    pub ledger_first_href: String,
+    pub ledger_next_href: Option<String>,
+    pub settings: Vec<ReasonBox>,
+    pub settings_error: Option<String>,
+    /// The add form's values and its error, next to `add_error_field` when the API named one.
+    pub add_email: String,
+    pub add_reason: String,
+    pub add_error: Option<String>,
+    pub add_error_field: Option<String>,
+    pub erase_email: String,
+    pub erase_error: Option<String>,
+    pub audit: Vec<AuditRow>,
+    pub audit_error: Option<String>,
+    pub audit_paged: bool,
+    pub audit_first_href: String,
+    pub audit_next_href: Option<String>,
+}
+
+impl ConsentPage {
+    pub fn is_reason(&self, r: &str) -> bool {
+        self.reason == r
+    }
+
+    pub fn is_add_reason(&self, r: &str) -> bool {
+        self.add_reason == r
+    }
+
+    pub fn ledger_error_on(&self, f: &str) -> bool {
+        self.ledger_error_field.as_deref() == Some(f)
+    }
+
+    pub fn add_error_on(&self, f: &str) -> bool {
+        self.add_error_field.as_deref() == Some(f)
+    }
+}
+
+/// The erase form's second step: the address typed again before anything is erased.
+#[derive(Template)]
+#[template(path = "erase_confirm.html")]
+pub struct EraseConfirmPage {
+    pub chrome: Chrome,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+/// One erasure request and where each platform stands (`GET …/erasures/{id}`).
+#[derive(Template)]
+#[template(path = "erasure.html")]
+pub struct ErasurePage {
+    pub chrome: Chrome,
+    pub erasure_id: String,
+    pub status: String,
+    pub created_at: Stamp,
+    pub platforms: Vec<ProgressView>,
+    pub error: Option<String>,
 }
 
 #[cfg(test)]

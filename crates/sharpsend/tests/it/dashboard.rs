@@ -121,6 +121,7 @@ async fn signed_out_requests_go_to_sign_in() {
         "/connect/keap",
         "/events",
         "/disconnect/iterable",
+        "/consent",
     ] {
         let p = web.get(path).await;
         assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
@@ -661,4 +662,275 @@ async fn keap_authorize_started_in_the_dashboard_returns_to_the_card_even_when_d
     assert!(!html.contains("http-equiv"), "{html}");
     app.stop().await;
     db.cleanup().await;
+}
+
+/// The text of the element with `id`, up to its closing tag (enough for one cell or pill).
+fn by_id<'p>(body: &'p str, id: &str) -> &'p str {
+    let marker = format!("id=\"{id}\"");
+    let at = body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no #{id}: {body}"));
+    let rest = &body[at..];
+    let start = rest.find('>').unwrap() + 1;
+    let end = rest[start..].find('<').unwrap();
+    &rest[start..start + end]
+}
+
+#[tokio::test]
+async fn the_consent_page_adds_lists_sets_and_erases_only_when_confirmed() {
+    let db = fresh_db().await;
+    let app = TestApp::spawn(&db).await;
+    let (key_id, key) = app.create_key("acme").await;
+    // Iterable counts as connected for the ledger (no platform call is made here: the jobs
+    // stay queued), Keap and Customer.io are not.
+    app.state
+        .store
+        .save_integration(store::NewIntegration {
+            id: "int_acme_iterable".into(),
+            publisher_id: domain::PublisherId::parse("acme").unwrap(),
+            platform: domain::Platform::Iterable,
+            region: None,
+            config: json!({}),
+            webhook_id: "wh_int_acme_iterable".into(),
+            credentials: vec![],
+            now: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let mut web = Web::new(&app);
+    web.sign_in(&key).await;
+    let page = web.get("/consent").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains("href=\"/consent\" aria-current=\"page\">Consent")
+    );
+    assert!(
+        page.body.contains("id=\"no-suppressions\""),
+        "{}",
+        page.body
+    );
+    // The default setting: unsubscribes and complaints propagate.
+    assert!(
+        page.body.contains("value=\"unsubscribed\" checked"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("value=\"complained\" checked"));
+    assert!(!page.body.contains("value=\"bounced\" checked"));
+    let csrf = page.csrf();
+
+    // Without the session's token nothing is added.
+    let p = web
+        .post(
+            "/consent/suppressions",
+            &[("csrf", "x"), ("email", "eve@example.com")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    // A bad address is the API's error, next to the field, with the value kept.
+    let p = web
+        .post(
+            "/consent/suppressions",
+            &[
+                ("csrf", &csrf),
+                ("email", "not-an-address"),
+                ("reason", "complained"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    assert!(p.body.contains("id=\"add-email-error\""), "{}", p.body);
+    assert!(p.body.contains("value=\"not-an-address\""), "{}", p.body);
+
+    let p = web
+        .post(
+            "/consent/suppressions",
+            &[
+                ("csrf", &csrf),
+                ("email", " Ada@Example.com"),
+                ("reason", "unsubscribed"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.location(), "/consent?done=added#ledger");
+    web.post(
+        "/consent/suppressions",
+        &[
+            ("csrf", &csrf),
+            ("email", "bob@example.com"),
+            ("reason", "manual"),
+        ],
+    )
+    .await;
+    let page = web.get("/consent?done=added").await;
+    assert!(
+        by_id(&page.body, "flash").contains("added"),
+        "{}",
+        page.body
+    );
+    let table = by_id_table(&page.body, "suppressions");
+    assert!(
+        table.contains("<td>ada@example.com</td><td>unsubscribed</td>"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("<td>API ({key_id})</td>")),
+        "{table}"
+    );
+    assert!(table.contains("<time datetime=\""), "{table}");
+    // Each entry's propagation on the connected platform: ada's is queued, bob's `manual` is
+    // skipped with the reason why.
+    assert!(table.contains("pill-pending"), "{table}");
+    assert!(table.contains("pill-skipped"), "{table}");
+    assert!(table.contains("manual"), "{table}");
+
+    // The filters: by reason, by address, and the API's error for a bad address.
+    let only = web.get("/consent?reason=manual").await;
+    let t = by_id_table(&only.body, "suppressions");
+    assert!(t.contains("bob@example.com") && !t.contains("ada@"), "{t}");
+    let only = web.get("/consent?email=ADA%40example.com").await;
+    let t = by_id_table(&only.body, "suppressions");
+    assert!(t.contains("ada@example.com") && !t.contains("bob@"), "{t}");
+    let bad = web.get("/consent?email=nope").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body.contains("id=\"ledger-email-error\""),
+        "{}",
+        bad.body
+    );
+
+    // The setting: only `bounced` ticked is saved as exactly that.
+    let p = web
+        .post(
+            "/consent/settings",
+            &[("csrf", &csrf), ("propagate", "bounced")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let stored = app.get("/api/integrations/acme/consent", &key).await;
+    assert_eq!(stored.expect_ok(200)["propagate"], json!(["bounced"]));
+    let page = web.get("/consent").await;
+    assert!(
+        page.body.contains("value=\"bounced\" checked"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("value=\"unsubscribed\" checked"));
+
+    // Erase without confirmation, or with another address typed: nothing is erased.
+    let p = web
+        .post(
+            "/consent/erase",
+            &[("csrf", &csrf), ("email", "ada@example.com")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("id=\"erase-confirm\""), "{}", p.body);
+    let p = web
+        .post(
+            "/consent/erase",
+            &[
+                ("csrf", &csrf),
+                ("email", "ada@example.com"),
+                ("confirm", "bob@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(p.body.contains("Nothing was erased"), "{}", p.body);
+    let lookup = app
+        .get(
+            "/api/integrations/acme/suppressions?email=ada%40example.com",
+            &key,
+        )
+        .await;
+    assert_eq!(
+        lookup.expect_ok(200)["suppressions"][0]["email"],
+        "ada@example.com"
+    );
+    // A confirmed erasure without the session's token is refused too.
+    let p = web
+        .post(
+            "/consent/erase",
+            &[
+                ("csrf", "x"),
+                ("email", "ada@example.com"),
+                ("confirm", "ada@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    // Confirmed: the erasure's page shows each platform.
+    let p = web
+        .post(
+            "/consent/erase",
+            &[
+                ("csrf", &csrf),
+                ("email", "ada@example.com"),
+                ("confirm", "ADA@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert!(
+        p.location().starts_with("/consent/erasures/era_"),
+        "{}",
+        p.location()
+    );
+    let erasure = web.get(p.location()).await;
+    assert_eq!(erasure.status, StatusCode::OK, "{}", erasure.body);
+    // Iterable is connected: its erase is queued (or, once a worker ran, finished).
+    assert!(
+        ["pending", "done", "failed"].contains(&by_id(&erasure.body, "erasure-iterable")),
+        "{}",
+        erasure.body
+    );
+    assert_eq!(by_id(&erasure.body, "erasure-keap"), "skipped");
+    assert_eq!(by_id(&erasure.body, "erasure-customerio"), "skipped");
+    assert!(!erasure.body.contains("ada@"), "{}", erasure.body);
+    let lookup = app
+        .get(
+            "/api/integrations/acme/suppressions?email=ada%40example.com",
+            &key,
+        )
+        .await;
+    assert_eq!(
+        lookup.expect_ok(200)["suppressions"],
+        json!([{"erased": true}])
+    );
+    let page = web.get("/consent?email=ada%40example.com").await;
+    assert!(page.body.contains("id=\"erased-match\""), "{}", page.body);
+    // Another publisher's session cannot read that erasure.
+    let (_, other) = app.create_key("globex").await;
+    let mut globex = Web::new(&app);
+    globex.sign_in(&other).await;
+    let p = globex.get(p.location()).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.body.contains("id=\"erasure-error\""), "{}", p.body);
+
+    // The audit log, newest first, pages with its own cursor.
+    let page = web.get("/consent").await;
+    let audit = by_id_table(&page.body, "audit-table");
+    let erased = audit.find("erasure.requested").expect("erasure audited");
+    let updated = audit.find("consent.updated").expect("setting audited");
+    let created = audit
+        .find("suppression.created")
+        .expect("suppression audited");
+    assert!(erased < updated && updated < created, "{audit}");
+    assert!(!page.body.contains("id=\"next-audit\""), "{}", page.body);
+    app.stop().await;
+    db.cleanup().await;
+}
+
+/// A table's HTML, from its opening tag with `id` to `</table>`.
+fn by_id_table<'p>(body: &'p str, id: &str) -> &'p str {
+    let at = body
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table #{id}: {body}"));
+    let end = body[at..].find("</table>").unwrap();
+    &body[at..at + end]
 }
