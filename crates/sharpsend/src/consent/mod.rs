@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod erasure;
+pub mod feed;
 pub mod ledger;
 
 use sha2::{Digest as _, Sha256};

@@ -9,6 +9,7 @@ mod bodies;
 mod cli;
 mod conformance;
 mod consent;
+mod consent_sync;
 mod consent_wire;
 mod customerio;
 mod dashboard;
