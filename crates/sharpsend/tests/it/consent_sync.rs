@@ -12,6 +12,7 @@ use domain::{Platform, PublisherId};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sharpsend::sandbox::{Sandbox, SandboxOptions};
+use sim_core::{Fault, SimClient};
 use store::{ConsentJobKind, testing::TestDb};
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, fresh_db, random_master_key};
@@ -343,5 +344,46 @@ async fn an_iterable_sync_reads_the_configured_consent_channels() {
         "{ledger:?}"
     );
     assert_from_sync(&ledger["partly@example.com"], "iterable", "keap");
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_channel_lookup_skips_a_pages_opt_outs_but_never_fails_the_sync() {
+    let e = env(json!({})).await;
+    e.iterable_user("off@example.com", json!([41001, 41007]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A key that may not list the project's channels: the feed cannot tell who is off them all.
+    let sim = SimClient::new(&e.iterable);
+    sim.inject(&Fault::status("/api/channels", 403))
+        .await
+        .unwrap();
+
+    e.sync("iterable", &["users"]).await;
+    assert!(e.ledger().await.is_empty());
+    let stored = e
+        .app
+        .get(
+            &format!("/api/integrations/{PUBLISHER}/iterable/records/users?limit=1000"),
+            ADMIN_TOKEN,
+        )
+        .await
+        .expect_ok(200)
+        .clone();
+    assert!(
+        stored["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["data"]["email"] == "off@example.com"),
+        "the user is stored all the same: {stored}"
+    );
+
+    // The next full sync offers the address again, and now it is recorded.
+    sim.clear_faults().await.unwrap();
+    e.sync("iterable", &["users"]).await;
+    let ledger = e.ledger().await;
+    assert_eq!(ledger.keys().collect::<Vec<_>>(), vec!["off@example.com"]);
+    assert_from_sync(&ledger["off@example.com"], "iterable", "keap");
     e.stop().await;
 }
