@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod erasure;
+pub mod feed;
 pub mod ledger;
 pub mod webhooks;
 pub mod worker;

@@ -15,13 +15,16 @@
 //! * **A permanent error**: the job fails with the contract's code and message; an
 //!   `INVALID_CREDENTIALS` also marks the integration `reauth_required`, which stops its
 //!   scheduled syncs until the publisher reconnects.
+//! * **Consent**: each page's records whose subscription state says "do not mail" are recorded
+//!   in the publisher's consent ledger just before the page commits
+//!   ([`crate::consent::feed`]); a failure there is logged and never fails the run.
 //! * **Shutdown**: workers stop claiming, let the page in flight commit, and give their jobs
 //!   back (queued, the run not counted) so another worker resumes them at once.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::Utc;
-use domain::{ErrorCode, shapes::IntegrationStatus};
+use domain::{ErrorCode, PublisherId, shapes::IntegrationStatus};
 use rand::Rng as _;
 use store::{JobOutcome, KindFinish, PageCommit, SyncJobRecord};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +33,7 @@ use super::{
     source::{Page, SyncSession},
     sources,
 };
-use crate::{error::Error, state::AppState};
+use crate::{consent::feed, error::Error, state::AppState};
 
 /// Runs of one job before a retryable error fails it for good.
 pub const MAX_ATTEMPTS: i32 = 6;
@@ -242,6 +245,8 @@ async fn run(
         Ok(s) => s,
         Err(e) => return Ended::Failed(e),
     };
+    // Synced opt-outs go to this publisher's consent ledger (a stored id always parses).
+    let publisher = PublisherId::parse(&record.publisher_id).ok();
     let mut counts = job.counts.clone();
     let mut deleted = job.deleted.clone();
     for kind in &job.kinds {
@@ -249,6 +254,7 @@ async fn run(
             state,
             worker,
             job,
+            publisher.as_ref(),
             kind,
             session.as_mut(),
             &mut counts,
@@ -269,6 +275,7 @@ async fn sync_kind(
     state: &AppState,
     worker: &str,
     job: &SyncJobRecord,
+    publisher: Option<&PublisherId>,
     kind: &str,
     session: &mut dyn SyncSession,
     counts: &mut BTreeMap<String, u64>,
@@ -310,6 +317,10 @@ async fn sync_kind(
         *counts.entry(kind.to_owned()).or_insert(0) += read;
         let records = page.records;
         let next = page.next;
+        let opt_outs = match publisher {
+            Some(p) => feed::read_opt_outs(p, job.platform, kind, session, &records).await,
+            None => Vec::new(),
+        };
         // After the last page the listing resumes where that page began: read again, it
         // upserts the same records, and the kind then finishes.
         let commit = state.store.commit_sync_page(PageCommit {
@@ -323,6 +334,14 @@ async fn sync_kind(
             counts: counts.clone(),
             now: Utc::now(),
         });
+        // The page's opt-outs are recorded before its commit (a crash between the two re-reads
+        // the page, and recording again is a no-op), overlapping the next page's fetch too.
+        let commit = async {
+            if let Some(p) = publisher.filter(|_| !opt_outs.is_empty()) {
+                feed::from_synced_records(state, p, job.platform, &opt_outs).await;
+            }
+            commit.await
+        };
         let committed = match &next {
             Some(n) => {
                 let (committed, after) = tokio::join!(commit, session.page(kind, Some(n)));

@@ -25,7 +25,7 @@
 use async_trait::async_trait;
 use domain::Platform;
 
-use crate::error::Error;
+use crate::{consent::feed::SyncedOptOut, error::Error};
 
 /// One record as the platform gave it (`raw`, its JSON unchanged) and as we normalise it
 /// (`normalized`: CONTRACT §6 Campaign, Contact, or the kind's own camelCase fields), keyed by
@@ -66,6 +66,19 @@ impl Page {
 pub trait SyncSession: Send {
     /// Reads one page of `kind` (one of `Platform::sync_kinds`), starting at `cursor`.
     async fn page(&mut self, kind: &str, cursor: Option<&str>) -> Result<Page, Error>;
+
+    /// The addresses among `records` (a page of `kind` this session read) whose stored
+    /// subscription state says they must not be mailed, for the consent ledger
+    /// ([`crate::consent::feed`]). Kinds that hold no subscription state have none (the
+    /// default). An error skips the page's opt-outs; it never fails the sync.
+    async fn opt_outs(
+        &mut self,
+        kind: &str,
+        records: &[SyncRecord],
+    ) -> Result<Vec<SyncedOptOut>, Error> {
+        let _ = (kind, records);
+        Ok(Vec::new())
+    }
 }
 
 /// Reads back a cursor a source made (small JSON); anything else is refused.

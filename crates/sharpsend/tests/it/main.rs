@@ -10,6 +10,7 @@ mod cli;
 mod conformance;
 mod consent;
 mod consent_flow;
+mod consent_sync;
 mod consent_wire;
 mod customerio;
 mod dashboard;

@@ -23,6 +23,14 @@
 //! before the newest one seen may still be missing; re-reading the last 15 minutes picks it up
 //! next run. With no rows seen, the window's end minus the lookback.
 //!
+//! **Consent** (issue 17): a synced user whose `unsubscribedChannelIds` covers every consent
+//! channel — the integration's `config.consentChannelIds`, else every Marketing + Email channel
+//! of the project (one `GET /api/channels` a session, only once a page holds a user with any
+//! unsubscribe) — is offered to the ledger as `unsubscribed` ([`SyncSession::opt_outs`]).
+//! Iterable has no global unsubscribe flag, and a user off only some of those channels can still
+//! be mailed, so is not. Its hard bounces and complaints end as the same channel unsubscribes,
+//! which the stored profile cannot tell apart: they are recorded as `unsubscribed` too.
+//!
 //! **Keys**: users by `email`, else `userId:<userId>`; events by a derived id (type, messageId,
 //! createdAt, person, campaign, url hashed), stable across re-reads, since Iterable's rows carry
 //! none.
@@ -34,12 +42,13 @@ use connectors::iterable::{
     sync::{SYNC_PAGE, event_id, row_time, user_key},
     time_key,
 };
-use domain::Platform;
+use domain::{Platform, consent::Reason};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::IterableSession;
 use crate::{
+    consent::feed::SyncedOptOut,
     error::Error,
     state::AppState,
     sync::source::{Page, SyncRecord, SyncSession, decode_cursor, encode_cursor, unknown_kind},
@@ -59,6 +68,10 @@ pub fn reader(state: &AppState, session: IterableSession) -> Box<dyn SyncSession
         creds: session.creds,
         event_types,
         export: None,
+        consent_channels: session
+            .settings
+            .consent_channel_ids
+            .filter(|c| !c.is_empty()),
     })
 }
 
@@ -69,6 +82,28 @@ struct IterableSync {
     event_types: Vec<String>,
     /// The export being read, open between pages.
     export: Option<OpenExport>,
+    /// The channels a user must be off to count as opted out: the config's, or (looked up once
+    /// when first needed) the project's marketing email channels.
+    consent_channels: Option<Vec<u64>>,
+}
+
+/// What the consent feed reads of a synced user's row.
+#[derive(Deserialize)]
+struct UserConsent {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(
+        default,
+        rename = "unsubscribedChannelIds",
+        deserialize_with = "super::consent::channel_ids"
+    )]
+    unsubscribed_channel_ids: Option<Vec<u64>>,
+}
+
+/// Whether a user off `unsubscribed` may not be mailed: every one of the (non-empty) consent
+/// `channels` is among them.
+pub fn opted_out(channels: &[u64], unsubscribed: &[u64]) -> bool {
+    !channels.is_empty() && channels.iter().all(|c| unsubscribed.contains(c))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -107,6 +142,40 @@ fn lookback() -> chrono::Duration {
 }
 
 impl IterableSync {
+    /// Synced users off every consent channel, as `unsubscribed`.
+    async fn user_opt_outs(&mut self, records: &[SyncRecord]) -> Result<Vec<SyncedOptOut>, Error> {
+        let users: Vec<(String, Vec<u64>)> = records
+            .iter()
+            .filter_map(|r| serde_json::from_str::<UserConsent>(r.raw.get()).ok())
+            .filter_map(|u| Some((u.email?, u.unsubscribed_channel_ids?)))
+            .collect();
+        if users.is_empty() {
+            // No user on this page has any unsubscribe: no channel lookup either.
+            return Ok(Vec::new());
+        }
+        let channels = match &self.consent_channels {
+            Some(c) => c.clone(),
+            None => {
+                let c = self
+                    .state
+                    .connectors
+                    .iterable
+                    .marketing_email_channel_ids(&self.creds)
+                    .await?;
+                self.consent_channels = Some(c.clone());
+                c
+            }
+        };
+        Ok(users
+            .into_iter()
+            .filter(|(_, unsubscribed)| opted_out(&channels, unsubscribed))
+            .map(|(email, _)| SyncedOptOut {
+                email,
+                reason: Reason::Unsubscribed,
+            })
+            .collect())
+    }
+
     async fn campaigns(&mut self, cursor: Option<&str>) -> Result<Page, Error> {
         let offset = offset_of("campaigns", cursor)?;
         let (rows, total) = self
@@ -334,5 +403,42 @@ impl SyncSession for IterableSync {
             }
             other => Err(unknown_kind(Platform::Iterable, other)),
         }
+    }
+
+    async fn opt_outs(
+        &mut self,
+        kind: &str,
+        records: &[SyncRecord],
+    ) -> Result<Vec<SyncedOptOut>, Error> {
+        match kind {
+            "users" => self.user_opt_outs(records).await,
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_is_opted_out_only_when_off_every_consent_channel() {
+        assert!(opted_out(&[41001, 41007], &[41003, 41007, 41001]));
+        assert!(!opted_out(&[41001, 41007], &[41001]));
+        assert!(!opted_out(&[41001], &[]));
+        // A project with no marketing email channel opts no one out.
+        assert!(!opted_out(&[], &[41001]));
+    }
+
+    #[test]
+    fn a_user_row_reads_leniently() {
+        let u: UserConsent = serde_json::from_str(
+            r#"{"email":"a@x.com","unsubscribedChannelIds":[41001,"41007"],"firstName":"A"}"#,
+        )
+        .unwrap();
+        assert_eq!(u.email.as_deref(), Some("a@x.com"));
+        assert_eq!(u.unsubscribed_channel_ids, Some(vec![41001, 41007]));
+        let u: UserConsent = serde_json::from_str(r#"{"userId":"u1"}"#).unwrap();
+        assert_eq!((u.email, u.unsubscribed_channel_ids), (None, None));
     }
 }

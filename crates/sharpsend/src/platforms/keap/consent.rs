@@ -13,6 +13,26 @@ pub fn reason_text(reason: Reason) -> String {
     format!("SharpSend: {}", reason.as_str())
 }
 
+/// The ledger reason for an address's Keap email status (fact sheet `consent.md` §3.3), in
+/// the v2 enum (`email_opt_status`, `RestEmailAddressStatus.status`) or the v1 contact's
+/// `email_status` name: an unsubscribe (`MANUAL`, `ADMIN`, `LIST_UNSUBSCRIBE`), a complaint
+/// (`SPAM`, `FEEDBACK`) or a hard bounce (`HARD_BOUNCE`, `INVALID`, `DEACTIVATED`). `None` for
+/// every other status: marketable ones, and those that say no permission was given or only a
+/// soft failure (`NON_MARKETABLE`, `UNENGAGED_NON_MARKETABLE`, `LOCKDOWN`, `BOUNCE`, `SYSTEM`),
+/// which are not a reader's choice to record.
+pub fn suppression_reason(status: &str) -> Option<Reason> {
+    match status.trim() {
+        "MANUAL" | "Manual" | "ADMIN" | "Admin" | "LIST_UNSUBSCRIBE" | "ListUnsubscribe" => {
+            Some(Reason::Unsubscribed)
+        }
+        "SPAM" | "Spam" | "FEEDBACK" | "Feedback" => Some(Reason::Complained),
+        "HARD_BOUNCE" | "HardBounce" | "INVALID" | "Invalid" | "DEACTIVATED" | "Deactivated" => {
+            Some(Reason::Bounced)
+        }
+        _ => None,
+    }
+}
+
 pub async fn opt_out(state: &AppState, s: &mut KeapSession, o: &OptOut) -> Result<Applied> {
     let keap = &state.connectors.keap;
     let reason = reason_text(o.reason);
@@ -71,4 +91,37 @@ pub async fn erase(state: &AppState, s: &mut KeapSession, email: &str) -> Result
             ids.len()
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_the_fact_sheets_classes_in_both_versions() {
+        for (v2, v1, reason) in [
+            ("MANUAL", "Manual", Some(Reason::Unsubscribed)),
+            ("ADMIN", "Admin", Some(Reason::Unsubscribed)),
+            (
+                "LIST_UNSUBSCRIBE",
+                "ListUnsubscribe",
+                Some(Reason::Unsubscribed),
+            ),
+            ("SPAM", "Spam", Some(Reason::Complained)),
+            ("FEEDBACK", "Feedback", Some(Reason::Complained)),
+            ("HARD_BOUNCE", "HardBounce", Some(Reason::Bounced)),
+            ("INVALID", "Invalid", Some(Reason::Bounced)),
+            ("DEACTIVATED", "Deactivated", Some(Reason::Bounced)),
+            ("BOUNCE", "Bounce", None),
+            ("SYSTEM", "System", None),
+            ("NON_MARKETABLE", "NonMarketable", None),
+            ("UNENGAGED_NON_MARKETABLE", "UnengagedNonMarketable", None),
+            ("LOCKDOWN", "Lockdown", None),
+            ("SINGLE_OPT_IN", "SingleOptIn", None),
+            ("CONFIRMED", "Confirmed", None),
+        ] {
+            assert_eq!(suppression_reason(v2), reason, "{v2}");
+            assert_eq!(suppression_reason(v1), reason, "{v1}");
+        }
+    }
 }

@@ -22,6 +22,12 @@
 //! page is requested ahead; it goes through the same rate budget, and if it fails for any
 //! reason it is simply requested again the ordinary way (token refresh, retries, errors).
 //!
+//! **Consent** (issue 17): each synced contact's addresses carry their own
+//! `email_opt_status`; one that says unsubscribed, complained or hard-bounced (fact sheet
+//! `consent.md` §3.3, [`consent::suppression_reason`]) is offered to the ledger
+//! ([`SyncSession::opt_outs`]). The status belongs to the address, so a contact holding two
+//! addresses can offer one and not the other.
+//!
 //! The other kinds are v1 `limit`/`offset` listings of 1000 a page, read in full every run
 //! (Keap's v1 lists have no change filter for them; they are small next to contacts).
 
@@ -36,8 +42,9 @@ use connectors::keap::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::tokens;
+use super::{consent, tokens};
 use crate::{
+    consent::feed::SyncedOptOut,
     error::Error,
     state::AppState,
     sync::source::{Page, SyncRecord, SyncSession, decode_cursor, encode_cursor, unknown_kind},
@@ -87,6 +94,37 @@ struct ContactCursor {
     token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     started: Option<DateTime<Utc>>,
+}
+
+/// What the consent feed reads of a synced v2 contact.
+#[derive(Deserialize)]
+struct ContactConsent {
+    #[serde(default)]
+    email_addresses: Vec<AddressConsent>,
+}
+
+#[derive(Deserialize)]
+struct AddressConsent {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    email_opt_status: Option<String>,
+}
+
+/// The addresses of synced contacts whose status says they must not be mailed.
+fn contact_opt_outs(records: &[SyncRecord]) -> Vec<SyncedOptOut> {
+    records
+        .iter()
+        .filter_map(|r| serde_json::from_str::<ContactConsent>(r.raw.get()).ok())
+        .flat_map(|c| c.email_addresses)
+        .filter_map(|a| {
+            let reason = consent::suppression_reason(a.email_opt_status.as_deref()?)?;
+            Some(SyncedOptOut {
+                email: a.email?,
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// Where a v1 listing is.
@@ -216,5 +254,58 @@ impl SyncSession for KeapSync {
             "orders" => self.listing(V1Collection::Orders, cursor).await,
             other => Err(unknown_kind(domain::Platform::Keap, other)),
         }
+    }
+
+    async fn opt_outs(
+        &mut self,
+        kind: &str,
+        records: &[SyncRecord],
+    ) -> Result<Vec<SyncedOptOut>, Error> {
+        Ok(match kind {
+            "contacts" => contact_opt_outs(records),
+            _ => Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::consent::Reason;
+
+    use super::*;
+
+    fn contact(v: serde_json::Value) -> SyncRecord {
+        SyncRecord::from_values("1".into(), &serde_json::json!({}), &v).unwrap()
+    }
+
+    #[test]
+    fn each_address_of_a_contact_is_judged_by_its_own_status() {
+        let records = [
+            contact(serde_json::json!({"id": "1", "email_addresses": [
+                {"email": "a@x.com", "field": "EMAIL1", "is_opt_in": false, "email_opt_status": "MANUAL"},
+                {"email": "b@x.com", "field": "EMAIL2", "is_opt_in": true, "email_opt_status": "CONFIRMED"},
+            ]})),
+            contact(serde_json::json!({"id": "2", "email_addresses": [
+                {"email": "c@x.com", "field": "EMAIL1", "email_opt_status": "SPAM"},
+                {"email": "d@x.com", "field": "EMAIL2", "email_opt_status": "HARD_BOUNCE"},
+                {"email": "e@x.com", "field": "EMAIL3", "email_opt_status": "BOUNCE"},
+            ]})),
+            // No addresses, an address without a status, and a contact that is not an object.
+            contact(serde_json::json!({"id": "3"})),
+            contact(serde_json::json!({"id": "4", "email_addresses": [{"email": "f@x.com"}]})),
+            contact(serde_json::json!([1, 2])),
+        ];
+        let got: Vec<(String, Reason)> = contact_opt_outs(&records)
+            .into_iter()
+            .map(|o| (o.email, o.reason))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a@x.com".to_owned(), Reason::Unsubscribed),
+                ("c@x.com".to_owned(), Reason::Complained),
+                ("d@x.com".to_owned(), Reason::Bounced),
+            ]
+        );
     }
 }
