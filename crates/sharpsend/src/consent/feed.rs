@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use domain::{Platform, PublisherId, consent::Reason};
+use domain::{Platform, PublisherId};
 use store::{SourceKind, SuppressionSource};
 
 use super::{
@@ -24,16 +24,8 @@ use super::{
 };
 use crate::{
     state::AppState,
-    sync::source::{SyncRecord, SyncSession},
+    sync::source::{SyncRecord, SyncSession, SyncedOptOut},
 };
-
-/// One synced record's address that must not be mailed, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyncedOptOut {
-    /// As the platform stored it; [`ledger::record`] normalises it.
-    pub email: String,
-    pub reason: Reason,
-}
 
 /// What [`from_synced_records`] did with a page.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -25,7 +25,9 @@
 use async_trait::async_trait;
 use domain::Platform;
 
-use crate::{consent::feed::SyncedOptOut, error::Error};
+use domain::consent::Reason;
+
+use crate::error::Error;
 
 /// One record as the platform gave it (`raw`, its JSON unchanged) and as we normalise it
 /// (`normalized`: CONTRACT §6 Campaign, Contact, or the kind's own camelCase fields), keyed by
@@ -106,4 +108,12 @@ pub fn unknown_kind(platform: Platform, kind: &str) -> Error {
             platform.sync_kinds().join(", ")
         ),
     )
+}
+
+/// One synced record's address that must not be mailed, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncedOptOut {
+    /// As the platform stored it; `consent::ledger::record` normalises it.
+    pub email: String,
+    pub reason: Reason,
 }

@@ -150,6 +150,22 @@ async fn reread(
                 .store
                 .upsert_records(&integration_id, CONTACTS, vec![record])
                 .await?;
+            // Keap sends no unsubscribe, complaint or bounce webhooks: a hooked contact whose
+            // status now says it may not be mailed is how one arrives (issue 17).
+            if let Some((email, reason)) = crate::platforms::keap::consent::v1_contact_opt_out(&raw)
+            {
+                let source = store::SuppressionSource {
+                    kind: store::SourceKind::Webhook,
+                    platform: Some(Platform::Keap),
+                    event_id: None,
+                    principal: None,
+                };
+                if let Err(e) =
+                    crate::consent::ledger::record(state, publisher, &email, reason, source).await
+                {
+                    tracing::warn!(%publisher, email = %crate::consent::email_ref(&email), error = %e, "recording a Keap opt-out failed");
+                }
+            }
             Ok(true)
         }
         None => {

@@ -385,3 +385,48 @@ async fn a_failing_platform_is_retried_then_failed_with_the_reason() {
     w.app.stop().await;
     db.cleanup().await;
 }
+
+/// Keap sends no unsubscribe webhook: an opt-out made in Keap arrives as the `contact.edit` hook
+/// of each contact holding the address, whose re-read shows the new status; the ledger records
+/// it with Keap as the source and pushes it to the other platforms.
+#[tokio::test]
+async fn a_keap_opt_out_arrives_by_its_contact_hook_and_reaches_the_others() {
+    let db = fresh_db().await;
+    let w = world(&db).await;
+    let email = "keap-reader@example.com";
+    w.reader(email).await;
+
+    // The reader opts out in Keap (here: Keap's own API, as its unsubscribe link would).
+    let r = reqwest::Client::new()
+        .patch(format!(
+            "{}/crm/rest/v2/emailAddresses/{email}/status",
+            w.keap_origin
+        ))
+        .bearer_auth(sim_keap::ACCESS_TOKEN)
+        .json(&json!({"opted_in": false, "reason": "unsubscribe link"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let entry = w.settled(email, Duration::from_secs(60)).await;
+    assert_eq!(entry["reason"], "unsubscribed", "{entry}");
+    assert_eq!(entry["source"]["platform"], "keap", "{entry}");
+    assert_eq!(status_of(&entry, "keap"), "done", "{entry}");
+    assert_eq!(status_of(&entry, "iterable"), "done", "{entry}");
+    assert_eq!(status_of(&entry, "customerio"), "done", "{entry}");
+    let cio = w
+        .track
+        .get(&format!("/_sim/consent?workspace=us&email={email}"))
+        .await
+        .unwrap();
+    assert_eq!(cio["unsubscribed"], true, "{cio}");
+    // Nothing was written back to Keap: its own opt-out was the only PATCH.
+    assert_eq!(
+        count(&w.keap, "PATCH", "/crm/rest/v2/emailAddresses/").await,
+        1
+    );
+
+    w.app.stop().await;
+    db.cleanup().await;
+}

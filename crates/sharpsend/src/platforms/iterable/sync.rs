@@ -48,9 +48,9 @@ use serde_json::Value;
 
 use super::IterableSession;
 use crate::{
-    consent::feed::SyncedOptOut,
     error::Error,
     state::AppState,
+    sync::source::SyncedOptOut,
     sync::source::{Page, SyncRecord, SyncSession, decode_cursor, encode_cursor, unknown_kind},
 };
 

@@ -13,6 +13,20 @@ pub fn reason_text(reason: Reason) -> String {
     format!("SharpSend: {}", reason.as_str())
 }
 
+/// The primary address of a v1 contact (as a hook's re-read gives it) and the ledger reason its
+/// `email_status` calls for, if any. v1 has one status per contact and does not say which address
+/// it describes (fact sheet §3.3); it is read as the primary's (`EMAIL1`, else the first).
+pub fn v1_contact_opt_out(contact: &serde_json::Value) -> Option<(String, Reason)> {
+    let reason = suppression_reason(contact.get("email_status")?.as_str()?)?;
+    let addresses = contact.get("email_addresses")?.as_array()?;
+    let primary = addresses
+        .iter()
+        .find(|a| a.get("field").and_then(|f| f.as_str()) == Some("EMAIL1"))
+        .or_else(|| addresses.first())?;
+    let email = primary.get("email")?.as_str()?.to_owned();
+    Some((email, reason))
+}
+
 /// The ledger reason for an address's Keap email status (fact sheet `consent.md` §3.3), in
 /// the v2 enum (`email_opt_status`, `RestEmailAddressStatus.status`) or the v1 contact's
 /// `email_status` name: an unsubscribe (`MANUAL`, `ADMIN`, `LIST_UNSUBSCRIBE`), a complaint

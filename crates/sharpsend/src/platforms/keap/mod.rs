@@ -4,7 +4,7 @@
 //! The common writes ([`writes`]): subscribers become CRM contacts upserted by email, messages
 //! are emails queued to a contact; events are not Keap's (the trait's default answers).
 
-mod consent;
+pub mod consent;
 pub mod reads;
 pub mod settings;
 pub mod sync;

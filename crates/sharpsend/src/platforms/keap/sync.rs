@@ -44,9 +44,9 @@ use serde_json::Value;
 
 use super::{consent, tokens};
 use crate::{
-    consent::feed::SyncedOptOut,
     error::Error,
     state::AppState,
+    sync::source::SyncedOptOut,
     sync::source::{Page, SyncRecord, SyncSession, decode_cursor, encode_cursor, unknown_kind},
 };
 
