@@ -166,6 +166,7 @@ pub struct SuppressionList {
 pub struct ConsentSettings {
     /// Reasons pushed to every other connected platform; `[]` turns propagation off. Default
     /// `["unsubscribed", "complained"]`.
+    #[schema(value_type = Vec<domain::consent::Reason>)]
     pub propagate: Vec<String>,
 }
 
