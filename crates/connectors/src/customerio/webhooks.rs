@@ -3,7 +3,10 @@
 //! (`POST /webhooks/customerio/{webhookId}`) checks the signature and calls them.
 
 use chrono::DateTime;
-use domain::events::{event_type, snake};
+use domain::{
+    consent::Reason,
+    events::{event_type, snake},
+};
 use serde_json::Value;
 
 pub use domain::events::IncomingEvent;
@@ -65,6 +68,18 @@ pub fn normalize(body: &[u8]) -> Result<IncomingEvent, String> {
         campaign_id,
         data,
     })
+}
+
+/// Whether one of Customer.io's reporting events, as typed here, puts the address on the consent
+/// ledger (fact sheet `consent.md` §2.3): the person-level `customer`/`unsubscribed`, a
+/// message's `email`/`unsubscribed`, and `email`/`spammed`. A `bounced` event carries no
+/// hard/soft field, so it never does.
+pub fn consent_reason(kind: &str) -> Option<Reason> {
+    match kind {
+        "email.unsubscribed" | "customer.unsubscribed" => Some(Reason::Unsubscribed),
+        "email.complained" => Some(Reason::Complained),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@
 //! the integration's generated webhook secret; it is compared in constant time.
 
 use base64::Engine as _;
-use domain::events::{event_type as typed, snake};
+use domain::{
+    consent::Reason,
+    events::{event_type as typed, snake},
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -168,6 +171,22 @@ pub fn normalize(body: &[u8]) -> Result<IncomingEvent, String> {
         campaign_id: data.get("campaignId").and_then(id_string),
         data,
     })
+}
+
+/// Whether one of Iterable's events, as [`normalize`] typed it, puts the address on the consent
+/// ledger (fact sheet `consent.md` §1.2): `emailUnSubscribe` except an SMS STOP reply (which
+/// Iterable reports as an email unsubscribe with `unsubSource: SMS`), `emailComplaint`, and an
+/// `emailBounce` whose `recipientState` is `HardBounce`. `hostedUnsubscribeClick` is only a
+/// hint: its `emailUnSubscribe` follows.
+pub fn consent_reason(kind: &str, data: &Value) -> Option<Reason> {
+    let field = |k: &str| data.get(k).and_then(Value::as_str);
+    match kind {
+        "email.unsubscribed" if field("unsubSource") == Some("SMS") => None,
+        "email.unsubscribed" => Some(Reason::Unsubscribed),
+        "email.complained" => Some(Reason::Complained),
+        "email.bounced" if field("recipientState") == Some("HardBounce") => Some(Reason::Bounced),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

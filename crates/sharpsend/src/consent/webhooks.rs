@@ -1,20 +1,12 @@
 //! Received webhook events that put an address on the ledger: unsubscribes, spam complaints
-//! and hard bounces, in our event vocabulary (`domain::events`), whatever platform sent them.
+//! and hard bounces. Which of a platform's events count is the platform's wire knowledge, so its
+//! connector answers (`connectors::{iterable, customerio}::webhooks::consent_reason`); Keap sends
+//! no such events (a Keap opt-out arrives when a hooked contact is re-read, `webhooks::work`).
 //!
-//! - `email.unsubscribed` (Iterable `emailUnSubscribe`, Customer.io `email`/`unsubscribed`) and
-//!   `customer.unsubscribed` (Customer.io's person-level unsubscribe) → `unsubscribed`, except
-//!   an Iterable SMS STOP reply, which arrives as an email unsubscribe with `unsubSource: SMS`;
-//! - `email.complained` (Iterable `emailComplaint`, Customer.io `spammed`) → `complained`;
-//! - `email.bounced` only when the platform says the bounce is hard (Iterable
-//!   `recipientState: HardBounce`). Customer.io's `bounced` carries no hard/soft field, so it is
-//!   not recorded (README, "Consent: one reader, one choice, everywhere").
-//!
-//! Iterable's `hostedUnsubscribeClick` is only a hint; its `emailUnSubscribe` follows. Our own
-//! propagated unsubscribes come back as these same events: the address is already on the
-//! ledger then, so recording it again changes nothing and nothing propagates twice.
+//! Our own propagated unsubscribes come back as these same events: the address is already on
+//! the ledger then, so recording it again changes nothing and nothing propagates twice.
 
-use domain::{PublisherId, consent::Reason, events::IncomingEvent};
-use serde_json::Value;
+use domain::{Platform, PublisherId, consent::Reason, events::IncomingEvent};
 use store::{IntegrationRecord, SourceKind, SuppressionSource};
 
 use super::{email_ref, ledger};
@@ -27,12 +19,13 @@ pub struct Signal {
     event_id: String,
 }
 
-/// The entries `events` ask for (read before the events are stored, which consumes them).
-pub fn signals(events: &[IncomingEvent]) -> Vec<Signal> {
+/// The entries `platform`'s `events` ask for (read before the events are stored, which
+/// consumes them).
+pub fn signals(platform: Platform, events: &[IncomingEvent]) -> Vec<Signal> {
     events
         .iter()
         .filter_map(|e| {
-            let reason = reason_of(&e.kind, &e.data)?;
+            let reason = reason_of(platform, e)?;
             Some(Signal {
                 email: e.email.clone()?,
                 reason,
@@ -42,14 +35,11 @@ pub fn signals(events: &[IncomingEvent]) -> Vec<Signal> {
         .collect()
 }
 
-fn reason_of(kind: &str, data: &Value) -> Option<Reason> {
-    let field = |k: &str| data.get(k).and_then(Value::as_str);
-    match kind {
-        "email.unsubscribed" if field("unsubSource") == Some("SMS") => None,
-        "email.unsubscribed" | "customer.unsubscribed" => Some(Reason::Unsubscribed),
-        "email.complained" => Some(Reason::Complained),
-        "email.bounced" if field("recipientState") == Some("HardBounce") => Some(Reason::Bounced),
-        _ => None,
+fn reason_of(platform: Platform, e: &IncomingEvent) -> Option<Reason> {
+    match platform {
+        Platform::Iterable => connectors::iterable::webhooks::consent_reason(&e.kind, &e.data),
+        Platform::Customerio => connectors::customerio::webhooks::consent_reason(&e.kind),
+        Platform::Keap => None,
     }
 }
 
@@ -83,7 +73,7 @@ pub async fn record(state: &AppState, integration: &IntegrationRecord, signals: 
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -101,45 +91,59 @@ mod tests {
 
     #[test]
     fn only_unsubscribes_complaints_and_hard_bounces_are_signals() {
+        use Platform::{Customerio as C, Iterable as I, Keap as K};
         let cases = [
             (
+                I,
                 "email.unsubscribed",
                 json!({"unsubSource": "API"}),
                 Some(Reason::Unsubscribed),
             ),
-            ("email.unsubscribed", json!({"unsubSource": "SMS"}), None),
+            (I, "email.unsubscribed", json!({"unsubSource": "SMS"}), None),
             (
+                C,
                 "customer.unsubscribed",
                 json!({}),
                 Some(Reason::Unsubscribed),
             ),
-            ("email.complained", json!({}), Some(Reason::Complained)),
             (
+                C,
+                "email.unsubscribed",
+                json!({}),
+                Some(Reason::Unsubscribed),
+            ),
+            (I, "email.complained", json!({}), Some(Reason::Complained)),
+            (C, "email.complained", json!({}), Some(Reason::Complained)),
+            (
+                I,
                 "email.bounced",
                 json!({"recipientState": "HardBounce"}),
                 Some(Reason::Bounced),
             ),
             (
+                I,
                 "email.bounced",
                 json!({"recipientState": "SoftBounceMailboxFull"}),
                 None,
             ),
             (
+                C,
                 "email.bounced",
                 json!({"failure_message": "550 no such user"}),
                 None,
             ),
-            ("email.unsubscribe_clicked", json!({}), None),
-            ("email.opened", json!({}), None),
+            (I, "email.unsubscribe_clicked", json!({}), None),
+            (I, "email.opened", json!({}), None),
+            (K, "contact.updated", json!({}), None),
         ];
-        for (kind, data, want) in cases {
-            let got = signals(&[event(kind, data.clone())])
+        for (platform, kind, data, want) in cases {
+            let got = signals(platform, &[event(kind, data.clone())])
                 .first()
                 .map(|s| s.reason);
-            assert_eq!(got, want, "{kind} {data}");
+            assert_eq!(got, want, "{platform} {kind} {data}");
         }
         let mut anonymous = event("email.complained", json!({}));
         anonymous.email = None;
-        assert!(signals(&[anonymous]).is_empty());
+        assert!(signals(I, &[anonymous]).is_empty());
     }
 }

@@ -70,7 +70,7 @@ pub async fn store_all(
 ) -> Result<Receipt> {
     let now = Utc::now();
     let total = events.len();
-    let consent = crate::consent::webhooks::signals(&events);
+    let consent = crate::consent::webhooks::signals(record.platform, &events);
     let events: Vec<NewEvent> = events
         .into_iter()
         .map(|e| NewEvent {
