@@ -276,7 +276,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         overrides.push(("SHARPSEND_KEAP_CLIENT_ID", Some(&keap_id)));
         overrides.push(("SHARPSEND_KEAP_CLIENT_SECRET", Some(&keap_secret)));
     }
-    let config = load_config(&overrides)?;
+    // The sandbox's receiving endpoint is on this machine: destinations may be private there.
+    let allow_private = "true".to_owned();
+    if sandbox.is_some() && std::env::var_os("SHARPSEND_DESTINATIONS_ALLOW_PRIVATE").is_none() {
+        overrides.push(("SHARPSEND_DESTINATIONS_ALLOW_PRIVATE", Some(&allow_private)));
+    }
+    let mut config = load_config(&overrides)?;
+    config.sandbox = sandbox.is_some();
     let app = Application::build(config).await?;
     if let Some(sandbox) = &sandbox {
         eprintln!(

@@ -71,6 +71,13 @@ pub struct Config {
     /// `SHARPSEND_AUTH_FAILURE_RATE_LIMIT` (default `20/m`): failed authentications per client
     /// address (IPv6 by /64); over it, the address is refused until it has room again.
     pub auth_failure_rate_limit: Option<Rate>,
+    /// `SHARPSEND_DESTINATIONS_ALLOW_PRIVATE` (default `false`; `true` under `serve --sandbox`
+    /// unless set): event destinations may be `http://` and resolve to loopback, private and
+    /// link-local addresses. Off, only `https://` to public addresses is delivered to.
+    pub destinations_allow_private: bool,
+    /// Set by `serve --sandbox` (not an environment variable): the upstreams are the built-in
+    /// simulators, so connecting an integration also points the simulator's webhooks at us.
+    pub sandbox: bool,
 }
 
 /// A rate from the environment: `N/s` or `N/m`. The burst is `2N` for a per-second rate (so a
@@ -171,6 +178,11 @@ impl std::fmt::Debug for Config {
                 &self.test_connection_rate_limit,
             )
             .field("auth_failure_rate_limit", &self.auth_failure_rate_limit)
+            .field(
+                "destinations_allow_private",
+                &self.destinations_allow_private,
+            )
+            .field("sandbox", &self.sandbox)
             .finish()
     }
 }
@@ -362,6 +374,19 @@ impl Config {
         let api_rate_limit = rate("SHARPSEND_API_RATE_LIMIT", "50/s");
         let test_connection_rate_limit = rate("SHARPSEND_TEST_CONNECTION_RATE_LIMIT", "10/m");
         let auth_failure_rate_limit = rate("SHARPSEND_AUTH_FAILURE_RATE_LIMIT", "20/m");
+        let destinations_allow_private = match get("SHARPSEND_DESTINATIONS_ALLOW_PRIVATE")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(other) => {
+                problems.push(format!(
+                    "SHARPSEND_DESTINATIONS_ALLOW_PRIVATE: `{other}` is not true or false"
+                ));
+                false
+            }
+        };
 
         if !problems.is_empty() {
             return Err(ConfigError(problems));
@@ -388,6 +413,8 @@ impl Config {
             api_rate_limit,
             test_connection_rate_limit,
             auth_failure_rate_limit,
+            destinations_allow_private,
+            sandbox: false,
         })
     }
 
