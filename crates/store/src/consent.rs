@@ -318,6 +318,8 @@ pub struct ErasedCopies {
     pub jobs: u64,
     /// Audit entries whose detail named the address (the detail is replaced, the entry kept).
     pub audit: u64,
+    /// Messages for event destinations about the address, delivered or not.
+    pub messages: u64,
 }
 
 /// An audit entry to append.
@@ -1092,6 +1094,26 @@ macro_rules! impl_consent_store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                // Messages for destinations carry the event (and the address) in their payload.
+                let messages_about = "SELECT id FROM destination_messages WHERE publisher_id = $1 \
+                     AND (reader = $3 OR lower(payload) LIKE $2 ESCAPE '\\')";
+                sqlx::query(&format!(
+                    "DELETE FROM destination_attempts WHERE message_id IN ({messages_about})"
+                ))
+                .bind(publisher.as_str())
+                .bind(&pattern)
+                .bind(email)
+                .execute(&mut *tx)
+                .await?;
+                let messages = sqlx::query(&format!(
+                    "DELETE FROM destination_messages WHERE id IN ({messages_about})"
+                ))
+                .bind(publisher.as_str())
+                .bind(&pattern)
+                .bind(email)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 let ids: Vec<String> = sqlx::query_scalar(
                     "DELETE FROM suppressions WHERE publisher_id = $1 AND email = $2 RETURNING id",
                 )
@@ -1140,6 +1162,7 @@ macro_rules! impl_consent_store {
                     suppressions: ids.len() as u64,
                     jobs,
                     audit,
+                    messages,
                 })
             }
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod consent;
+pub mod destinations;
 mod idempotency;
 mod models;
 mod postgres;
@@ -28,6 +29,10 @@ pub use consent::{
     ConsentStore, ErasedCopies, ErasureRecord, ErasureStatus, NewAuditEntry, NewErasure,
     NewPlatformState, NewSuppression, PlatformState, SourceKind, Suppression, SuppressionFilter,
     SuppressionPage, SuppressionSource,
+};
+pub use destinations::{
+    Attempt, DeliveryOutcome, Destination, DestinationOwner, DestinationPatch, DestinationStore,
+    Finished, Message, MessagePage, MessageStatus, NewDestination, OutboundEvent,
 };
 pub use idempotency::{Claim, IdempotencyKey, IdempotencyRecord, IdempotencyStore};
 pub use models::*;
@@ -77,7 +82,14 @@ impl From<sqlx::Error> for StoreError {
 /// Everything SharpSend keeps. Implementations: [`SqliteStore`], [`PgStore`].
 #[async_trait]
 pub trait Store:
-    SyncStore + SessionStore + IdempotencyStore + ConsentStore + Send + Sync + 'static
+    SyncStore
+    + SessionStore
+    + IdempotencyStore
+    + ConsentStore
+    + DestinationStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;

@@ -8,8 +8,9 @@ use sqlx::{
 };
 
 use crate::{
-    StoreError, StoreResult, consent::impl_consent_store, idempotency::impl_idempotency_store,
-    sessions::impl_session_store, sql::impl_common_store, sync::impl_sync_store,
+    StoreError, StoreResult, consent::impl_consent_store, destinations::impl_destination_store,
+    idempotency::impl_idempotency_store, sessions::impl_session_store, sql::impl_common_store,
+    sync::impl_sync_store,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -67,3 +68,4 @@ impl_sync_store!(
 impl_session_store!(PgStore);
 impl_idempotency_store!(PgStore);
 impl_consent_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");
+impl_destination_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");

@@ -752,6 +752,9 @@ macro_rules! impl_common_store {
                 &self,
                 event: $crate::NewEvent,
             ) -> $crate::StoreResult<($crate::EventRecord, bool)> {
+                // The event and its destination messages commit together: a crash cannot store
+                // one without the other (a redelivery finds the event and queues nothing).
+                let mut tx = self.pool.begin().await?;
                 let inserted = sqlx::query_as::<_, $crate::sql::EventRow>(&format!(
                     "INSERT INTO received_events (id, integration_id, publisher_id, platform, type, platform_event_id, \
                      occurred_at, received_at, email, user_id, campaign_id, data) \
@@ -771,11 +774,19 @@ macro_rules! impl_common_store {
                 .bind(&event.user_id)
                 .bind(&event.campaign_id)
                 .bind(event.data.to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(row) = inserted {
+                    Self::queue_messages(
+                        &mut tx,
+                        &[$crate::destinations::OutboundEvent::received(&event)],
+                        event.received_at,
+                    )
+                    .await?;
+                    tx.commit().await?;
                     return Ok((row.try_into()?, true));
                 }
+                drop(tx);
                 let row = sqlx::query_as::<_, $crate::sql::EventRow>(&format!(
                     "SELECT {} FROM received_events WHERE integration_id = $1 AND platform_event_id = $2",
                     $crate::sql::EVENT_COLUMNS
@@ -820,8 +831,22 @@ macro_rules! impl_common_store {
                             .push_bind(&e.campaign_id)
                             .push_bind(e.data.to_string());
                     });
-                    qb.push(" ON CONFLICT (integration_id, platform_event_id) DO NOTHING");
-                    inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+                    qb.push(" ON CONFLICT (integration_id, platform_event_id) DO NOTHING RETURNING id");
+                    let new_ids: std::collections::HashSet<String> = qb
+                        .build_query_scalar::<String>()
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    inserted += new_ids.len() as u64;
+                    // Only the new ones: a redelivered event was published when first stored.
+                    let outbound: Vec<_> = chunk
+                        .iter()
+                        .filter(|e| new_ids.contains(&e.id))
+                        .map($crate::destinations::OutboundEvent::received)
+                        .collect();
+                    let now = chunk.first().map_or_else(chrono::Utc::now, |e| e.received_at);
+                    Self::queue_messages(&mut tx, &outbound, now).await?;
                 }
                 tx.commit().await?;
                 Ok(inserted)

@@ -8,8 +8,9 @@ use sqlx::{
 };
 
 use crate::{
-    StoreError, StoreResult, consent::impl_consent_store, idempotency::impl_idempotency_store,
-    sessions::impl_session_store, sql::impl_common_store, sync::impl_sync_store,
+    StoreError, StoreResult, consent::impl_consent_store, destinations::impl_destination_store,
+    idempotency::impl_idempotency_store, sessions::impl_session_store, sql::impl_common_store,
+    sync::impl_sync_store,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -121,3 +122,4 @@ impl_sync_store!(
 impl_session_store!(SqliteStore);
 impl_idempotency_store!(SqliteStore);
 impl_consent_store!(SqliteStore, sqlx::Sqlite, "");
+impl_destination_store!(SqliteStore, sqlx::Sqlite, "");
