@@ -76,6 +76,7 @@ impl Application {
         let mut background = crate::sync::engine::spawn_workers(&self.state, &shutdown);
         background.extend(crate::sync::scheduler::spawn(&self.state, &shutdown));
         background.push(crate::consent::worker::spawn(&self.state, &shutdown));
+        background.push(crate::destinations::worker::spawn(&self.state, &shutdown));
         // Keap refresh tokens lapse after 45 idle days: keep idle integrations' tokens fresh.
         crate::keap_sweep::spawn(self.state.clone(), shutdown.clone());
         http::ratelimit::spawn_sweeper(self.state.clone(), shutdown.clone());
@@ -158,6 +159,7 @@ pub async fn assemble(
         shared_budgets,
         budget_percent: config.rate_budget_percent,
     });
+    let config_allow_private = config.destinations_allow_private;
     let state = AppState::new(Inner {
         rate_limits: http::limits::RateLimits::new(&config),
         public_origin: config.public_origin(bound),
@@ -170,6 +172,8 @@ pub async fn assemble(
         cache,
         sync_wakeup: tokio::sync::Notify::new(),
         hook_work: crate::webhooks::work::HookWork::new(),
+        outbound: crate::destinations::outbound::Outbound::new(config_allow_private)
+            .context("building the destinations' HTTP client")?,
     });
     Ok((state, boot))
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod consent;
 pub mod dashboard;
+pub mod destinations;
 pub mod error;
 pub mod http;
 pub mod integrations;

@@ -60,6 +60,36 @@ pub fn window<L: Into<i128>, O: Into<i128>>(
     ))
 }
 
+/// An opaque page token for lists paged by a row's sequence number (newest first): a version
+/// prefix naming the list (`su1.`, `au1.`, `ms1.`) and the sequence number masked, so callers
+/// pass it back unchanged rather than compute one.
+pub fn seq_cursor(prefix: &str, seq: i64) -> String {
+    format!("{prefix}{:x}", seq ^ 0x5a5a_5a5a)
+}
+
+/// The sequence number of a [`seq_cursor`] token of this list; `None` when absent or empty.
+pub fn parse_seq_cursor(prefix: &str, token: Option<&str>) -> Result<Option<i64>> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::invalid(
+            "cursor",
+            "cursor is not one this API gave out: pass nextCursor from the previous page unchanged.",
+        )
+    };
+    let hex = token.strip_prefix(prefix).ok_or_else(bad)?;
+    if hex.is_empty() || hex.len() > 16 {
+        return Err(bad());
+    }
+    let raw = u64::from_str_radix(hex, 16).map_err(|_| bad())?;
+    let seq = i64::try_from(raw).map_err(|_| bad())? ^ 0x5a5a_5a5a;
+    if seq <= 0 {
+        return Err(bad());
+    }
+    Ok(Some(seq))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,8 @@ pub struct Inner {
     pub rate_limits: crate::http::limits::RateLimits,
     /// Upstream work caused by webhook deliveries, queued and bounded per integration.
     pub hook_work: crate::webhooks::queue::HookWork,
+    /// Event destinations' delivery client and wake-up bell.
+    pub outbound: crate::destinations::outbound::Outbound,
 }
 
 impl AppState {

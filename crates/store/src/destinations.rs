@@ -513,9 +513,12 @@ impl From<AttemptRow> for Attempt {
 }
 
 /// Implements [`DestinationStore`] for a backend whose pool is `self.pool`; `$claim_lock` is the
-/// claim's row-locking clause (PostgreSQL's `FOR UPDATE SKIP LOCKED`, nothing on SQLite).
+/// claim's row-locking clause (PostgreSQL's `FOR UPDATE SKIP LOCKED`, nothing on SQLite), and
+/// `$begin_write` how a transaction that reads before it writes begins (SQLite's
+/// `BEGIN IMMEDIATE`: a deferred one that read first cannot take the write lock once another
+/// connection wrote, and fails with SQLITE_BUSY_SNAPSHOT instead of waiting).
 macro_rules! impl_destination_store {
-    ($store:ty, $db:ty, $claim_lock:literal) => {
+    ($store:ty, $db:ty, $claim_lock:literal, $begin_write:literal) => {
         impl $store {
             async fn message_attempts(
                 &self,
@@ -730,7 +733,7 @@ macro_rules! impl_destination_store {
                 owner: &$crate::destinations::DestinationOwner,
                 id: &str,
             ) -> $crate::StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin_write).await?;
                 let found = sqlx::query_scalar::<_, String>(
                     "SELECT id FROM destinations WHERE id = $1 \
                      AND (($2 IS NULL AND publisher_id IS NULL) OR publisher_id = $2)",
@@ -799,7 +802,7 @@ macro_rules! impl_destination_store {
                 if events.is_empty() {
                     return Ok(0);
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($begin_write).await?;
                 let queued = Self::queue_messages(&mut tx, events, now).await?;
                 tx.commit().await?;
                 Ok(queued)

@@ -68,4 +68,4 @@ impl_sync_store!(
 impl_session_store!(PgStore);
 impl_idempotency_store!(PgStore);
 impl_consent_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");
-impl_destination_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");
+impl_destination_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED", "BEGIN");

@@ -122,4 +122,4 @@ impl_sync_store!(
 impl_session_store!(SqliteStore);
 impl_idempotency_store!(SqliteStore);
 impl_consent_store!(SqliteStore, sqlx::Sqlite, "");
-impl_destination_store!(SqliteStore, sqlx::Sqlite, "");
+impl_destination_store!(SqliteStore, sqlx::Sqlite, "", "BEGIN IMMEDIATE");

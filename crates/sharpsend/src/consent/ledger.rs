@@ -169,6 +169,7 @@ pub async fn record(
         .count();
     tracing::info!(%publisher, email = %email_ref(&email), reason = reason.as_str(), pending, "suppression recorded");
     audit::append(state, publisher, &principal, "suppression.created", detail).await?;
+    crate::destinations::events::suppression_created(state, &stored).await;
     Ok(Recorded::New(stored))
 }
 

@@ -54,6 +54,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(routes::operations::routes())
         .merge(routes::reads::routes())
         .merge(routes::consent::routes())
+        .merge(routes::destinations::routes())
         .routes(routes!(
             routes::operations::read_operation,
             routes::operations::write_operation

@@ -83,6 +83,7 @@ with another method, `SERVICE_UNAVAILABLE` (503) from /readyz when the database 
         (name = "integrations", description = "Connections to the platforms"),
         (name = "platforms", description = "The capability matrix"),
         (name = "admin", description = "Operator routes (admin token only)"),
+        (name = "destinations", description = "Events pushed to your endpoints, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of {id}.{timestamp}.{body}>`), at least once, in order per reader, retried 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Webhooks the platforms send us (no bearer token; each platform's own check)"),
     )

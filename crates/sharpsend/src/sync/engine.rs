@@ -157,12 +157,22 @@ pub async fn run_claimed(
         }
         JobOutcome::Release => tracing::info!("shutting down; job released"),
     }
+    let ended = match &outcome {
+        JobOutcome::Succeeded => Some(None),
+        JobOutcome::Failed { code, message } => Some(Some((code.clone(), message.clone()))),
+        JobOutcome::Retry { .. } | JobOutcome::Release => None,
+    };
     match state
         .store
         .finish_sync_job(&job.id, worker, outcome, Utc::now())
         .await
     {
-        Ok(true) => {}
+        Ok(true) => {
+            if let Some(error) = ended {
+                let error = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
+                crate::destinations::events::sync_finished(state, &job, error).await;
+            }
+        }
         Ok(false) => tracing::warn!("lost the lease before recording the outcome"),
         Err(e) => {
             tracing::error!(error = %e, "recording the job's outcome failed; its lease will expire and it will be resumed")
@@ -416,6 +426,14 @@ async fn failure(state: &AppState, job: &SyncJobRecord, err: &Error) -> JobOutco
             .await
         {
             tracing::error!(error = %e, "marking the integration reauth_required failed");
+        } else {
+            crate::destinations::events::reauth_required(
+                state,
+                &job.integration_id,
+                job.platform,
+                &reason,
+            )
+            .await;
         }
     }
     JobOutcome::Failed { code, message }

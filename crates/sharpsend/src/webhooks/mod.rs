@@ -88,7 +88,11 @@ pub async fn store_all(
             data: e.data,
         })
         .collect();
+    // The store queues each new event's destination messages in the same write.
     let inserted = state.store.record_events(events).await?;
+    if inserted > 0 {
+        state.outbound.wake();
+    }
     let received = u32::try_from(inserted).unwrap_or(u32::MAX);
     let receipt = Receipt {
         received,

@@ -244,34 +244,6 @@ pub struct AuditList {
     pub next_cursor: Option<String>,
 }
 
-/// Opaque page tokens: a version prefix and the row's sequence number masked, as
-/// `store::EventCursor` does for events.
-fn cursor_token(prefix: &str, seq: i64) -> String {
-    format!("{prefix}{:x}", seq ^ 0x5a5a_5a5a)
-}
-
-fn parse_cursor(prefix: &str, token: Option<&str>) -> ApiResult<Option<i64>> {
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    let bad = || {
-        ApiError::validation(
-            "cursor",
-            "cursor is not one this API gave out: pass nextCursor from the previous page unchanged.",
-        )
-    };
-    let hex = token.strip_prefix(prefix).ok_or_else(bad)?;
-    if hex.is_empty() || hex.len() > 16 {
-        return Err(bad());
-    }
-    let raw = u64::from_str_radix(hex, 16).map_err(|_| bad())?;
-    let seq = i64::try_from(raw).map_err(|_| bad())? ^ 0x5a5a_5a5a;
-    if seq <= 0 {
-        return Err(bad());
-    }
-    Ok(Some(seq))
-}
-
 const SUPPRESSION_CURSOR: &str = "su1.";
 const AUDIT_CURSOR: &str = "au1.";
 
@@ -356,7 +328,7 @@ pub async fn list_suppressions(
         Some(r) => Some(parse_reason(r, "reason")?),
     };
     let limit = crate::paging::limit(q.limit, 100, crate::paging::MAX_LIMIT)?;
-    let before = parse_cursor(SUPPRESSION_CURSOR, q.cursor.as_deref())?;
+    let before = crate::paging::parse_seq_cursor(SUPPRESSION_CURSOR, q.cursor.as_deref())?;
     let page = state
         .store
         .list_suppressions(
@@ -383,7 +355,9 @@ pub async fn list_suppressions(
     }
     Ok(Envelope::ok(SuppressionList {
         suppressions,
-        next_cursor: page.next.map(|seq| cursor_token(SUPPRESSION_CURSOR, seq)),
+        next_cursor: page
+            .next
+            .map(|seq| crate::paging::seq_cursor(SUPPRESSION_CURSOR, seq)),
     }))
 }
 
@@ -520,11 +494,13 @@ pub async fn list_audit(
 ) -> ApiResult<Envelope<AuditList>> {
     let publisher = scope.publisher()?;
     let limit = crate::paging::limit(q.limit, 100, crate::paging::MAX_LIMIT)?;
-    let before = parse_cursor(AUDIT_CURSOR, q.cursor.as_deref())?;
+    let before = crate::paging::parse_seq_cursor(AUDIT_CURSOR, q.cursor.as_deref())?;
     let page = state.store.list_audit(publisher, limit, before).await?;
     Ok(Envelope::ok(AuditList {
         entries: page.entries.into_iter().map(Into::into).collect(),
-        next_cursor: page.next.map(|seq| cursor_token(AUDIT_CURSOR, seq)),
+        next_cursor: page
+            .next
+            .map(|seq| crate::paging::seq_cursor(AUDIT_CURSOR, seq)),
     }))
 }
 
@@ -534,18 +510,21 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_others() {
-        let t = cursor_token(SUPPRESSION_CURSOR, 42);
+        let t = crate::paging::seq_cursor(SUPPRESSION_CURSOR, 42);
         assert_eq!(
-            parse_cursor(SUPPRESSION_CURSOR, Some(&t)).unwrap(),
+            crate::paging::parse_seq_cursor(SUPPRESSION_CURSOR, Some(&t)).unwrap(),
             Some(42)
         );
-        assert!(parse_cursor(AUDIT_CURSOR, Some(&t)).is_err());
+        assert!(crate::paging::parse_seq_cursor(AUDIT_CURSOR, Some(&t)).is_err());
         for bad in ["su1.", "su1.zz", "x", "su1.ffffffffffffffffff"] {
             assert!(
-                parse_cursor(SUPPRESSION_CURSOR, Some(bad)).is_err(),
+                crate::paging::parse_seq_cursor(SUPPRESSION_CURSOR, Some(bad)).is_err(),
                 "{bad}"
             );
         }
-        assert_eq!(parse_cursor(SUPPRESSION_CURSOR, None).unwrap(), None);
+        assert_eq!(
+            crate::paging::parse_seq_cursor(SUPPRESSION_CURSOR, None).unwrap(),
+            None
+        );
     }
 }

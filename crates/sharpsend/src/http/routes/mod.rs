@@ -4,6 +4,7 @@ pub mod admin;
 pub mod analytics;
 pub mod consent;
 pub mod customerio;
+pub mod destinations;
 pub mod events;
 pub mod health;
 pub mod integrations;

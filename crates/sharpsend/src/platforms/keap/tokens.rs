@@ -234,6 +234,8 @@ pub async fn refresh(state: &AppState, session: &mut Session) -> Result<()> {
                 .store
                 .set_integration_status(&id, IntegrationStatus::ReauthRequired, Some(&e.message))
                 .await?;
+            crate::destinations::events::reauth_required(state, &id, Platform::Keap, &e.message)
+                .await;
             tracing::warn!(integration_id = %id, "Keap refused the token refresh; integration needs reauthorisation");
             Err(Error::ReauthRequired {
                 publisher: session.record.publisher_id.clone(),
