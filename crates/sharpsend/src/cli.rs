@@ -116,6 +116,7 @@ impl SimArgs {
             iterable_users: self.iterable_users.unwrap_or(d.iterable_users),
             customerio_people: self.customerio_people.unwrap_or(d.customerio_people),
             keap_contacts: self.keap_contacts.unwrap_or(d.keap_contacts),
+            event_stream: Some(SandboxOptions::EVENT_STREAM),
         }
     }
 }
@@ -249,7 +250,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sandbox = if args.sandbox {
         let sandbox = Sandbox::start(
             &mut sim_core::Binder::ephemeral(),
-            &SandboxOptions::default(),
+            &SandboxOptions {
+                event_stream: Some(SandboxOptions::EVENT_STREAM),
+                ..SandboxOptions::default()
+            },
         )
         .await
         .context("starting the sandbox simulators")?;

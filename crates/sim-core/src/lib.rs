@@ -9,13 +9,15 @@
 //! - a reset that clears the log, faults and counters and calls the platform's own reset hooks;
 //! - a token-bucket [`RateLimiter`] the platforms use to enforce their published limits;
 //! - [`Binder`] and [`spawn`] to serve a router on a real socket (port 0 in tests);
-//! - [`SimClient`], a typed client of the control API for connector tests, so no test sleeps.
+//! - [`SimClient`], a typed client of the control API for connector tests, so no test sleeps;
+//! - [`receiver`], a small inbox for signed webhooks that checks Standard Webhooks signatures.
 #![forbid(unsafe_code)]
 
 mod client;
 mod control;
 mod faults;
 mod ratelimit;
+pub mod receiver;
 mod running;
 mod server;
 pub mod vendor;

@@ -16,7 +16,7 @@ use sim_core::lock;
 use crate::{
     data::IdKind,
     sim::{Limits, RateSpec, Region, Sim, region_param, workspace_json},
-    webhooks::{self, NAMED_EVENTS, Outgoing, WebhookConfig},
+    webhooks::{self, NAMED_EVENTS, Outgoing, ReportingHook, WebhookConfig},
 };
 
 type S = Arc<Sim>;
@@ -325,14 +325,18 @@ async fn set_webhook_config(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ReportingBody {
     workspace: Option<String>,
     /// Absent or null: the workspace has no reporting webhook.
     url: Option<String>,
+    /// Absent: the workspace's sandbox signing key.
+    signing_key: Option<String>,
 }
 
-/// `POST /_sim/webhooks/reporting {"workspace": "us", "url": "http://…"}`: the reporting webhook
-/// configured in the workspace's UI; the workspace's own events (an API unsubscribe) go there.
+/// `POST /_sim/webhooks/reporting {"workspace": "us", "url": "http://…", "signingKey"?}`: the
+/// reporting webhook configured in the workspace's UI; the workspace's own events (an API
+/// unsubscribe, the event stream) go there, signed with `signingKey`.
 async fn set_reporting(State(sim): State<S>, Json(b): Json<ReportingBody>) -> Response {
     let Some(region) = region_param(b.workspace.as_deref()) else {
         return bad("workspace must be us or eu");
@@ -342,13 +346,22 @@ async fn set_reporting(State(sim): State<S>, Json(b): Json<ReportingBody>) -> Re
     {
         return bad("url must be an http(s) URL");
     }
-    lock(&sim.webhooks.reporting)[region.index()] = b.url;
+    if b.signing_key.as_deref().is_some_and(str::is_empty) {
+        return bad("signingKey must not be empty");
+    }
+    lock(&sim.webhooks.reporting)[region.index()] = b.url.map(|url| ReportingHook {
+        url,
+        signing_key: b
+            .signing_key
+            .unwrap_or_else(|| region.workspace().webhook_signing_key.to_owned()),
+    });
     StatusCode::NO_CONTENT.into_response()
 }
 
 async fn get_reporting(State(sim): State<S>) -> Json<Value> {
+    let url = |h: &Option<ReportingHook>| h.as_ref().map(|h| h.url.clone());
     let r = lock(&sim.webhooks.reporting).clone();
-    Json(json!({"us": r[0], "eu": r[1]}))
+    Json(json!({"us": url(&r[0]), "eu": url(&r[1])}))
 }
 
 #[derive(Deserialize)]

@@ -13,10 +13,11 @@ mod reporting;
 mod resp;
 mod sim;
 mod store;
+mod stream;
 mod track;
 mod webhooks;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::http::StatusCode;
 use sim_core::{Binder, Control, Credential, Origin, RateLimitedResponder, Running};
@@ -55,6 +56,10 @@ pub struct Options {
     pub newsletters: u64,
     /// Transactional messages (ids 1…; email, email, email, sms, push, in_app, …).
     pub transactional: u64,
+    /// Report one event of newsletter activity this often to each workspace's reporting
+    /// webhook, once one is configured (the sandbox's stream); `None`: only the events tests
+    /// fire or the API causes.
+    pub event_stream: Option<Duration>,
 }
 
 impl Default for Options {
@@ -67,6 +72,7 @@ impl Default for Options {
             broadcasts: 5,
             newsletters: 36,
             transactional: 6,
+            event_stream: None,
         }
     }
 }
@@ -137,6 +143,9 @@ pub async fn start(binder: &mut Binder, opts: Options) -> std::io::Result<Runnin
         Arc::new(|_path: &str| resp::empty(StatusCode::TOO_MANY_REQUESTS));
     let control = Control::new(PLATFORM, responder);
     let sim = Arc::new(Sim::new(control.clone(), stores, origins));
+    if let Some(every) = opts.event_stream {
+        stream::spawn(&sim, every);
+    }
     let weak = Arc::downgrade(&sim);
     control.on_reset(move || {
         if let Some(s) = weak.upgrade() {

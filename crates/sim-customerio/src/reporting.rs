@@ -19,7 +19,7 @@ pub fn report_unsubscribes(sim: &Sim, region: Region) {
     if people.is_empty() {
         return;
     }
-    let Some(url) = lock(&sim.webhooks.reporting)[region.index()].clone() else {
+    let Some(hook) = lock(&sim.webhooks.reporting)[region.index()].clone() else {
         return;
     };
     let config = lock(&sim.webhooks.config).clone();
@@ -27,10 +27,10 @@ pub fn report_unsubscribes(sim: &Sim, region: Region) {
         let event = customer_unsubscribed(&p);
         sim.control.incr("customer_unsubscribed_reported");
         let out = Outgoing {
-            url: url.clone(),
+            url: hook.url.clone(),
             body: event.to_string().into_bytes(),
             event_id: event["event_id"].as_str().unwrap_or_default().to_owned(),
-            signing_key: region.workspace().webhook_signing_key.to_owned(),
+            signing_key: hook.signing_key.clone(),
             timestamp: None,
             schedule: config.retry_schedule_ms.clone(),
             timeout: Duration::from_millis(config.timeout_ms.max(1)),

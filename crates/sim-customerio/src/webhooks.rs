@@ -102,8 +102,17 @@ pub struct WebhookState {
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Box<Job>>>>,
     /// The reporting webhook each workspace (us, eu) has configured in its UI
     /// (`POST /_sim/webhooks/reporting` stands in for the UI); events the workspace emits by
-    /// itself (an unsubscribe through the API) go there.
-    pub reporting: Mutex<[Option<String>; 2]>,
+    /// itself (an unsubscribe through the API, the sandbox's event stream) go there.
+    pub reporting: Mutex<[Option<ReportingHook>; 2]>,
+}
+
+/// A workspace's configured reporting webhook.
+#[derive(Clone, Debug)]
+pub struct ReportingHook {
+    pub url: String,
+    /// What its deliveries are signed with: Customer.io shows each reporting webhook's own
+    /// signing key; the sandbox takes the one it is told, else the workspace's.
+    pub signing_key: String,
 }
 
 impl WebhookState {
@@ -151,11 +160,17 @@ pub const NAMED_EVENTS: &[&str] = &[
 
 /// Builds a named event about seeded person 0 and the newest sent newsletter.
 pub fn named_event(name: &str, seeded: &Seeded) -> Option<Value> {
+    let newest_sent = seeded.sizes.newsletters.saturating_sub(1).max(1);
+    event_about(name, seeded, 0, newest_sent)
+}
+
+/// Builds a named event about seeded person `person` and newsletter number `issue` (1-based).
+pub fn event_about(name: &str, seeded: &Seeded, person: u64, issue: u64) -> Option<Value> {
     if !NAMED_EVENTS.contains(&name) {
         return None;
     }
     let (object_type, metric) = name.split_once('_')?;
-    let person = seeded.person(0);
+    let person = seeded.person(person);
     let identifiers = json!({
         "id": person.as_ref().and_then(|p| p.id.clone()),
         "email": person.as_ref().map(|p| p.email.clone()),
@@ -169,8 +184,7 @@ pub fn named_event(name: &str, seeded: &Seeded) -> Option<Value> {
     if object_type == "customer" {
         data["email_address"] = json!(email);
     } else {
-        let newsletters = seeded.sizes.newsletters;
-        let nid = crate::data::NEWSLETTER_ID_BASE + newsletters.saturating_sub(1).max(1);
+        let nid = crate::data::NEWSLETTER_ID_BASE + issue;
         data["delivery_id"] = json!(format!("SBX{}", &ulid()[..25]));
         data["newsletter_id"] = json!(nid);
         data["content_id"] = json!(nid * 10 + 1);
@@ -184,10 +198,7 @@ pub fn named_event(name: &str, seeded: &Seeded) -> Option<Value> {
             };
         }
         if object_type == "email" {
-            data["subject"] = json!(format!(
-                "Weekly Digest #{}",
-                newsletters.saturating_sub(1).max(1)
-            ));
+            data["subject"] = json!(format!("Weekly Digest #{issue}"));
         }
         match metric {
             "clicked" => {

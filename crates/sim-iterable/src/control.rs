@@ -338,7 +338,9 @@ async fn get_sends(State(p): State<Shared>) -> Json<Value> {
     Json(Value::Array(lock(&p.store).sends.clone()))
 }
 
-/// Creates a system webhook, as a user does in Integrations → System Webhooks.
+/// Creates a system webhook, as a user does in Integrations → System Webhooks. One for an
+/// endpoint that already has one replaces it and keeps its id (the user edits it in place), so
+/// connecting again does not double every delivery.
 async fn create_webhook(State(p): State<Shared>, Json(mut w): Json<Webhook>) -> Response {
     if !webhooks::AUTH_TYPES.contains(&w.auth_type.as_str()) {
         return (
@@ -348,13 +350,24 @@ async fn create_webhook(State(p): State<Shared>, Json(mut w): Json<Webhook>) -> 
             .into_response();
     }
     let mut store = lock(&p.store);
-    w.id = 7000 + store.webhooks.len() as u64 + 1;
+    let existing = store.webhooks.iter().position(|e| e.endpoint == w.endpoint);
+    w.id = existing.map_or(7000 + store.webhooks.len() as u64 + 1, |i| {
+        store.webhooks[i].id
+    });
     let view = json!({
         "id": w.id, "endpoint": w.endpoint, "enabled": w.enabled, "authType": w.auth_type,
         "blastSendEnabled": w.blast_send_enabled, "triggeredSendEnabled": w.triggered_send_enabled,
     });
-    store.webhooks.push(w);
-    (StatusCode::CREATED, Json(view)).into_response()
+    match existing {
+        Some(i) => {
+            store.webhooks[i] = w;
+            (StatusCode::OK, Json(view)).into_response()
+        }
+        None => {
+            store.webhooks.push(w);
+            (StatusCode::CREATED, Json(view)).into_response()
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -22,10 +22,14 @@ pub mod limits;
 mod metrics;
 mod project;
 mod query;
+mod stream;
 pub mod users;
 mod webhooks;
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::Router;
 use sim_core::{Binder, Control, Credential, Origin, RateLimiter, Running};
@@ -89,6 +93,10 @@ pub struct Options {
     pub rate_limits: bool,
     /// Deliver an `emailSend`/`smsSend`/… system webhook after each target send.
     pub webhook_on_send: bool,
+    /// Deliver one event of email activity this often to the project's system webhooks, once
+    /// one is configured (the sandbox's stream); `None`: only the events tests fire or the API
+    /// causes.
+    pub event_stream: Option<Duration>,
 }
 
 impl Default for Options {
@@ -105,6 +113,7 @@ impl Default for Options {
             unpaginated_allowed: false,
             rate_limits: true,
             webhook_on_send: true,
+            event_stream: None,
         }
     }
 }
@@ -164,7 +173,10 @@ fn project(region: Region, opts: &Options) -> Arc<project::Project> {
 
 /// The full router of one data centre's project: Iterable's paths plus the `/_sim/` routes.
 pub fn router(region: Region, opts: &Options) -> Router {
-    let p = project(region, opts);
+    project_router(project(region, opts))
+}
+
+fn project_router(p: Arc<project::Project>) -> Router {
     let control = p.control.clone();
     // Iterable-specific control routes join after the wrap: like sim-core's own, they are
     // neither logged nor faulted.
@@ -175,8 +187,13 @@ pub fn router(region: Region, opts: &Options) -> Router {
 
 /// Starts the US and the EU servers (in that order on the binder).
 pub async fn start(binder: &mut Binder, opts: Options) -> std::io::Result<Running> {
-    let us = sim_core::spawn(binder.bind().await?, router(Region::Us, &opts))?;
-    let eu = sim_core::spawn(binder.bind().await?, router(Region::Eu, &opts))?;
+    let (us, eu) = (project(Region::Us, &opts), project(Region::Eu, &opts));
+    if let Some(every) = opts.event_stream {
+        stream::spawn(&us, every);
+        stream::spawn(&eu, every);
+    }
+    let us = sim_core::spawn(binder.bind().await?, project_router(us))?;
+    let eu = sim_core::spawn(binder.bind().await?, project_router(eu))?;
     let mut credentials: Vec<Credential> = keys::sandbox_keys(Region::Us)
         .into_iter()
         .chain(keys::sandbox_keys(Region::Eu))

@@ -26,6 +26,7 @@ mod keap_reporting;
 mod logs;
 mod metrics_history;
 mod openapi;
+mod sandbox_alive;
 mod server_hardening;
 mod sync;
 mod sync_sources;

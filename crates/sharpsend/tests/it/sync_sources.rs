@@ -67,6 +67,7 @@ async fn env() -> Env {
     .unwrap();
     let sandbox = Sandbox {
         platforms: vec![iterable, customerio, keap],
+        receiver: sim_core::receiver::start(binder).await.unwrap(),
     };
     let overrides = sandbox.upstream_overrides();
     let extra: Vec<(&str, &str)> = overrides.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -7,5 +7,6 @@ mod cdp;
 mod common;
 mod consent;
 mod fidelity;
+mod stream;
 mod track;
 mod webhooks;

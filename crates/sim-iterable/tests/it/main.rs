@@ -11,3 +11,4 @@ mod lists_users;
 mod paging;
 mod rate_limits;
 mod sends_webhooks;
+mod stream;

@@ -332,6 +332,7 @@ pub async fn connect(
         },
     )
     .await?;
+    crate::sandbox::on_connect(&state, scope.publisher()?, &integration).await;
     crate::consent::audit::note(
         &state,
         scope.publisher()?,

@@ -280,6 +280,7 @@ pub async fn connect(
     )
     .await?;
     integration.webhook_secret = shown;
+    crate::sandbox::on_connect(&state, scope.publisher()?, &integration).await;
     tracing::info!(
         replaced = integration.replaced.unwrap_or(false),
         "Iterable connected"

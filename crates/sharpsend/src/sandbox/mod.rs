@@ -1,7 +1,16 @@
 //! The built-in platform simulators, started together: `sharpsend sim` serves them for other
 //! programs; `sharpsend serve --sandbox` starts them in-process and points every upstream at them.
+//! Beside them runs a small receiver of signed webhooks (`/inbox/…`) to register as an event
+//! destination; and under `serve --sandbox`, a connect points the simulator's webhooks at the new
+//! integration ([`on_connect`]), so events start arriving without any set-up.
 
-use sim_core::{Binder, Running};
+mod connect;
+
+use std::time::Duration;
+
+use sim_core::{Binder, Running, SimServer};
+
+pub use connect::on_connect;
 
 /// Sizes and seed of the simulated accounts.
 #[derive(Clone, Debug)]
@@ -13,6 +22,16 @@ pub struct SandboxOptions {
     pub customerio_people: u64,
     /// Keap contacts.
     pub keap_contacts: u64,
+    /// Iterable and Customer.io deliver one event of email activity this often to each
+    /// configured webhook; `None` (the default, and what tests use): only the events fired by
+    /// hand or caused through the API. `sharpsend sim` and `serve --sandbox` use
+    /// [`SandboxOptions::EVENT_STREAM`].
+    pub event_stream: Option<Duration>,
+}
+
+impl SandboxOptions {
+    /// The stream of the interactive sandbox: modest, so the events list fills at reading pace.
+    pub const EVENT_STREAM: Duration = Duration::from_secs(4);
 }
 
 impl Default for SandboxOptions {
@@ -22,14 +41,18 @@ impl Default for SandboxOptions {
             iterable_users: sim_iterable::Options::default().users,
             customerio_people: sim_customerio::Options::default().people,
             keap_contacts: sim_keap::Options::default().contacts,
+            event_stream: None,
         }
     }
 }
 
-/// The running simulators of all three platforms. Dropping it stops them.
+/// The running simulators of all three platforms and the webhook receiver. Dropping it stops
+/// them.
 #[derive(Debug)]
 pub struct Sandbox {
     pub platforms: Vec<Running>,
+    /// The receiver of signed webhooks (`sim_core::receiver`).
+    pub receiver: SimServer,
 }
 
 impl Sandbox {
@@ -39,6 +62,7 @@ impl Sandbox {
             sim_iterable::Options {
                 seed: opts.seed,
                 users: opts.iterable_users,
+                event_stream: opts.event_stream,
                 ..Default::default()
             },
         )
@@ -48,6 +72,7 @@ impl Sandbox {
             sim_customerio::Options {
                 seed: opts.seed,
                 people: opts.customerio_people,
+                event_stream: opts.event_stream,
                 ..Default::default()
             },
         )
@@ -61,9 +86,17 @@ impl Sandbox {
             },
         )
         .await?;
+        // Bound last, so `--base-port` keeps the simulators' ports where they were.
+        let receiver = sim_core::receiver::start(binder).await?;
         Ok(Self {
             platforms: vec![iterable, customerio, keap],
+            receiver,
         })
+    }
+
+    /// Where the receiver's inboxes are: `http://127.0.0.1:PORT/inbox`.
+    pub fn receiver_url(&self) -> String {
+        format!("{}/inbox", self.receiver.origin())
     }
 
     /// Every upstream variable of CONTRACT §1 and the simulator origin it should point at.
@@ -86,6 +119,11 @@ impl Sandbox {
                 out.push_str(&format!("    {:<36} {}\n", c.label, c.value));
             }
         }
+        out.push_str(&format!(
+            "\n  event receiver  {}\n    register http://…/inbox/NAME as a destination, PUT its \
+             whsec_ secret to …/inbox/NAME/secret, GET …/inbox/NAME to watch\n",
+            self.receiver_url()
+        ));
         out
     }
 }
@@ -119,5 +157,12 @@ mod tests {
             .unwrap();
         assert!(resp.status().is_success());
         assert!(sandbox.describe().contains("keap client id"));
+        assert!(
+            sandbox
+                .describe()
+                .contains(&format!("event receiver  {}", sandbox.receiver_url()))
+        );
+        let resp = reqwest::get(sandbox.receiver_url()).await.unwrap();
+        assert!(resp.status().is_success());
     }
 }
