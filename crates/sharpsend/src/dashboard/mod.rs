@@ -10,6 +10,7 @@
 
 pub mod api;
 mod consent;
+mod destinations;
 pub mod session;
 pub mod views;
 
@@ -74,6 +75,22 @@ pub fn routes(api: Router) -> Router<AppState> {
         .route("/consent/settings", post(consent::save_settings))
         .route("/consent/erase", post(consent::erase))
         .route("/consent/erasures/{erasure_id}", get(consent::erasure_page))
+        .route(
+            "/destinations",
+            get(destinations::destinations_page).post(destinations::add_destination),
+        )
+        .route("/destinations/{id}", get(destinations::destination_page))
+        .route(
+            "/destinations/{id}/enabled",
+            post(destinations::set_enabled),
+        )
+        .route(
+            "/destinations/{id}/messages/{message_id}/retry",
+            post(destinations::retry_message),
+        )
+        .route("/destinations/{id}/replay", post(destinations::replay))
+        .route("/destinations/{id}/rotate", post(destinations::rotate))
+        .route("/destinations/{id}/delete", post(destinations::delete))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
         .layer(Extension(ApiRouter(api)))

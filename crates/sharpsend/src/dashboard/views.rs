@@ -18,6 +18,7 @@ pub fn nav(active: &str) -> Vec<NavItem> {
         ("/", "Integrations"),
         ("/events", "Events"),
         ("/consent", "Consent"),
+        ("/destinations", "Destinations"),
     ]
     .into_iter()
     .map(|(href, label)| NavItem {
@@ -669,6 +670,110 @@ pub struct ErasurePage {
     pub status: String,
     pub created_at: Stamp,
     pub platforms: Vec<ProgressView>,
+    pub error: Option<String>,
+}
+
+/// One destination in the Destinations page's table.
+pub struct DestinationRow {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// The filters as shown: `all` when empty.
+    pub event_types: String,
+    pub platforms: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub created_at: Stamp,
+}
+
+/// A platform checkbox of the add form.
+pub struct PlatformBox {
+    pub platform: &'static str,
+    pub name: &'static str,
+    pub checked: bool,
+}
+
+/// The Destinations page: the publisher's destinations and the form to add one.
+#[derive(Template)]
+#[template(path = "destinations.html")]
+pub struct DestinationsPage {
+    pub chrome: Chrome,
+    pub rows: Vec<DestinationRow>,
+    pub list_error: Option<String>,
+    /// The add form's values, as entered, and its error.
+    pub add_url: String,
+    pub add_event_types: String,
+    pub add_description: String,
+    pub platforms: Vec<PlatformBox>,
+    pub add_error: Option<String>,
+}
+
+/// One delivery attempt of a message.
+pub struct AttemptRow {
+    pub at: Stamp,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// The first 1 KiB of the answer, rendered as text.
+    pub response: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One message of a destination, with its attempts (oldest first).
+pub struct MessageRow {
+    pub id: String,
+    pub event_type: String,
+    pub status: &'static str,
+    pub created_at: Stamp,
+    pub next_attempt_at: Option<Stamp>,
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// One destination: its settings, actions and messages.
+#[derive(Template)]
+#[template(path = "destination.html")]
+pub struct DestinationPage {
+    pub chrome: Chrome,
+    pub destination: DestinationRow,
+    /// Until when the rotated-out secret still signs.
+    pub previous_secret_until: Option<Stamp>,
+    /// The status filter, as chosen (`""`: all).
+    pub status: String,
+    pub statuses: [&'static str; 3],
+    pub messages: Vec<MessageRow>,
+    pub messages_error: Option<String>,
+    pub paged: bool,
+    pub first_href: String,
+    pub next_href: Option<String>,
+    /// The replay form's value, as entered, and the error of the last action.
+    pub replay_since: String,
+    pub action_error: Option<String>,
+}
+
+impl DestinationPage {
+    pub fn is_status(&self, s: &str) -> bool {
+        self.status == s
+    }
+}
+
+/// A destination's signing secret, shown once: after creating it or rotating it.
+#[derive(Template)]
+#[template(path = "destination_secret.html")]
+pub struct DestinationSecretPage {
+    pub chrome: Chrome,
+    pub id: String,
+    pub url: String,
+    pub secret: String,
+    /// After a rotation: until when the previous secret still signs.
+    pub previous_until: Option<Stamp>,
+}
+
+/// Deleting a destination, second step: its id typed again.
+#[derive(Template)]
+#[template(path = "destination_delete.html")]
+pub struct DestinationDeletePage {
+    pub chrome: Chrome,
+    pub id: String,
+    pub url: String,
     pub error: Option<String>,
 }
 

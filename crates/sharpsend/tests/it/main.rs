@@ -16,6 +16,7 @@ mod customerio;
 mod dashboard;
 mod dashboard_browser;
 mod dashboard_campaign;
+mod dashboard_destinations;
 mod destinations;
 mod edges;
 mod helpers;
