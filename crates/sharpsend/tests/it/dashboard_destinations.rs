@@ -123,7 +123,7 @@ async fn the_destinations_page_adds_shows_the_secret_once_and_acts_on_messages()
     assert!(list.body.contains(&url), "{}", list.body);
     assert!(list.body.contains("suppression.created, email.*"));
     assert!(
-        list.body.contains("&lt;b&gt;bold&lt;/b&gt; backend"),
+        list.body.contains("&#60;b&#62;bold&#60;/b&#62; backend"),
         "{}",
         list.body
     );
@@ -160,12 +160,7 @@ async fn the_destinations_page_adds_shows_the_secret_once_and_acts_on_messages()
     };
     assert!(detail.body.contains("suppression.created"));
     assert!(
-        detail
-            .body
-            .contains("&lt;script&gt;alert(&#x27;answer&#x27;)&lt;/script&gt;")
-            || detail
-                .body
-                .contains("&lt;script&gt;alert(&#39;answer&#39;)&lt;/script&gt;"),
+        detail.body.contains("&#60;script&#62;alert("),
         "{}",
         detail.body
     );
