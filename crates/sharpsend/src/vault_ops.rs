@@ -1,5 +1,5 @@
-//! Master-key rotation (`sharpsend vault rotate`): re-seal every stored secret under the active
-//! key. Old keys stay in the keyring until no row needs them, so running servers keep working
+//! Master-key rotation (`sharpsend vault rotate`): re-seal every stored secret (platform
+//! credentials and event destinations' signing secrets) under the active key. Old keys stay in the keyring until no row needs them, so running servers keep working
 //! throughout (docs/security.md#rotating-the-master-key).
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub async fn reseal_all(store: &Arc<dyn Store>, vault: &Vault) -> anyhow::Result
     loop {
         let batch = store.credentials_not_under(active.0, 200).await?;
         if batch.is_empty() {
-            return Ok(report);
+            break;
         }
         let mut progressed = false;
         for row in batch {
@@ -54,9 +54,64 @@ pub async fn reseal_all(store: &Arc<dyn Store>, vault: &Vault) -> anyhow::Result
             progressed = true;
         }
         if !progressed {
-            return Ok(report);
+            break;
         }
     }
+    reseal_destination_secrets(store, vault, &mut report).await?;
+    Ok(report)
+}
+
+/// The event destinations' signing secrets (the current one and a rotated-out one still
+/// signing), sealed under the destination's id.
+async fn reseal_destination_secrets(
+    store: &Arc<dyn Store>,
+    vault: &Vault,
+    report: &mut RotationReport,
+) -> anyhow::Result<()> {
+    let active = vault.active_key_id();
+    for d in store.all_destinations().await? {
+        let current = Some(d.secret.as_slice());
+        let previous = d.old_secret.as_ref().map(|(s, _)| s.as_slice());
+        for (is_previous, sealed) in [(false, current), (true, previous)] {
+            let Some(sealed) = sealed else { continue };
+            if vault::envelope_key_id(sealed).is_ok_and(|k| k == active) {
+                continue;
+            }
+            let aad = Aad {
+                integration_id: &d.id,
+                field: crate::destinations::SECRET_FIELD,
+            };
+            let secret = vault.open(aad, sealed).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the signing secret of destination {}: {e}. Is the old key in \
+                     SHARPSEND_MASTER_KEY_RETIRED or the key file?",
+                    d.id
+                )
+            })?;
+            let new = vault.seal(aad, &secret)?;
+            if store
+                .reseal_destination_secret(&d.id, is_previous, sealed, &new.bytes, new.key_id.0)
+                .await?
+            {
+                report.resealed += 1;
+            } else {
+                report.changed_concurrently += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether any destination secret is sealed under another key than `active`.
+async fn destination_secrets_outside(
+    store: &Arc<dyn Store>,
+    active: vault::KeyId,
+) -> anyhow::Result<bool> {
+    Ok(store.all_destinations().await?.iter().any(|d| {
+        std::iter::once(d.secret.as_slice())
+            .chain(d.old_secret.as_ref().map(|(s, _)| s.as_slice()))
+            .any(|s| !vault::envelope_key_id(s).is_ok_and(|k| k == active))
+    }))
 }
 
 /// `vault rotate`: with a key file, a new key goes first in the file (older keys stay, so running
@@ -95,9 +150,10 @@ pub async fn prune(store: &Arc<dyn Store>, source: &KeySource) -> anyhow::Result
         .credentials_not_under(keyring.active().id().0, 1)
         .await?
         .is_empty()
+        || destination_secrets_outside(store, keyring.active().id()).await?
     {
         anyhow::bail!(
-            "some credentials still use a retired key; run `sharpsend vault rotate` again before pruning"
+            "some credentials or destination secrets still use a retired key; run `sharpsend vault rotate` again before pruning"
         );
     }
     write_key_file(path, &Keyring::new(keyring.active().clone(), vec![]))?;

@@ -373,6 +373,18 @@ pub trait DestinationStore: Send + Sync {
         message_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Message>>;
+    /// Every destination of every owner (master-key rotation re-seals their secrets).
+    async fn all_destinations(&self) -> StoreResult<Vec<Destination>>;
+    /// Replaces a sealed secret (`previous`: the rotated-out one) if it still holds `old`, so a
+    /// concurrent rotation is never overwritten; answers whether it did.
+    async fn reseal_destination_secret(
+        &self,
+        id: &str,
+        previous: bool,
+        old: &[u8],
+        new: &[u8],
+        key_id: u32,
+    ) -> StoreResult<bool>;
     /// Queues every message of the destination created at or after `since` again now, with a
     /// new schedule (those in flight are left to finish); answers how many.
     async fn replay_messages(
@@ -831,8 +843,7 @@ macro_rules! impl_destination_store {
                          WHERE e.destination_id = m.destination_id AND e.reader = m.reader \
                          AND e.status = 'pending' AND e.seq < m.seq) \
                        AND (SELECT COUNT(*) FROM destination_messages f \
-                         WHERE f.destination_id = m.destination_id AND f.status = 'pending' \
-                         AND f.locked_until >= $3) < $4 \
+                         WHERE f.destination_id = m.destination_id AND f.locked_until >= $3) < $4 \
                        ORDER BY m.next_at, m.seq LIMIT 1 {}) \
                      RETURNING {}",
                     $claim_lock,
@@ -1018,6 +1029,44 @@ macro_rules! impl_destination_store {
                 .await?
                 .map(TryInto::try_into)
                 .transpose()
+            }
+
+            async fn all_destinations(
+                &self,
+            ) -> $crate::StoreResult<Vec<$crate::destinations::Destination>> {
+                sqlx::query_as::<_, $crate::destinations::DestinationRow>(&format!(
+                    "SELECT {} FROM destinations ORDER BY seq",
+                    $crate::destinations::DESTINATION_COLUMNS
+                ))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
+            async fn reseal_destination_secret(
+                &self,
+                id: &str,
+                previous: bool,
+                old: &[u8],
+                new: &[u8],
+                key_id: u32,
+            ) -> $crate::StoreResult<bool> {
+                let sql = if previous {
+                    "UPDATE destinations SET old_secret = $3 WHERE id = $1 AND old_secret = $2"
+                } else {
+                    "UPDATE destinations SET secret = $3, secret_key_id = $4 WHERE id = $1 AND secret = $2"
+                };
+                Ok(sqlx::query(sql)
+                    .bind(id)
+                    .bind(old)
+                    .bind(new)
+                    .bind(i64::from(key_id))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    > 0)
             }
 
             async fn replay_messages(

@@ -34,7 +34,7 @@ pub const MAX_FILTERS: usize = 100;
 pub const MAX_DESCRIPTION: usize = 500;
 
 /// The vault field the signing secrets are sealed under (with the destination id).
-const SECRET_FIELD: &str = "signingSecret";
+pub const SECRET_FIELD: &str = "signingSecret";
 
 /// The event types we push that are not received from a platform.
 pub const OWN_EVENT_TYPES: [&str; 4] = [

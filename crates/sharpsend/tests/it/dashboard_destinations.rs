@@ -223,7 +223,7 @@ async fn the_destinations_page_adds_shows_the_secret_once_and_acts_on_messages()
         .post(&enabled, &[("csrf", &csrf), ("enabled", "false")])
         .await;
     assert_eq!(p.location(), format!("{path}?done=disabled"), "{}", p.body);
-    let page = web.get(&p.location().to_owned()).await;
+    let page = web.get(p.location()).await;
     assert!(page.body.contains("id=\"state\">disabled"), "{}", page.body);
     assert!(page.body.contains("id=\"enable\""));
     let p = web

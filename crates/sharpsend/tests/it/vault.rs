@@ -178,11 +178,27 @@ async fn env_key_rotation_keeps_old_rows_readable_throughout() {
     let db = fresh_db().await;
     let old = random_master_key();
     let new = random_master_key();
-    // Before: everything under the old key.
-    let app = TestApp::spawn_with(&db, &old, &[]).await;
+    // Before: everything under the old key, an event destination's signing secret included.
+    let app = TestApp::spawn_with(
+        &db,
+        &old,
+        &[("SHARPSEND_DESTINATIONS_ALLOW_PRIVATE", "true")],
+    )
+    .await;
     integrations::connect(&app.state, conn("pub-a"))
         .await
         .unwrap();
+    let destination = sharpsend::destinations::create(
+        &app.state,
+        store::DestinationOwner::Operator,
+        sharpsend::destinations::Registration {
+            url: "http://127.0.0.1:9/hook".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .destination;
     app.stop().await;
 
     // Step 1: replicas restart with the new key active and the old one retired. Old rows still
@@ -205,7 +221,10 @@ async fn env_key_rotation_keeps_old_rows_readable_throughout() {
         retired: Some(old.clone().into()),
     };
     let (vault, report) = vault_ops::rotate(&app.state.store, &source).await.unwrap();
-    assert_eq!(report.resealed, 2);
+    assert_eq!(
+        report.resealed, 3,
+        "two credentials and a destination secret"
+    );
     let counts = app.state.store.credential_key_counts().await.unwrap();
     assert_eq!(counts, vec![(vault.active_key_id().0, 4)]);
     assert_eq!(
@@ -217,6 +236,17 @@ async fn env_key_rotation_keeps_old_rows_readable_throughout() {
     // Step 3: the old key is gone from the environment; everything still opens.
     let app = TestApp::spawn_with(&db, &new, &[]).await;
     assert_eq!(credentials_of(&app, "pub-a").await["status"], "connected");
+    let resealed = app
+        .state
+        .store
+        .destination_by_id(&destination.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(resealed.secret, destination.secret);
+    let keys =
+        sharpsend::destinations::signing_keys(&app.state, &resealed, chrono::Utc::now()).unwrap();
+    assert_eq!(keys.len(), 1);
     assert_eq!(
         credentials_of(&app, "pub-b").await["credentials"]["refreshToken"],
         "…resh"
