@@ -72,6 +72,9 @@ pub async fn work(state: AppState, worker: String, shutdown: CancellationToken) 
                         tracing::warn!(error = %e, "recording a delivery failed; the lease will hand the message over");
                     }
                     drop(slot);
+                    // A finished delivery frees a place in its destination's in-flight limit and
+                    // may unblock its reader's next message: claim again now, not at the next poll.
+                    state.outbound.wake();
                 });
             }
             Ok(None) => {
